@@ -1,0 +1,209 @@
+"""Figures of the redundancy analysis, drawn from the frames of ``brcd_lib.analysis.redundancy``.
+
+Each function returns a :class:`matplotlib.figure.Figure` built on the non-interactive Agg canvas
+(no pyplot state, no global backend switch, so nothing leaks between calls), with a title, labelled
+axes (with units) and a legend or colour-bar label. :func:`save_figure` writes a PNG atomically.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+__all__ = [
+    "plot_cluster_bit_means",
+    "plot_redundancy_vs_delta",
+    "plot_bit_balance",
+    "plot_bit_correlation",
+    "plot_bit_flip_rate",
+    "plot_offset_rates",
+    "plot_elbow",
+    "save_figure",
+]
+
+_DIVERGING = "RdBu_r"
+
+
+def _new_figure(width: float, height: float) -> tuple[Figure, object]:
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot(1, 1, 1)
+
+
+def _require(frame: pd.DataFrame, columns: list[str], what: str) -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"{what} needs a pandas DataFrame; got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{what} needs columns {columns}; missing {missing}. Build the frame with "
+            "brcd_lib.analysis.redundancy"
+        )
+    if frame.empty:
+        raise ValueError(f"{what} got an empty frame; nothing to draw")
+
+
+def plot_cluster_bit_means(frame: pd.DataFrame, *, title: str = "Per-cluster bit means") -> Figure:
+    """Heatmap of the mean of each bit (columns) in each cluster (rows), from
+    :func:`~brcd_lib.analysis.redundancy.cluster_bit_means`. Diverging colormap centred at 0:
+    saturated cells are consistent bits, pale cells redundancy bits."""
+    _require(frame, ["cluster", "bit", "mean"], "plot_cluster_bit_means")
+    grid = frame.pivot(index="cluster", columns="bit", values="mean").sort_index()
+    fig, ax = _new_figure(max(4.0, 0.18 * grid.shape[1] + 2.0), max(2.5, 0.35 * grid.shape[0] + 1.5))
+    sns.heatmap(
+        grid,
+        ax=ax,
+        cmap=_DIVERGING,
+        center=0.0,
+        vmin=-1.0,
+        vmax=1.0,
+        cbar_kws={"label": "mean of the ±1 bit (unitless, -1 to 1)"},
+    )
+    ax.set_xlabel("bit index (position in the code)")
+    ax.set_ylabel("cluster (k-means pseudo label)")
+    ax.set_title(title)
+    return fig
+
+
+def plot_redundancy_vs_delta(
+    frame: pd.DataFrame, *, title: str = "Redundancy bits vs margin δ"
+) -> Figure:
+    """Line plot of the number of redundancy bits against delta, one line per cluster plus the
+    mean over clusters, from :func:`~brcd_lib.analysis.redundancy.redundancy_vs_delta`."""
+    _require(frame, ["cluster", "delta", "n_redundant_bits"], "plot_redundancy_vs_delta")
+    fig, ax = _new_figure(6.0, 4.0)
+    df = frame.copy()
+    df["cluster"] = df["cluster"].astype(str)
+    sns.lineplot(
+        data=df, x="delta", y="n_redundant_bits", hue="cluster", ax=ax, alpha=0.5, linewidth=1.0,
+        marker="o", markersize=3,
+    )
+    mean = frame.groupby("delta", sort=True)["n_redundant_bits"].mean()
+    ax.plot(mean.index, mean.values, color="black", linewidth=2.0, label="mean over clusters")
+    ax.set_xlabel("margin δ on |cluster bit mean| (unitless)")
+    ax.set_ylabel("redundancy bits per cluster (bits)")
+    ax.set_title(title)
+    ax.legend(title="cluster", fontsize="small", ncol=2)
+    return fig
+
+
+def plot_bit_balance(frame: pd.DataFrame, *, title: str = "Bit balance") -> Figure:
+    """Bars of the fraction of +1 per bit with the balanced level 0.5 as a reference line, from
+    :func:`~brcd_lib.analysis.redundancy.bit_balance`."""
+    _require(frame, ["bit", "p_plus"], "plot_bit_balance")
+    fig, ax = _new_figure(max(4.0, 0.15 * len(frame) + 2.0), 3.5)
+    ax.bar(frame["bit"], frame["p_plus"], color="tab:blue", label="fraction of +1")
+    ax.axhline(0.5, color="black", linestyle="--", linewidth=1.0, label="balanced (0.5)")
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("bit index (position in the code)")
+    ax.set_ylabel("fraction of codes with +1 (0 to 1)")
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize="small")
+    return fig
+
+
+def plot_bit_correlation(matrix: pd.DataFrame, *, title: str = "Bit correlation") -> Figure:
+    """Heatmap of the L x L Pearson correlation between bits (diverging, centred at 0), from
+    :func:`~brcd_lib.analysis.redundancy.bit_correlation`."""
+    if not isinstance(matrix, pd.DataFrame) or matrix.shape[0] != matrix.shape[1] or matrix.empty:
+        raise ValueError("plot_bit_correlation needs the square DataFrame of bit_correlation(codes)")
+    fig, ax = _new_figure(max(4.0, 0.12 * matrix.shape[0] + 3.0), max(3.5, 0.12 * matrix.shape[0] + 2.5))
+    sns.heatmap(
+        matrix.astype(float),
+        ax=ax,
+        cmap=_DIVERGING,
+        center=0.0,
+        vmin=-1.0,
+        vmax=1.0,
+        square=True,
+        cbar_kws={"label": "Pearson correlation (unitless, -1 to 1)"},
+    )
+    ax.set_xlabel("bit index (position in the code)")
+    ax.set_ylabel("bit index (position in the code)")
+    ax.set_title(title)
+    return fig
+
+
+def plot_bit_flip_rate(frame: pd.DataFrame, *, title: str = "Bit flips under augmentation") -> Figure:
+    """Bars of the per-bit flip rate between clean and augmented codes, with the mean as a line,
+    from :func:`~brcd_lib.analysis.redundancy.bit_flip_rate`."""
+    _require(frame, ["bit", "flip_rate"], "plot_bit_flip_rate")
+    fig, ax = _new_figure(max(4.0, 0.15 * len(frame) + 2.0), 3.5)
+    ax.bar(frame["bit"], frame["flip_rate"], color="tab:orange", label="flip rate")
+    mean = float(np.mean(frame["flip_rate"]))
+    ax.axhline(mean, color="black", linestyle="--", linewidth=1.0, label=f"mean ({mean:.3f})")
+    ax.set_ylim(0.0, max(1e-3, float(np.max(frame["flip_rate"]))) * 1.1)
+    ax.set_xlabel("bit index (position in the code)")
+    ax.set_ylabel("flip rate (fraction of augmented views)")
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize="small")
+    return fig
+
+
+def plot_offset_rates(
+    frame: pd.DataFrame,
+    *,
+    x: str = "backbone",
+    y: str = "offset_positive_rate",
+    hue: str | None = None,
+    title: str = "Offset positives caused by augmentation",
+) -> Figure:
+    """Bars of the offset-positive rate per backbone (``x``), optionally split by ``hue`` (e.g.
+    code length). One row per bar in ``frame``; rates come from
+    :func:`~brcd_lib.analysis.redundancy.offset_positive_rate`."""
+    _require(frame, [x, y] + ([hue] if hue else []), "plot_offset_rates")
+    fig, ax = _new_figure(max(4.0, 0.9 * frame[x].nunique() + 2.0), 3.8)
+    df = frame.copy()
+    if hue:
+        df[hue] = df[hue].astype(str)
+        sns.barplot(data=df, x=x, y=y, hue=hue, ax=ax)
+        ax.legend(title=hue, fontsize="small")
+    else:
+        sns.barplot(data=df, x=x, y=y, ax=ax, color="tab:green", label=y.replace("_", " "))
+        ax.legend(fontsize="small")
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel(f"{x.replace('_', ' ')} (teacher model)")
+    ax.set_ylabel("offset-positive rate (fraction of views)")
+    ax.set_title(title)
+    return fig
+
+
+def plot_elbow(frame: pd.DataFrame, *, title: str = "k-means elbow") -> Figure:
+    """Inertia (left axis) and silhouette (right axis) against K, from
+    :func:`~brcd_lib.distill.clustering.elbow_curve`."""
+    _require(frame, ["k", "inertia", "silhouette"], "plot_elbow")
+    fig, ax = _new_figure(6.0, 4.0)
+    l1 = ax.plot(frame["k"], frame["inertia"], marker="o", color="tab:blue", label="inertia")
+    ax.set_xlabel("number of clusters K")
+    ax.set_ylabel("inertia (sum of squared distances, bits²)")
+    ax2 = ax.twinx()
+    l2 = ax2.plot(
+        frame["k"], frame["silhouette"], marker="s", color="tab:red", linestyle="--", label="silhouette"
+    )
+    ax2.set_ylabel("silhouette score (unitless, -1 to 1)")
+    ax.set_title(title)
+    ax.legend(handles=l1 + l2, loc="upper right", fontsize="small")
+    return fig
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 150) -> Path:
+    """Write ``fig`` as PNG (``dpi`` 150, ``bbox_inches="tight"``) to a temporary file in the target
+    folder, then rename it into place; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp.png", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

@@ -1,0 +1,105 @@
+"""Dataclass configurations for data, models, training and distillation, and their hashes.
+
+Every result the kit writes is saved next to the config that produced it; ``config_hash`` is the
+key of run caches ("a rerun with nothing changed reuses the finished run").
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which dataset, under which protocol. ``protocol`` holds dataset-specific overrides
+    (e.g. ``{"subset": 60}`` for the smoke profile, ``{"validation": "upstream"}`` for list files)."""
+
+    name: str = "digits"
+    root: str | None = None
+    split_seed: int = 0
+    image_size: int = 16
+    transform: str = "small"  # "small" (CPU profiles) or "paper" (224 px pipeline)
+    protocol: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """A backbone and how it is pretrained. ``ssl_epochs > 0`` runs the SimCLR stand-in for
+    ImageNet pretraining on the profile's unlabelled images (CPU profiles only)."""
+
+    name: str = "small_cnn_s"
+    pretrained: bool = False
+    weights_path: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    ssl_epochs: int = 0
+    ssl_batch_size: int = 256
+    ssl_lr: float = 1e-3
+    ssl_temperature: float = 0.5
+    ssl_augment: dict[str, Any] = field(default_factory=dict)  # BatchAugment options; {} = defaults
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A hashing network: backbone, head and hashing objective."""
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    objective: str = "cibhash"
+    objective_kwargs: dict[str, Any] = field(default_factory=dict)
+    head: str | None = None  # None = the backbone family's default head
+    head_hidden: int | None = None
+    freeze_backbone: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and model selection (method.md section 5)."""
+
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 1e-3
+    eval_every: int = 10
+    patience: int = 5
+    feature_views: int = 0  # >0: train the head on a cached bank of this many augmented views
+    device: str = "cpu"
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """A distiller from the registry and its keyword arguments (paper defaults when empty)."""
+
+    method: str = "none"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    weight: float = 1.0
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a (nested) dataclass config."""
+    return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
+
+
+def canonical_json(obj: Any) -> str:
+    """Deterministic JSON (sorted keys, no whitespace) of configs and plain values."""
+
+    def default(o: Any) -> Any:
+        if dataclasses.is_dataclass(o):
+            return dataclasses.asdict(o)
+        if isinstance(o, (set, tuple)):
+            return list(o)
+        return str(o)
+
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=default)
+
+
+def config_hash(*parts: Any, length: int = 16) -> str:
+    """SHA-256 (hex, truncated to ``length``) of the canonical JSON of ``parts``."""
+    payload = canonical_json([to_dict(p) if dataclasses.is_dataclass(p) else p for p in parts])
+    return hashlib.sha256(payload.encode()).hexdigest()[:length]
+
+
+def replace(cfg: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` re-exported for notebooks."""
+    return dataclasses.replace(cfg, **changes)

@@ -1,0 +1,80 @@
+"""The call contract every distiller follows (BRCD, the eight KD baselines and ``none``).
+
+The student training loop (``brcd_lib.engine``) builds one :class:`DistillBatch` per step and adds
+``distiller(batch)`` to the student's own hashing loss. Before the first step it calls
+``distiller.prepare(context)`` once with what the method may need from outside the batch (the
+teacher's codes of the clean training images, the training-set size, the seed).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass
+class DistillContext:
+    """What a distiller may need before training starts.
+
+    teacher_train_codes: (n_train, L) float tensor of +-1, the teacher's codes of the clean
+        (non-augmented) training images, row i = dataset index i.
+    n_train: number of training images (dataset indices are 0..n_train-1).
+    code_length: L.
+    seed: the run's seed (k-means, negative sampling).
+    cache_dir: a folder where the distiller may cache artifacts (k-means), or None.
+    cache_key: a string that identifies teacher checkpoint + split + code length; part of any
+        cache key the distiller builds.
+    """
+
+    teacher_train_codes: torch.Tensor
+    n_train: int
+    code_length: int
+    seed: int = 0
+    cache_dir: str | None = None
+    cache_key: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DistillBatch:
+    """One training step's tensors. Codes are +-1 floats (student codes carry a straight-through
+    gradient); logits are the heads' real-valued outputs before binarisation.
+
+    student / student_other: (B, L) student codes of view 1 / view 2, with gradient.
+    teacher / teacher_other: (B, L) teacher codes of view 1 / view 2, no gradient.
+    student_logits / student_logits_other / teacher_logits / teacher_logits_other: (B, L).
+    index: (B,) long, dataset indices of the batch's images.
+    student_rot / teacher_rot: (R, B, L) codes of rotated copies of view 1 (rotation r * 90
+        degrees, r = 0 is view 1 itself), only when the distiller sets ``needs_rotations``.
+    """
+
+    student: torch.Tensor
+    student_other: torch.Tensor
+    teacher: torch.Tensor
+    teacher_other: torch.Tensor
+    index: torch.Tensor
+    student_logits: torch.Tensor | None = None
+    student_logits_other: torch.Tensor | None = None
+    teacher_logits: torch.Tensor | None = None
+    teacher_logits_other: torch.Tensor | None = None
+    student_rot: torch.Tensor | None = None
+    teacher_rot: torch.Tensor | None = None
+
+
+class Distiller(nn.Module):
+    """Base class. Subclasses set ``name`` and implement ``forward(batch) -> scalar tensor``.
+
+    Trainable parameters of a distiller (CRD's embeddings, ...) are optimised together with the
+    student's head. ``prepare`` is called once before training.
+    """
+
+    name: str = "base"
+    needs_rotations: bool = False
+
+    def prepare(self, context: DistillContext) -> None:  # noqa: D401 - hook
+        """Called once before the first step; the default needs nothing."""
+
+    def forward(self, batch: DistillBatch) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,130 @@
+"""Momentum memory bank and negative-index sampler shared by CRD, CRCD and PACKD.
+
+The data layer gives every batch its dataset indices (``DistillBatch.index``); the contrastive
+baselines draw their negatives from this module, uniformly over every training item except the
+positive itself, with a seeded ``torch.Generator`` so that a run is reproducible. The bank holds
+one L2-normalised embedding per training item and is refreshed after each step with a momentum
+update, as in RepDistiller's ``ContrastMemory`` (Tian et al., ICLR 2020).
+
+The bank and the sampler state are both saved in ``state_dict()`` (the sampler through
+``get_extra_state``), so a resumed run draws the same negatives as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MomentumMemory(nn.Module):
+    """A bank of ``n_items`` unit vectors of size ``dim`` plus a seeded negative sampler.
+
+    Args:
+        n_items: number of training items (dataset indices are ``0 .. n_items - 1``).
+        dim: embedding size.
+        momentum: weight of the old entry in ``update``: ``new = m * old + (1 - m) * emb``,
+            then L2-normalised (RepDistiller's ``nce_m``; 0 overwrites).
+        seed: seeds both the initial bank and the negative sampler.
+        overwrite_first: when True an entry that was never written is overwritten (momentum 0)
+            on its first update. PACKD's released code uses momentum 0 during the first epoch;
+            this is the same rule without knowing the epoch length.
+
+    The initial bank is uniform in ``[-s, s]`` with ``s = 1 / sqrt(dim / 3)`` (RepDistiller's
+    initialisation) and then L2-normalised per row (as the CRCD and PACKD releases do).
+    """
+
+    def __init__(
+        self,
+        *,
+        n_items: int,
+        dim: int,
+        momentum: float,
+        seed: int,
+        overwrite_first: bool = False,
+    ) -> None:
+        super().__init__()
+        if int(n_items) < 2:
+            raise ValueError(
+                f"MomentumMemory needs n_items >= 2 (one positive and at least one possible "
+                f"negative); got n_items={n_items}. Pass the training-set size."
+            )
+        if int(dim) < 1:
+            raise ValueError(f"MomentumMemory needs dim >= 1; got dim={dim}.")
+        if not 0.0 <= float(momentum) <= 1.0:
+            raise ValueError(f"momentum must lie in [0, 1]; got momentum={momentum}.")
+        self.n_items = int(n_items)
+        self.dim = int(dim)
+        self.momentum = float(momentum)
+        self.seed = int(seed)
+        self.overwrite_first = bool(overwrite_first)
+        self._generator = torch.Generator().manual_seed(self.seed)
+        stdv = 1.0 / math.sqrt(self.dim / 3.0)
+        bank = torch.rand(self.n_items, self.dim, generator=self._generator) * (2 * stdv) - stdv
+        self.register_buffer("bank", F.normalize(bank, dim=1))
+        self.register_buffer("written", torch.zeros(self.n_items, dtype=torch.bool))
+
+    # ------------------------------------------------------------------ sampling
+    def _check_index(self, index: torch.Tensor) -> torch.Tensor:
+        if index.dim() != 1:
+            raise ValueError(
+                f"index must be a 1-d tensor of dataset indices (B,); got shape {tuple(index.shape)}."
+            )
+        index = index.long()
+        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= self.n_items):
+            raise ValueError(
+                f"dataset index out of range [0, {self.n_items}): min {int(index.min())}, "
+                f"max {int(index.max())}. Is n_train in the DistillContext the training-set size?"
+            )
+        return index
+
+    def sample_negatives(self, index: torch.Tensor, k: int) -> torch.Tensor:
+        """(B, k) long tensor of negatives: uniform with replacement over all items except the
+        row's own index ``index[b]``; on the device of ``index``."""
+        index = self._check_index(index)
+        if int(k) < 1:
+            raise ValueError(f"k (number of negatives) must be >= 1; got k={k}.")
+        draw = torch.randint(
+            0, self.n_items - 1, (index.numel(), int(k)), generator=self._generator
+        ).to(index.device)
+        # Draw from n_items - 1 values and shift the ones at or above the positive: uniform over
+        # every item except the positive.
+        return draw + (draw >= index.unsqueeze(1)).long()
+
+    # ------------------------------------------------------------------ bank access
+    def gather(self, idx: torch.Tensor) -> torch.Tensor:
+        """Bank rows for any-shaped long ``idx`` -> ``idx.shape + (dim,)``, detached."""
+        idx = idx.long().to(self.bank.device)
+        return self.bank.index_select(0, idx.reshape(-1)).reshape(*idx.shape, self.dim).detach()
+
+    @torch.no_grad()
+    def update(self, index: torch.Tensor, embeddings: torch.Tensor) -> None:
+        """Momentum update of rows ``index`` with ``embeddings`` (B, dim), then L2-normalise."""
+        index = self._check_index(index).to(self.bank.device)
+        if embeddings.shape != (index.numel(), self.dim):
+            raise ValueError(
+                f"embeddings must have shape ({index.numel()}, {self.dim}); "
+                f"got {tuple(embeddings.shape)}."
+            )
+        emb = embeddings.detach().to(self.bank.dtype)
+        m = torch.full((index.numel(), 1), self.momentum, dtype=emb.dtype, device=emb.device)
+        if self.overwrite_first:
+            m = torch.where(self.written[index].unsqueeze(1), m, torch.zeros_like(m))
+        new = m * self.bank[index] + (1.0 - m) * emb
+        self.bank.index_copy_(0, index, F.normalize(new, dim=1))
+        self.written[index] = True
+
+    # ------------------------------------------------------------------ checkpointing
+    def get_extra_state(self) -> Any:
+        return {"generator_state": self._generator.get_state()}
+
+    def set_extra_state(self, state: Any) -> None:
+        self._generator.set_state(state["generator_state"])
+
+
+def contrast_indices(index: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+    """(B, 1 + k): the positive's own index in column 0, then its negatives (RepDistiller's
+    ``contrast_idx`` layout)."""
+    return torch.cat([index.long().unsqueeze(1), negatives], dim=1)

@@ -1,0 +1,34 @@
+"""Name -> distiller class registry (``get_distiller("pkt")``, ``list_distillers()``)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from .base import Distiller
+
+_REGISTRY: dict[str, type[Distiller]] = {}
+
+
+def register_distiller(name: str) -> Callable[[type[Distiller]], type[Distiller]]:
+    def deco(cls: type[Distiller]) -> type[Distiller]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"distiller {name!r} is registered twice")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def list_distillers() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_distiller(name: str, **kwargs) -> Distiller:
+    """Build a registered distiller; keyword arguments override its paper defaults."""
+    try:
+        cls = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown distiller {name!r}; valid names: {', '.join(list_distillers())}"
+        ) from None
+    return cls(**kwargs)

@@ -1,0 +1,363 @@
+"""Teacher and student training loops (heads on frozen backbones), validation in both search
+paradigms, best checkpoint per paradigm, early stopping, resumable checkpoints.
+
+The loops follow the released code (method.md section 5): validate every ``eval_every`` epochs,
+keep the best checkpoint (per paradigm for the student), stop when neither paradigm improved for
+``patience`` validations. One step:
+
+    student logits of two views -> hashing objective (CIBHash by default) -> + distiller(batch)
+
+Training inputs come from a :class:`PairSource`: either a cached bank of augmented views' backbone
+features (fast; ``TrainConfig.feature_views > 0``) or augmented images pushed through the
+backbones on every step (``feature_views = 0``). Both give the heads the same kind of input.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .distill.base import DistillBatch, DistillContext, Distiller
+from .io import atomic_save
+from .metrics import map_at_k
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message names the run, epoch and step."""
+
+
+# --------------------------------------------------------------------------------------------
+# Training inputs
+# --------------------------------------------------------------------------------------------
+@dataclass
+class PairBatch:
+    """Backbone features of two views of B training images (and their dataset indices)."""
+
+    index: torch.Tensor
+    student: tuple[torch.Tensor, torch.Tensor]
+    teacher: tuple[torch.Tensor, torch.Tensor] | None = None
+    student_rot: torch.Tensor | None = None  # (R, B, d) features of rotated view 1
+    teacher_rot: torch.Tensor | None = None
+
+
+class PairSource:
+    """Yields :class:`PairBatch` es for one epoch; deterministic given (seed, epoch)."""
+
+    n: int
+
+    def epoch(self, *, epoch: int, seed: int, batch_size: int) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+
+class BankPairSource(PairSource):
+    """Two different views per image drawn from cached feature banks (V, n, d)."""
+
+    def __init__(self, *, student_bank: torch.Tensor, teacher_bank: torch.Tensor | None = None,
+                 student_rot: torch.Tensor | None = None, teacher_rot: torch.Tensor | None = None):
+        if student_bank.shape[0] < 2:
+            raise ValueError("a feature bank needs at least 2 views per image; "
+                             "set TrainConfig.feature_views >= 2")
+        self.student_bank, self.teacher_bank = student_bank, teacher_bank
+        self.student_rot, self.teacher_rot = student_rot, teacher_rot  # (R, V, n, d)
+        self.n = student_bank.shape[1]
+
+    def epoch(self, *, epoch: int, seed: int, batch_size: int):
+        g = torch.Generator().manual_seed(_mix(seed, epoch))
+        perm = torch.randperm(self.n, generator=g)
+        n_views = self.student_bank.shape[0]
+        v1 = torch.randint(n_views, (self.n,), generator=g)
+        v2 = (v1 + torch.randint(1, n_views, (self.n,), generator=g)) % n_views
+        for start in range(0, self.n - batch_size + 1 if self.n >= batch_size else 1, batch_size):
+            idx = perm[start:start + batch_size]
+            a, b = v1[idx], v2[idx]
+            yield PairBatch(
+                index=idx,
+                student=(self.student_bank[a, idx], self.student_bank[b, idx]),
+                teacher=None if self.teacher_bank is None else
+                (self.teacher_bank[a, idx], self.teacher_bank[b, idx]),
+                student_rot=None if self.student_rot is None else self.student_rot[:, a, idx],
+                teacher_rot=None if self.teacher_rot is None else self.teacher_rot[:, a, idx],
+            )
+
+
+class ImagePairSource(PairSource):
+    """Fresh augmentations every step: images -> backbones (the uncached path)."""
+
+    def __init__(self, *, dataset, student_features: Callable, teacher_features: Callable | None,
+                 rotations: int = 0, device: str = "cpu", num_workers: int = 0):
+        self.dataset, self.n = dataset, len(dataset)
+        self.student_features, self.teacher_features = student_features, teacher_features
+        self.rotations, self.device, self.num_workers = rotations, device, num_workers
+
+    def epoch(self, *, epoch: int, seed: int, batch_size: int):
+        g = torch.Generator().manual_seed(_mix(seed, epoch))
+        torch.manual_seed(_mix(seed, epoch) + 1)  # the augmentations' randomness
+        loader = DataLoader(self.dataset, batch_size=batch_size, shuffle=True, generator=g,
+                            drop_last=self.n >= batch_size, num_workers=self.num_workers,
+                            worker_init_fn=_seed_worker)
+        for (x1, x2), idx in loader:
+            x1, x2 = x1.to(self.device), x2.to(self.device)
+            rots = None
+            if self.rotations:
+                rots = [torch.rot90(x1, r, dims=(2, 3)) for r in range(self.rotations)]
+            s_rot = None if rots is None else torch.stack([self.student_features(r) for r in rots])
+            t_rot = None
+            if rots is not None and self.teacher_features is not None:
+                with torch.no_grad():
+                    t_rot = torch.stack([self.teacher_features(r) for r in rots])
+            teacher = None
+            if self.teacher_features is not None:
+                with torch.no_grad():
+                    teacher = (self.teacher_features(x1), self.teacher_features(x2))
+            yield PairBatch(index=idx, student=(self.student_features(x1), self.student_features(x2)),
+                            teacher=teacher, student_rot=s_rot, teacher_rot=t_rot)
+
+
+def _mix(seed: int, epoch: int) -> int:
+    return (int(seed) * 1_000_003 + int(epoch) * 7_919) % (2**62)
+
+
+def _seed_worker(worker_id: int) -> None:
+    import random
+
+    import numpy as np
+
+    s = torch.initial_seed() % 2**32
+    np.random.seed(s)
+    random.seed(s)
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation inputs
+# --------------------------------------------------------------------------------------------
+@dataclass
+class EvalSets:
+    """Backbone features (clean, test transform) and labels of the sets used for evaluation."""
+
+    query_feats: torch.Tensor
+    query_labels: Any
+    db_feats: torch.Tensor
+    db_labels: Any
+    top_k: int | None
+
+
+@torch.inference_mode()
+def codes_from_features(net, feats: torch.Tensor, *, batch_size: int = 4096) -> torch.Tensor:
+    """+-1 codes of the head on precomputed backbone features (sign, sign(0) = +1)."""
+    was_training = net.training
+    net.eval()
+    out = [torch.where(net.head_forward(f) >= 0, 1.0, -1.0)
+           for f in feats.split(batch_size)]
+    net.train(was_training)
+    return torch.cat(out).float()
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------
+def save_checkpoint(path: str, **state: Any) -> None:
+    """A checkpoint of plain tensors/containers (loadable with ``torch.load(weights_only=True)``),
+    written atomically."""
+    atomic_save(state, path)
+
+
+def load_checkpoint(path: str) -> dict:
+    """Load a kit checkpoint; a truncated or foreign file raises a clear error."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise RuntimeError(f"checkpoint {path} is truncated or not a brcd-kit checkpoint ({exc}); "
+                           "delete it to retrain, or pass the right file") from exc
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise RuntimeError(f"{path} is not a brcd-kit checkpoint (no format tag "
+                           f"{CHECKPOINT_FORMAT!r}); delete it to retrain")
+    return state
+
+
+CHECKPOINT_FORMAT = "brcd-kit/1"
+
+
+def _head_state(net: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in net.state_dict().items() if not k.startswith("backbone.")}
+
+
+def _load_head_state(net: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    unexpected = [k for k in unexpected]
+    missing = [k for k in missing if not k.startswith("backbone.")]
+    if missing or unexpected:
+        raise RuntimeError(f"checkpoint does not fit this network: missing {missing[:5]}, "
+                           f"unexpected {unexpected[:5]}")
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------------
+@dataclass
+class LoopResult:
+    best: dict[str, float]                     # paradigm -> best validation mAP
+    best_epoch: dict[str, int]
+    best_state: dict[str, dict]                # paradigm -> head (+ distiller) state
+    history: list[dict] = field(default_factory=list)
+    epochs_run: int = 0
+    stopped_early: bool = False
+
+
+def fit(*, name: str, net: nn.Module, objective: nn.Module, source: PairSource, train_cfg,
+        seed: int, validate: Callable[[], dict[str, float]],
+        teacher: nn.Module | None = None, distiller: Distiller | None = None,
+        distill_weight: float = 1.0, checkpoint_path: str | None = None, resume: bool = True,
+        progress: bool = True) -> LoopResult:
+    """Train ``net``'s head (and ``distiller``'s parameters) with ``objective`` (+ distillation).
+
+    ``validate()`` returns {paradigm: mAP}; it is called every ``eval_every`` epochs and after
+    the last epoch. Early stopping when no paradigm improved for ``patience`` validations.
+    Resumes from ``checkpoint_path`` when it exists and ``resume`` is true.
+    """
+    torch.manual_seed(seed)
+    params = [p for p in net.parameters() if p.requires_grad]
+    if distiller is not None:
+        params += [p for p in distiller.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"{name}: nothing to train (every parameter is frozen)")
+    opt = torch.optim.Adam(params, lr=train_cfg.lr)
+    start_epoch, best, best_epoch, best_state, history, bad = 0, {}, {}, {}, [], 0
+
+    if resume and checkpoint_path and os.path.exists(checkpoint_path):
+        ck = load_checkpoint(checkpoint_path)
+        _load_head_state(net, ck["head"])
+        if distiller is not None and ck.get("distiller"):
+            distiller.load_state_dict(ck["distiller"])
+        opt.load_state_dict(ck["optimizer"])
+        start_epoch, best, best_epoch = ck["epoch"], dict(ck["best"]), dict(ck["best_epoch"])
+        best_state, history, bad = ck["best_state"], list(ck["history"]), ck["bad"]
+        log.info("%s: resumed from %s at epoch %d", name, checkpoint_path, start_epoch)
+        if ck.get("done"):
+            return LoopResult(best, best_epoch, best_state, history, start_epoch, ck["stopped_early"])
+
+    use_rot = distiller is not None and getattr(distiller, "needs_rotations", False)
+    epochs, stopped = train_cfg.epochs, False
+    bar = tqdm(range(start_epoch, epochs), desc=name, disable=not progress, leave=False,
+               initial=start_epoch, total=epochs)
+    epoch = start_epoch
+    for epoch in bar:
+        net.train()
+        if distiller is not None:
+            distiller.train()
+        losses = []
+        for step, pb in enumerate(source.epoch(epoch=epoch, seed=seed, batch_size=train_cfg.batch_size)):
+            loss = _step_loss(net, objective, pb, teacher, distiller, distill_weight, use_rot)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"{name}: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}"
+                    + (f" (distiller {distiller.name!r})" if distiller is not None else "")
+                    + "; lower the learning rate or the distillation weight. The last good "
+                    + (f"checkpoint is kept at {checkpoint_path}" if checkpoint_path else
+                       "state was not checkpointed"))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        mean_loss = sum(losses) / max(len(losses), 1)
+        last = epoch + 1 == epochs
+        if (epoch + 1) % train_cfg.eval_every == 0 or last:
+            scores = validate()
+            improved = False
+            for paradigm, value in scores.items():
+                if value > best.get(paradigm, -math.inf):
+                    best[paradigm], best_epoch[paradigm] = value, epoch + 1
+                    best_state[paradigm] = {"head": _head_state(net),
+                                            "distiller": _cpu_state(distiller)}
+                    improved = True
+            bad = 0 if improved else bad + 1
+            history.append({"epoch": epoch + 1, "loss": mean_loss, **{f"val_{k}": v for k, v in scores.items()}})
+            bar.set_postfix(loss=f"{mean_loss:.4f}", **{k[:4]: f"{v:.3f}" for k, v in scores.items()})
+            stopped = bad >= train_cfg.patience
+            if checkpoint_path:
+                save_checkpoint(checkpoint_path, format=CHECKPOINT_FORMAT, head=_head_state(net),
+                                distiller=_cpu_state(distiller), optimizer=opt.state_dict(),
+                                epoch=epoch + 1, best=best, best_epoch=best_epoch,
+                                best_state=best_state, history=history, bad=bad,
+                                done=stopped or last, stopped_early=stopped)
+            if stopped:
+                break
+    return LoopResult(best, best_epoch, best_state, history, epoch + 1, stopped)
+
+
+def _cpu_state(module: nn.Module | None) -> dict:
+    """A detached CPU copy of a module's state_dict (nested containers kept as they are)."""
+    return {} if module is None else _cpu_copy(dict(module.state_dict()))
+
+
+def _cpu_copy(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        return {k: _cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu_copy(v) for v in obj)
+    return obj
+
+
+def _step_loss(net, objective, pb: PairBatch, teacher, distiller, distill_weight, use_rot):
+    f1, f2 = pb.student
+    s1, s2 = net.head_forward(f1), net.head_forward(f2)
+    out = objective(s1, s2, f1, f2)
+    loss = out.loss
+    if distiller is None:
+        return loss
+    with torch.no_grad():
+        t1, t2 = teacher.head_forward(pb.teacher[0]), teacher.head_forward(pb.teacher[1])
+    s_rot = t_rot = None
+    if use_rot:
+        s_rot = _ste_codes(torch.stack([net.head_forward(f) for f in pb.student_rot]))
+        with torch.no_grad():
+            t_rot = _sign(torch.stack([teacher.head_forward(f) for f in pb.teacher_rot]))
+    batch = DistillBatch(student=out.codes1, student_other=out.codes2, teacher=_sign(t1),
+                         teacher_other=_sign(t2), index=pb.index, student_logits=s1,
+                         student_logits_other=s2, teacher_logits=t1, teacher_logits_other=t2,
+                         student_rot=s_rot, teacher_rot=t_rot)
+    return loss + distill_weight * distiller(batch)
+
+
+def _sign(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+
+
+def _ste_codes(x: torch.Tensor) -> torch.Tensor:
+    """sign with a straight-through gradient (used for the rotated copies' codes)."""
+    return x + (_sign(x) - x).detach()
+
+
+def retrieval_scores(*, query_codes: torch.Tensor, db_codes: dict[str, torch.Tensor], eval_sets: EvalSets) -> dict[str, float]:
+    """mAP@K of ``query_codes`` against each named database code matrix."""
+    return {paradigm: float(map_at_k(query_codes, db, eval_sets.query_labels, eval_sets.db_labels,
+                                     eval_sets.top_k))
+            for paradigm, db in db_codes.items()}
+
+
+def restore(net: nn.Module, state: dict, distiller: Distiller | None = None) -> nn.Module:
+    """Load a best-state dict (``{"head": ..., "distiller": ...}``) into a copy of ``net``."""
+    net = copy.deepcopy(net)
+    _load_head_state(net, state["head"])
+    if distiller is not None and state.get("distiller"):
+        distiller.load_state_dict(state["distiller"])
+    return net
+
+
+def make_context(*, teacher_train_codes: torch.Tensor, seed: int, cache_dir: str | None,
+                 cache_key: str) -> DistillContext:
+    return DistillContext(teacher_train_codes=teacher_train_codes,
+                          n_train=teacher_train_codes.shape[0],
+                          code_length=teacher_train_codes.shape[1], seed=seed,
+                          cache_dir=cache_dir, cache_key=cache_key)

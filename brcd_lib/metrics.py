@@ -1,0 +1,675 @@
+"""Retrieval metrics over Hamming ranking: mAP@K, precision@K, PR curve, radius precision.
+
+Convention (see :data:`metric_convention`): an item is relevant to a query when the two share at
+least one label; the database is ranked by Hamming distance ascending and ties are broken by
+database index (a stable sort); AP@K = (1/R) * sum over relevant ranks i <= K of precision@i, where
+R is the number of relevant items inside the top K; a query with R = 0 has AP 0 and stays in the
+mean (``zero_hit="count"``, the convention of the BRCD / CIBHash / DeepHash-pytorch code).
+``zero_hit="skip"`` averages over queries with R > 0 only (the HashNet / TBH convention).
+
+Inputs. Codes are ``numpy`` arrays or ``torch`` tensors of shape (n, L) holding either +-1 or 0/1
+(detected per array; 1 and +1 are the set bit). With ``packed=True`` the database codes are
+``uint8`` arrays (n, ceil(L/8)) as written by :func:`pack_codes` (``np.packbits`` bit order, zero
+padding); query codes may then be packed the same way or given unpacked. Labels are multi-hot
+(n, C) (any non-zero entry is a label) or integer class ids (n,).
+
+Implementation. Queries are processed in chunks whose size follows ``memory_budget_mb``. The
+default ``numpy`` backend packs the codes into machine words and computes distances with XOR +
+popcount (``np.bitwise_count``; a byte lookup table on NumPy < 2.0), measured faster on CPU than
+a float matrix product of +-1 codes. The exact stable top-K comes from :func:`stable_topk_rows`:
+a per-row distance threshold read from a column sample selects the candidates at or below it;
+a row with at least K candidates holds its whole top K among them, and they are radix-sorted by
+(row, distance) keeping index order; a row with fewer falls back to a full stable argsort. The
+``torch`` backend (chosen automatically when a code tensor lives on an accelerator) computes
+distances on the codes' device as (L - q.d) / 2 with a matrix product of +-1 codes and ranks with
+``torch.topk`` on the unique integer key distance * n_db + index. Every backend returns identical
+values; ``benchmarks/bench_retrieval.py`` records the timings.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+__all__ = [
+    "metric_convention",
+    "ZERO_HIT_CONVENTIONS",
+    "TIE_RULES",
+    "BACKENDS",
+    "hamming_distance",
+    "pack_codes",
+    "unpack_codes",
+    "stable_topk_rows",
+    "mean_average_precision_per_query",
+    "map_at_k",
+    "precision_at_k_curve",
+    "pr_curve",
+    "precision_within_radius",
+    "evaluate_paradigms",
+]
+
+metric_convention: str = (
+    "mAP@K (BRCD convention): relevant = shares >= 1 label with the query; database ranked by "
+    "Hamming distance ascending, ties broken by database index (stable sort; the BRCD reference "
+    "code uses NumPy's unstable default argsort instead); AP@K = (1/R) * sum over relevant ranks "
+    "i <= K of precision@i with R = number of relevant items in the top K; a query with R = 0 "
+    "scores 0 and stays in the mean; K = None means the whole database, K > database size is "
+    "clipped."
+)
+
+_DEFAULT_MEMORY_BUDGET_MB = 256.0
+_MAX_CHUNK_ROWS = 16
+# Bytes per (query, database item) pair held at once by the numpy backend, worst case: XOR words,
+# distances, comparison mask and the candidate arrays of the top-K selection.
+_BYTES_PER_PAIR = 48
+
+
+def _lookup(table: dict, name: str, what: str):
+    """Return ``table[name]`` or raise ValueError naming the valid choices."""
+    try:
+        return table[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown {what} {name!r}; valid names: {', '.join(sorted(table))}"
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# reductions over queries (zero-hit conventions) and tie rules
+# ---------------------------------------------------------------------------------------------
+
+
+def _mean_count(values: np.ndarray, has_hit: np.ndarray) -> float:
+    """Mean over all queries; queries without a hit already carry 0."""
+    return float(np.mean(values)) if values.size else float("nan")
+
+
+def _mean_skip(values: np.ndarray, has_hit: np.ndarray) -> float:
+    """Mean over queries with at least one hit; NaN when no query has one."""
+    return float(np.mean(values[has_hit])) if np.any(has_hit) else float("nan")
+
+
+ZERO_HIT_CONVENTIONS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "count": _mean_count,
+    "skip": _mean_skip,
+}
+"""How queries without a hit enter a mean: ``count`` (score 0, kept; BRCD, CIBHash,
+DeepHash-pytorch) or ``skip`` (left out; HashNet, TBH)."""
+
+TIE_RULES: dict[str, str] = {
+    "index": "items at equal Hamming distance are ranked by ascending database index",
+}
+"""Tie rules supported by the ranking; only the deterministic ``index`` rule is implemented."""
+
+
+# ---------------------------------------------------------------------------------------------
+# codes: validation, packing
+# ---------------------------------------------------------------------------------------------
+
+
+def _to_numpy(x, what: str) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    if isinstance(x, np.ndarray):
+        return x
+    raise TypeError(f"{what} must be a numpy array or a torch tensor, got {type(x).__name__}")
+
+
+def _code_bits(codes, what: str) -> np.ndarray:
+    """Validate +-1 or 0/1 codes (n, L) and return the set bits as a bool array."""
+    arr = _to_numpy(codes, what)
+    if arr.ndim != 2:
+        raise ValueError(f"{what} must have shape (n, L), got shape {arr.shape}")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{what} has code length 0")
+    if arr.dtype == np.bool_:
+        return arr
+    bits = arr > 0
+    # every entry must be 1 (set), or uniformly either 0 or -1 (unset)
+    unset = arr[~bits]
+    if unset.size:
+        lo, hi = unset.min(), unset.max()
+        ok = (lo == hi) and lo in (0, -1) and bool(np.all(arr[bits] == 1))
+    else:
+        ok = bool(np.all(arr == 1))
+    if not ok:
+        raise ValueError(
+            f"{what} must hold +-1 or 0/1 values (one convention per array); binarise first, e.g. "
+            "torch.where(x >= 0, 1.0, -1.0) (sign(0) = +1)"
+        )
+    return bits
+
+
+def pack_codes(codes) -> np.ndarray:
+    """Pack +-1 or 0/1 codes (n, L) into ``uint8`` (n, ceil(L/8)), ``np.packbits`` bit order.
+
+    The set bit is +1 (or 1); padding bits of the last byte are 0.
+    """
+    return np.packbits(_code_bits(codes, "codes"), axis=1)
+
+
+def unpack_codes(packed, code_length: int | None = None) -> np.ndarray:
+    """Inverse of :func:`pack_codes`: ``uint8`` (n, B) -> float32 +-1 codes (n, code_length).
+
+    ``code_length`` defaults to 8 * B.
+    """
+    arr = _to_numpy(packed, "packed codes")
+    if arr.ndim != 2 or arr.dtype != np.uint8:
+        raise ValueError(
+            f"packed codes must be a uint8 array (n, ceil(L/8)), got dtype {arr.dtype} shape "
+            f"{arr.shape}; produce them with pack_codes"
+        )
+    length = _packed_length(arr, code_length, "packed codes")
+    bits = np.unpackbits(arr, axis=1, count=length)
+    return np.where(bits.astype(bool), np.float32(1.0), np.float32(-1.0))
+
+
+def _packed_length(arr: np.ndarray, code_length: int | None, what: str) -> int:
+    n_bytes = arr.shape[1]
+    length = 8 * n_bytes if code_length is None else int(code_length)
+    if not (8 * (n_bytes - 1) < length <= 8 * n_bytes):
+        raise ValueError(
+            f"{what}: code_length={length} does not match {n_bytes} packed bytes per code "
+            f"(need {8 * (n_bytes - 1) + 1}..{8 * n_bytes})"
+        )
+    pad = 8 * n_bytes - length
+    if pad and arr.size and np.any(arr[:, -1] & np.uint8((1 << pad) - 1)):
+        raise ValueError(
+            f"{what}: padding bits beyond code_length={length} are not zero; pack with pack_codes"
+        )
+    return length
+
+
+def _packed_bytes(codes, *, packed: bool, code_length: int | None,
+                  what: str) -> tuple[np.ndarray, int]:
+    """Return (uint8 packed bytes (n, ceil(L/8)), L) for unpacked or packed input."""
+    if packed:
+        arr = _to_numpy(codes, what)
+        if arr.ndim != 2 or arr.dtype != np.uint8:
+            raise ValueError(
+                f"{what} with packed=True must be a uint8 array (n, ceil(L/8)) from pack_codes, "
+                f"got dtype {arr.dtype} shape {arr.shape}"
+            )
+        length = _packed_length(arr, code_length, what)
+        return np.ascontiguousarray(arr), length
+    bits = _code_bits(codes, what)
+    if code_length is not None and bits.shape[1] != code_length:
+        raise ValueError(f"{what} have {bits.shape[1]} bits but code_length={code_length}")
+    return np.packbits(bits, axis=1), bits.shape[1]
+
+
+def _prepare_codes(query_codes, db_codes, *, packed: bool, code_length: int | None):
+    """Pack both code sets; with ``packed=True`` queries may be packed or unpacked."""
+    db_bytes, length = _packed_bytes(db_codes, packed=packed, code_length=code_length,
+                                     what="db_codes")
+    n_bytes = db_bytes.shape[1]
+    q_is_packed = False
+    if packed:
+        q_arr = _to_numpy(query_codes, "query_codes")
+        q_is_packed = q_arr.ndim == 2 and q_arr.dtype == np.uint8 and q_arr.shape[1] == n_bytes
+    q_bytes, q_length = _packed_bytes(query_codes, packed=q_is_packed,
+                                      code_length=length if q_is_packed else None,
+                                      what="query_codes")
+    if q_length != length:
+        raise ValueError(f"query codes have {q_length} bits but database codes have {length}")
+    if q_bytes.shape[0] == 0 or db_bytes.shape[0] == 0:
+        raise ValueError("query_codes and db_codes must each hold at least one code")
+    return q_bytes, db_bytes, length
+
+
+def _device_of(*xs) -> torch.device:
+    for x in xs:
+        if isinstance(x, torch.Tensor) and x.device.type != "cpu":
+            return x.device
+    return torch.device("cpu")
+
+
+# ---------------------------------------------------------------------------------------------
+# labels and relevance
+# ---------------------------------------------------------------------------------------------
+
+
+class _ClassIds:
+    """Integer class ids; relevance is equality."""
+
+    def __init__(self, query: np.ndarray, db: np.ndarray) -> None:
+        self.query, self.db = query, db
+
+    def relevance(self, rows: slice, db_index: np.ndarray | None) -> np.ndarray:
+        """Bool (c, m): query row vs database items ``db_index`` (c, m), or all items if None."""
+        db = self.db[None, :] if db_index is None else self.db[db_index]
+        return db == self.query[rows][:, None]
+
+
+class _MultiHot:
+    """Multi-hot labels packed into uint64 words; relevance is a non-empty intersection."""
+
+    def __init__(self, query: np.ndarray, db: np.ndarray) -> None:
+        self.query, self.db = self._words(query), self._words(db)
+
+    @staticmethod
+    def _words(labels: np.ndarray) -> np.ndarray:
+        bits = np.packbits(labels != 0, axis=1)
+        n_words = -(-bits.shape[1] // 8)
+        padded = np.zeros((bits.shape[0], 8 * n_words), np.uint8)
+        padded[:, : bits.shape[1]] = bits
+        words = padded.view(np.uint64)
+        return words[:, 0].copy() if n_words == 1 else words
+
+    def relevance(self, rows: slice, db_index: np.ndarray | None) -> np.ndarray:
+        """Bool (c, m): query row vs database items ``db_index`` (c, m), or all items if None."""
+        db = self.db[None, :] if db_index is None else self.db[db_index]
+        hit = (db & self.query[rows][:, None]) != 0
+        return hit if self.query.ndim == 1 else hit.any(axis=-1)
+
+
+def _prepare_labels(query_labels, db_labels, n_query: int, n_db: int):
+    q = _to_numpy(query_labels, "query_labels")
+    d = _to_numpy(db_labels, "db_labels")
+    for arr, n, what in ((q, n_query, "query_labels"), (d, n_db, "db_labels")):
+        if arr.ndim not in (1, 2):
+            raise ValueError(
+                f"{what} must be multi-hot (n, C) or class ids (n,), got shape {arr.shape}"
+            )
+        if arr.shape[0] != n:
+            raise ValueError(f"{what} has {arr.shape[0]} rows but there are {n} codes")
+        if arr.ndim == 1 and not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"{what} given as class ids (n,) must be integers, got {arr.dtype}")
+    if q.ndim == 1 and d.ndim == 1:
+        return _ClassIds(q.astype(np.int64), d.astype(np.int64))
+    n_classes = q.shape[1] if q.ndim == 2 else d.shape[1]
+    q, d = (_one_hot(x, n_classes, what) if x.ndim == 1 else x
+            for x, what in ((q, "query_labels"), (d, "db_labels")))
+    if q.shape[1] != d.shape[1]:
+        raise ValueError(f"query labels have {q.shape[1]} classes, database labels {d.shape[1]}")
+    return _MultiHot(q, d)
+
+
+def _one_hot(ids: np.ndarray, n_classes: int, what: str) -> np.ndarray:
+    if ids.size and (ids.min() < 0 or ids.max() >= n_classes):
+        raise ValueError(
+            f"{what}: class ids must lie in 0..{n_classes - 1} to match multi-hot labels"
+        )
+    out = np.zeros((ids.shape[0], n_classes), np.uint8)
+    out[np.arange(ids.shape[0]), ids] = 1
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Hamming distances (numpy: XOR + popcount on machine words)
+# ---------------------------------------------------------------------------------------------
+
+_WORD_DTYPES = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_POPCOUNT_BYTE = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+
+
+def _popcount_table(words: np.ndarray) -> np.ndarray:
+    """Bit count per element via a byte lookup table (for NumPy < 2.0, no ``bitwise_count``)."""
+    as_bytes = words.view(np.uint8).reshape(words.shape + (words.dtype.itemsize,))
+    return _POPCOUNT_BYTE[as_bytes].sum(axis=-1, dtype=np.uint8)
+
+
+_popcount = getattr(np, "bitwise_count", _popcount_table)
+
+
+class _PopcountHamming:
+    """Chunked Hamming distances between packed codes with XOR + ``np.bitwise_count``."""
+
+    def __init__(self, q_bytes: np.ndarray, db_bytes: np.ndarray, code_length: int) -> None:
+        self.code_length = code_length
+        self.q, self.d = self._words(q_bytes), self._words(db_bytes)
+        self.n_db = db_bytes.shape[0]
+        self.out_dtype = np.uint8 if code_length < 256 else np.uint16
+
+    @staticmethod
+    def _words(b: np.ndarray) -> np.ndarray:
+        """(n, B) bytes -> (W, n) words; a single word of the smallest width when B <= 8."""
+        n_bytes = b.shape[1]
+        width = next((w for w in (1, 2, 4, 8) if w >= n_bytes), 8)
+        total = -(-n_bytes // width) * width
+        if total != n_bytes:
+            padded = np.zeros((b.shape[0], total), np.uint8)
+            padded[:, :n_bytes] = b
+            b = padded
+        words = np.ascontiguousarray(b).view(_WORD_DTYPES[width])
+        return np.ascontiguousarray(words.T)
+
+    def distances(self, rows: slice) -> np.ndarray:
+        """Hamming distances (c, n_db) of query rows ``rows`` to the whole database."""
+        q = self.q[:, rows]
+        n_words = self.q.shape[0]
+        xor = np.empty((q.shape[1], self.n_db), self.d.dtype)
+        np.bitwise_xor(q[0][:, None], self.d[0][None, :], out=xor)
+        dist = _popcount(xor)
+        if n_words == 1:
+            return dist
+        dist = dist.astype(self.out_dtype)
+        for w in range(1, n_words):
+            np.bitwise_xor(q[w][:, None], self.d[w][None, :], out=xor)
+            dist += _popcount(xor)
+        return dist
+
+
+def hamming_distance(query_codes, db_codes, *, packed: bool = False,
+                     code_length: int | None = None) -> np.ndarray:
+    """Hamming distance matrix (n_query, n_db) as ``int32`` between +-1 / 0/1 (or packed) codes."""
+    q_bytes, db_bytes, length = _prepare_codes(query_codes, db_codes, packed=packed,
+                                               code_length=code_length)
+    return _PopcountHamming(q_bytes, db_bytes, length).distances(slice(None)).astype(np.int32)
+
+
+# ---------------------------------------------------------------------------------------------
+# exact stable top-K per row
+# ---------------------------------------------------------------------------------------------
+
+
+def stable_topk_rows(dist: np.ndarray, k: int, *, sample_size: int = 2048,
+                     candidate_margin: float = 4.0, seed: int = 0) -> np.ndarray:
+    """Column indices (c, min(k, n)) of the k smallest entries of each row of ``dist`` (c, n),
+    ordered by (value, column index): an exact, stable top-k.
+
+    ``dist`` holds small non-negative integers (Hamming distances). When k is small against n, a
+    per-row threshold is read from a systematic sample of ``sample_size`` columns (every
+    (n // sample_size)-th column from a seeded offset) at
+    ``candidate_margin`` binomial standard deviations above the k/n quantile; all entries at or
+    below it are candidates, which are radix-sorted by (row, value) keeping column order. A row
+    with fewer than k candidates falls back to a full stable argsort, so the result is always
+    exact; the sample only decides the speed.
+    """
+    dist = np.ascontiguousarray(dist)
+    if dist.ndim != 2:
+        raise ValueError(f"dist must be 2-D (rows, n), got shape {dist.shape}")
+    n_rows, n = dist.shape
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    k = min(int(k), n)
+    if n_rows == 0:
+        return np.empty((0, k), np.int64)
+    if sample_size < 1 or k * 8 > n or n < 4 * sample_size:
+        return np.argsort(dist, axis=1, kind="stable")[:, :k]
+    stride = n // sample_size
+    offset = int(np.random.default_rng(seed).integers(stride))
+    sample = np.sort(dist[:, offset::stride][:, :sample_size], axis=1, kind="stable")
+    p = k / n
+    j = math.ceil(sample_size * p + candidate_margin * math.sqrt(sample_size * p * (1 - p)))
+    threshold = sample[:, min(max(j, 0), sample_size - 1)]
+    flat = np.flatnonzero(dist <= threshold[:, None])
+    bounds = np.searchsorted(flat, np.arange(n_rows + 1, dtype=np.int64) * n)
+    counts = np.diff(bounds)
+    out = np.empty((n_rows, k), np.int64)
+    ok = counts >= k
+    if np.any(ok):
+        rows = flat // n
+        cols_f = flat - rows * n
+        span = int(threshold.max()) + 1
+        key_dtype = np.uint16 if n_rows * span <= np.iinfo(np.uint16).max + 1 else np.int64
+        key = rows.astype(key_dtype) * key_dtype(span) + dist.ravel()[flat].astype(key_dtype)
+        order = np.argsort(key, kind="stable")  # rows stay in their segments
+        ranked = cols_f[order]
+        starts = bounds[:-1][ok]
+        out[ok] = ranked[starts[:, None] + np.arange(k)]
+    if not np.all(ok):
+        out[~ok] = np.argsort(dist[~ok], axis=1, kind="stable")[:, :k]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# ranking backends: yield (query rows, top-K database indices) chunk by chunk
+# ---------------------------------------------------------------------------------------------
+
+
+def _chunk_rows(n_db: int, memory_budget_mb: float) -> int:
+    if not memory_budget_mb > 0:
+        raise ValueError(f"memory_budget_mb must be > 0, got {memory_budget_mb}")
+    rows = int(memory_budget_mb * 2**20 // (_BYTES_PER_PAIR * n_db))
+    return max(1, min(_MAX_CHUNK_ROWS, rows))
+
+
+def _numpy_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, device):
+    """Popcount distances on CPU + :func:`stable_topk_rows`."""
+    engine = _PopcountHamming(q_bytes, db_bytes, code_length)
+    step = _chunk_rows(db_bytes.shape[0], memory_budget_mb)
+    for start in range(0, q_bytes.shape[0], step):
+        rows = slice(start, min(start + step, q_bytes.shape[0]))
+        yield rows, stable_topk_rows(engine.distances(rows), top)
+
+
+def _unpack_torch(b: np.ndarray, code_length: int, device: torch.device) -> torch.Tensor:
+    t = torch.from_numpy(b).to(device)
+    shifts = torch.arange(7, -1, -1, device=device, dtype=torch.uint8)
+    bits = ((t[:, :, None] >> shifts) & 1).reshape(t.shape[0], -1)[:, :code_length]
+    return bits.to(torch.float32) * 2 - 1
+
+
+def _torch_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, device):
+    """Matrix product of +-1 codes on ``device`` + ``torch.topk`` on distance * n_db + index.
+
+    Materialises both code sets as float32 +-1 on the device (4 * L bytes per item).
+    """
+    n_db = db_bytes.shape[0]
+    q = _unpack_torch(q_bytes, code_length, device)
+    d = _unpack_torch(db_bytes, code_length, device)
+    index = torch.arange(n_db, device=device, dtype=torch.int64)
+    step = max(1, min(1024, int(memory_budget_mb * 2**20 // (24 * n_db))))
+    for start in range(0, q.shape[0], step):
+        rows = slice(start, min(start + step, q.shape[0]))
+        inner = q[rows] @ d.T  # exact integers for +-1 codes
+        dist = torch.round((code_length - inner) * 0.5).to(torch.int64)
+        key = dist * n_db + index
+        if top < n_db:
+            key = torch.topk(key, top, dim=1, largest=False, sorted=True).values
+        else:
+            key = torch.sort(key, dim=1).values
+        yield rows, (key % n_db).cpu().numpy()
+
+
+BACKENDS: dict[str, Callable[..., Iterator[tuple[slice, np.ndarray]]]] = {
+    "numpy": _numpy_ranking,
+    "torch": _torch_ranking,
+}
+"""Ranking backends (all exact, same values). ``auto`` picks ``torch`` when a code tensor lives on
+an accelerator and ``numpy`` otherwise."""
+
+
+def _ranking(query_codes, db_codes, top: int | None, *, packed, code_length, memory_budget_mb,
+             backend, ties):
+    _lookup(TIE_RULES, ties, "tie rule")
+    device = _device_of(query_codes, db_codes)
+    if backend == "auto":
+        backend = "torch" if device.type != "cpu" else "numpy"
+    rank = _lookup(BACKENDS, backend, "backend (or 'auto')")
+    q_bytes, db_bytes, length = _prepare_codes(query_codes, db_codes, packed=packed,
+                                               code_length=code_length)
+    n_db = db_bytes.shape[0]
+    if top is None:
+        top = n_db
+    elif isinstance(top, (bool, np.bool_)) or not isinstance(top, (int, np.integer)) or top < 1:
+        raise ValueError(f"k must be a positive integer or None (whole database), got {top!r}")
+    top = min(int(top), n_db)
+    chunks = rank(q_bytes, db_bytes, length, top, memory_budget_mb=memory_budget_mb,
+                  device=device)
+    return chunks, q_bytes.shape[0], n_db, length
+
+
+# ---------------------------------------------------------------------------------------------
+# AP and public metrics
+# ---------------------------------------------------------------------------------------------
+
+
+def _average_precision(rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AP per row of a ranked relevance matrix (c, K) and the number of hits R per row."""
+    hits = np.cumsum(rel, axis=1, dtype=np.int64)
+    ranks = np.arange(1, rel.shape[1] + 1, dtype=np.float64)
+    total = np.where(rel, hits / ranks, 0.0).sum(axis=1)
+    n_hits = hits[:, -1]
+    ap = np.divide(total, n_hits, out=np.zeros_like(total), where=n_hits > 0)
+    return ap, n_hits
+
+
+def _ap_and_hits(query_codes, db_codes, query_labels, db_labels, k, *, packed, code_length,
+                 memory_budget_mb, backend, ties):
+    chunks, n_query, n_db, _ = _ranking(query_codes, db_codes, k, packed=packed,
+                                        code_length=code_length,
+                                        memory_budget_mb=memory_budget_mb, backend=backend,
+                                        ties=ties)
+    labels = _prepare_labels(query_labels, db_labels, n_query, n_db)
+    ap = np.empty(n_query, np.float64)
+    n_hits = np.empty(n_query, np.int64)
+    for rows, top in chunks:
+        ap[rows], n_hits[rows] = _average_precision(labels.relevance(rows, top))
+    return ap, n_hits
+
+
+def mean_average_precision_per_query(query_codes, db_codes, query_labels, db_labels,
+                                     k: int | None = None, *, packed: bool = False,
+                                     code_length: int | None = None,
+                                     memory_budget_mb: float = _DEFAULT_MEMORY_BUDGET_MB,
+                                     backend: str = "auto", ties: str = "index") -> np.ndarray:
+    """AP@K of every query (float64 vector, n_query); zero-hit queries carry 0.
+
+    Arguments as in :func:`map_at_k`.
+    """
+    return _ap_and_hits(query_codes, db_codes, query_labels, db_labels, k, packed=packed,
+                        code_length=code_length, memory_budget_mb=memory_budget_mb,
+                        backend=backend, ties=ties)[0]
+
+
+def map_at_k(query_codes, db_codes, query_labels, db_labels, k: int | None = None, *,
+             zero_hit: str = "count", ties: str = "index", packed: bool = False,
+             code_length: int | None = None,
+             memory_budget_mb: float = _DEFAULT_MEMORY_BUDGET_MB,
+             backend: str = "auto") -> float:
+    """mAP@K over Hamming ranking (:data:`metric_convention`).
+
+    query_codes, db_codes: +-1 or 0/1 codes (n, L), numpy or torch; with ``packed=True`` the
+        database (and optionally the queries) as ``uint8`` from :func:`pack_codes`.
+    query_labels, db_labels: multi-hot (n, C) or class ids (n,).
+    k: cut-off K; None = whole database; K > database size is clipped.
+    zero_hit: ``count`` (BRCD convention: queries with no relevant item in the top K score 0 and
+        stay in the mean) or ``skip`` (HashNet/TBH: mean over queries with a hit; NaN if none).
+    ties: ``index`` only -- equal distances are ranked by database index.
+    code_length: L for packed codes (default 8 * bytes per code).
+    memory_budget_mb: bounds the working memory of one query chunk.
+    backend: ``auto``, ``numpy`` or ``torch`` (see :data:`BACKENDS`); all give the same value.
+    """
+    reduce = _lookup(ZERO_HIT_CONVENTIONS, zero_hit, "zero_hit convention")
+    ap, n_hits = _ap_and_hits(query_codes, db_codes, query_labels, db_labels, k, packed=packed,
+                              code_length=code_length, memory_budget_mb=memory_budget_mb,
+                              backend=backend, ties=ties)
+    return reduce(ap, n_hits > 0)
+
+
+def precision_at_k_curve(query_codes, db_codes, query_labels, db_labels, ks: Sequence[int], *,
+                         packed: bool = False, code_length: int | None = None,
+                         memory_budget_mb: float = _DEFAULT_MEMORY_BUDGET_MB,
+                         backend: str = "auto", ties: str = "index") -> np.ndarray:
+    """Mean precision@K over queries for each K in ``ks`` (float64, len(ks)).
+
+    precision@K = (relevant items among the first K ranked) / K, same ranking as :func:`map_at_k`;
+    a K above the database size is clipped to it.
+    """
+    ks_arr = np.asarray(list(ks), dtype=np.int64)
+    if ks_arr.ndim != 1 or ks_arr.size == 0 or np.any(ks_arr < 1):
+        raise ValueError(f"ks must be a non-empty sequence of positive integers, got {ks!r}")
+    chunks, n_query, n_db, _ = _ranking(query_codes, db_codes, int(ks_arr.max()), packed=packed,
+                                        code_length=code_length,
+                                        memory_budget_mb=memory_budget_mb, backend=backend,
+                                        ties=ties)
+    labels = _prepare_labels(query_labels, db_labels, n_query, n_db)
+    ks_clip = np.minimum(ks_arr, n_db)
+    total = np.zeros(ks_arr.size, np.float64)
+    for rows, top in chunks:
+        hits = np.cumsum(labels.relevance(rows, top), axis=1)
+        total += (hits[:, ks_clip - 1] / ks_clip).sum(axis=0)
+    return total / n_query
+
+
+def _radius_counts(query_codes, db_codes, query_labels, db_labels, *, packed, code_length,
+                   memory_budget_mb):
+    """Per query and distance d = 0..L: (# items at d, # relevant items at d)."""
+    q_bytes, db_bytes, length = _prepare_codes(query_codes, db_codes, packed=packed,
+                                               code_length=code_length)
+    n_query, n_db = q_bytes.shape[0], db_bytes.shape[0]
+    labels = _prepare_labels(query_labels, db_labels, n_query, n_db)
+    engine = _PopcountHamming(q_bytes, db_bytes, length)
+    bins = length + 1
+    items = np.empty((n_query, bins), np.int64)
+    relevant = np.empty((n_query, bins), np.int64)
+    step = _chunk_rows(n_db, memory_budget_mb)
+    for start in range(0, n_query, step):
+        rows = slice(start, min(start + step, n_query))
+        dist = engine.distances(rows).astype(np.int64)
+        c = dist.shape[0]
+        flat = (dist + (np.arange(c, dtype=np.int64) * bins)[:, None]).ravel()
+        items[rows] = np.bincount(flat, minlength=c * bins).reshape(c, bins)
+        rel = labels.relevance(rows, None).ravel()
+        relevant[rows] = np.bincount(flat[rel], minlength=c * bins).reshape(c, bins)
+    return items, relevant, length
+
+
+def pr_curve(query_codes, db_codes, query_labels, db_labels, *, zero_hit: str = "count",
+             packed: bool = False, code_length: int | None = None,
+             memory_budget_mb: float = _DEFAULT_MEMORY_BUDGET_MB) -> dict[str, np.ndarray]:
+    """Precision and recall of Hamming-ball retrieval at every radius r = 0..L.
+
+    For each query, the items within distance r are retrieved; precision = relevant retrieved /
+    retrieved and recall = relevant retrieved / relevant in the database, each averaged over
+    queries. With ``zero_hit="count"`` a query retrieving nothing has precision 0 and a query with
+    no relevant item in the database has recall 0; ``"skip"`` leaves such queries out of that mean
+    (NaN when none is left). Returns ``{"radius", "precision", "recall"}`` arrays of length L + 1.
+    """
+    reduce = _lookup(ZERO_HIT_CONVENTIONS, zero_hit, "zero_hit convention")
+    items, relevant, length = _radius_counts(query_codes, db_codes, query_labels, db_labels,
+                                             packed=packed, code_length=code_length,
+                                             memory_budget_mb=memory_budget_mb)
+    retrieved = np.cumsum(items, axis=1)
+    hits = np.cumsum(relevant, axis=1)
+    n_relevant = hits[:, -1:]
+    prec = np.divide(hits, retrieved, out=np.zeros(hits.shape), where=retrieved > 0)
+    rec = np.divide(hits, n_relevant, out=np.zeros(hits.shape), where=n_relevant > 0)
+    precision = np.array([reduce(prec[:, r], retrieved[:, r] > 0) for r in range(length + 1)])
+    has_relevant = n_relevant[:, 0] > 0
+    recall = np.array([reduce(rec[:, r], has_relevant) for r in range(length + 1)])
+    return {"radius": np.arange(length + 1), "precision": precision, "recall": recall}
+
+
+def precision_within_radius(query_codes, db_codes, query_labels, db_labels, radius: int = 2, *,
+                            zero_hit: str = "count", packed: bool = False,
+                            code_length: int | None = None,
+                            memory_budget_mb: float = _DEFAULT_MEMORY_BUDGET_MB) -> float:
+    """Mean precision of the items within Hamming distance ``radius`` of each query.
+
+    A query with no database item within the radius counts as precision 0 (``zero_hit="count"``,
+    the usual "precision within Hamming radius 2" convention) or is left out (``"skip"``).
+    """
+    if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
+        raise ValueError(f"radius must be a non-negative integer, got {radius!r}")
+    reduce = _lookup(ZERO_HIT_CONVENTIONS, zero_hit, "zero_hit convention")
+    items, relevant, length = _radius_counts(query_codes, db_codes, query_labels, db_labels,
+                                             packed=packed, code_length=code_length,
+                                             memory_budget_mb=memory_budget_mb)
+    r = min(int(radius), length)
+    retrieved = items[:, : r + 1].sum(axis=1)
+    hits = relevant[:, : r + 1].sum(axis=1)
+    prec = np.divide(hits, retrieved, out=np.zeros(hits.shape), where=retrieved > 0)
+    return reduce(prec, retrieved > 0)
+
+
+def evaluate_paradigms(*, student_query, student_db, teacher_db, query_labels, db_labels,
+                       k: int | None, zero_hit: str = "count", packed: bool = False,
+                       code_length: int | None = None,
+                       memory_budget_mb: float = _DEFAULT_MEMORY_BUDGET_MB,
+                       backend: str = "auto") -> dict[str, float]:
+    """mAP@K in both search paradigms of the paper.
+
+    ``symmetric``: student query codes against the student-encoded database;
+    ``asymmetric``: student query codes against the teacher-encoded database.
+    """
+    kw = dict(zero_hit=zero_hit, packed=packed, code_length=code_length,
+              memory_budget_mb=memory_budget_mb, backend=backend)
+    return {
+        "symmetric": map_at_k(student_query, student_db, query_labels, db_labels, k, **kw),
+        "asymmetric": map_at_k(student_query, teacher_db, query_labels, db_labels, k, **kw),
+    }

@@ -1,0 +1,41 @@
+"""What every notebook does first: logging, plotting style, the experiment and its outputs."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import pandas as pd
+import seaborn as sns
+
+from .outputs import Outputs
+from .pipeline import Experiment
+
+
+def setup(profile: str, results_root: str, *, progress: bool = False) -> tuple[Experiment, Outputs]:
+    """Return the profile's :class:`Experiment` and :class:`Outputs` (results/<profile>/...)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    sns.set_theme(context="notebook", style="whitegrid")
+    pd.set_option("display.width", 160)
+    pd.set_option("display.max_columns", 40)
+    exp = Experiment(profile, progress=progress)
+    out = Outputs(results_root=os.path.abspath(results_root), profile=exp.profile.name)
+    print(f"profile {exp.profile.name}: {exp.profile.description}")
+    print(f"device {exp.device}; cache {exp.cache_dir}; outputs {out.root}")
+    return exp, out
+
+
+class Timer:
+    """``with Timer("main grid"):`` prints the wall time of a block."""
+
+    def __init__(self, label: str):
+        self.label = label
+
+    def __enter__(self):
+        self.t0 = time.time()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.time() - self.t0
+        print(f"{self.label}: {self.seconds:.1f} s")
+        return False

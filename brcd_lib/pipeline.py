@@ -1,0 +1,343 @@
+"""One profile's experiments: data, pretrained backbones, teachers, students, shallow baselines.
+
+``Experiment`` is what the notebooks and the reproduction job call. Every training run is cached
+by a hash of everything that determines it (profile data, split hash, model, training and
+distillation configs, code length, seed, and for students the teacher's run): a finished run is
+loaded, an interrupted one resumes from its last checkpoint.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import engine
+from .config import DistillConfig, ModelConfig, TrainConfig, config_hash, to_dict
+from .data import get_dataset
+from .data.transforms import TwoViews, get_transforms
+from .distill import get_distiller
+from .features import FeatureStore, default_cache_dir
+from .io import atomic_write_text
+from .metrics import map_at_k
+from .models import build_hashing_network, get_objective
+from .models.pretrain import ssl_pretrain
+from .profiles import Profile, get_profile
+from .provenance import provenance
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainedRun:
+    """A finished run: the network with its selected head(s) and its test metrics."""
+
+    role: str
+    net: Any                       # HashingNetwork with the head selected for ``symmetric``
+    nets: dict[str, Any]           # paradigm -> network with that paradigm's best head
+    metrics: dict[str, float]      # paradigm -> test mAP@K
+    record: dict                   # everything written to result.json
+    run_dir: str
+
+
+class Experiment:
+    """Experiments of one profile on one device, sharing splits, backbones and feature caches."""
+
+    def __init__(self, profile: Profile | str = "digits", *, cache_dir: str | None = None,
+                 device: str | None = None, progress: bool = True, resume: bool = True):
+        self.profile = get_profile(profile) if isinstance(profile, str) else profile
+        self.cache_dir = cache_dir or default_cache_dir()
+        self.device = device or ("cuda" if torch.cuda.is_available() and not self.profile.runs_on_cpu
+                                 else "cpu")
+        self.progress, self.resume = progress, resume
+        self.store = FeatureStore(cache_dir=self.cache_dir)
+        self._splits = None
+        self._backbones: dict[str, torch.nn.Module] = {}
+        self._teachers: dict[str, TrainedRun] = {}
+
+    # ---------------------------------------------------------------- data
+    @property
+    def splits(self):
+        if self._splits is None:
+            d = self.profile.data
+            self._splits = get_dataset(d.name, root=d.root, seed=d.split_seed,
+                                       split_dir=os.path.join(self.cache_dir, "splits"), **d.protocol)
+        return self._splits
+
+    def transform(self, *, train: bool):
+        d = self.profile.data
+        return get_transforms(d.transform, size=d.image_size, train=train)
+
+    def _transform_desc(self, train: bool) -> str:
+        d = self.profile.data
+        return f"{d.transform}-{d.image_size}-{'train' if train else 'test'}"
+
+    def labels(self, set_name: str) -> np.ndarray:
+        return getattr(self.splits, set_name).labels
+
+    # ---------------------------------------------------------------- models
+    def build_network(self, model: ModelConfig, bits: int, *, role: str, seed: int = 0):
+        """A hashing network whose backbone is pretrained (SimCLR stand-in or real weights)."""
+        bb = model.backbone
+        torch.manual_seed(seed)
+        net = build_hashing_network(role=role, backbone=bb.name, code_length=bits,
+                                    pretrained=bb.pretrained, weights_path=bb.weights_path,
+                                    freeze_backbone=model.freeze_backbone, head=model.head,
+                                    head_hidden=model.head_hidden, **bb.kwargs)
+        key = config_hash(bb, self.profile.data, self.splits.split_hash)
+        if bb.ssl_epochs > 0:
+            if key not in self._backbones:
+                images = self.splits.database.images  # unlabelled pool (train is a subset)
+                self._backbones[key] = ssl_pretrain(
+                    net.backbone, images=images, image_size=self.profile.data.image_size,
+                    epochs=bb.ssl_epochs, batch_size=bb.ssl_batch_size, lr=bb.ssl_lr,
+                    temperature=bb.ssl_temperature, augment=dict(bb.ssl_augment) or None,
+                    seed=self.profile.data.split_seed,
+                    device=self.device, cache_dir=os.path.join(self.cache_dir, "pretrain"),
+                    progress=self.progress)
+            net.backbone.load_state_dict(self._backbones[key].state_dict())
+        return net.to(self.device)
+
+    # ---------------------------------------------------------------- features and codes
+    def features(self, net, set_name: str) -> torch.Tensor:
+        ds = getattr(self.splits, set_name).with_transform(self.transform(train=False))
+        return self.store.clean(net, ds, set_name=set_name, split_hash=self.splits.split_hash,
+                                transform_desc=self._transform_desc(False), device=self.device,
+                                progress=self.progress)
+
+    def codes(self, net, set_name: str) -> torch.Tensor:
+        """+-1 codes of a set under the test transform (cached backbone features + head)."""
+        return engine.codes_from_features(net, self.features(net, set_name).to(self.device)).cpu()
+
+    def view_bank(self, net, n_views: int, *, rotation: int = 0) -> torch.Tensor:
+        ds = self.splits.train.with_transform(self.transform(train=True))
+        return self.store.views(net, ds, n_views=n_views, seed=self.profile.data.split_seed,
+                                split_hash=self.splits.split_hash,
+                                transform_desc=self._transform_desc(True), rotation=rotation,
+                                device=self.device, progress=self.progress)
+
+    def view_codes(self, net, n_views: int) -> torch.Tensor:
+        """(n_views, n_train, L) +-1 codes of the cached augmented views of the training images."""
+        bank = self.view_bank(net, n_views).to(self.device)
+        return torch.stack([engine.codes_from_features(net, b) for b in bank]).cpu()
+
+    def _source(self, net, train: TrainConfig, teacher=None, rotations: int = 0, *,
+                frozen: bool = True):
+        if train.feature_views > 0 and frozen:
+            sb = self.view_bank(net, train.feature_views).to(self.device)
+            tb = None if teacher is None else self.view_bank(teacher, train.feature_views).to(self.device)
+            s_rot = t_rot = None
+            if rotations:
+                s_rot = torch.stack([self.view_bank(net, train.feature_views, rotation=r)
+                                     for r in range(rotations)]).to(self.device)
+                t_rot = torch.stack([self.view_bank(teacher, train.feature_views, rotation=r)
+                                     for r in range(rotations)]).to(self.device)
+            return engine.BankPairSource(student_bank=sb, teacher_bank=tb, student_rot=s_rot,
+                                         teacher_rot=t_rot)
+        ds = self.splits.train.with_transform(TwoViews(self.transform(train=True)))
+        return engine.ImagePairSource(dataset=ds, student_features=net.features,
+                                      teacher_features=None if teacher is None else teacher.features,
+                                      rotations=rotations, device=self.device,
+                                      num_workers=train.num_workers)
+
+    def _map(self, query_codes, db_codes) -> float:
+        return float(map_at_k(query_codes, db_codes, self.labels("query"), self.labels("database"),
+                              self.splits.top_k))
+
+    def _val_map(self, query_codes, db_codes) -> float:
+        return float(map_at_k(query_codes, db_codes, self.labels("val"), self.labels("database"),
+                              self.splits.top_k))
+
+    # ---------------------------------------------------------------- runs
+    def _run_dir(self, role: str, key: str) -> str:
+        path = os.path.join(self.cache_dir, "runs", self.profile.name, f"{role}-{key}")
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def teacher(self, bits: int, *, model: ModelConfig | None = None,
+                train: TrainConfig | None = None) -> TrainedRun:
+        """Train (or load) the hashing teacher for ``bits``."""
+        model = model or self.profile.teacher
+        train = train or self.profile.teacher_train
+        seed = self.profile.teacher_seed
+        key = config_hash("teacher", self.profile.data, self.splits.split_hash, model, train, bits, seed)
+        if key in self._teachers:
+            return self._teachers[key]
+        run_dir = self._run_dir("teacher", key)
+        net = self.build_network(model, bits, role="teacher", seed=seed)
+        objective = get_objective(model.objective, **model.objective_kwargs)
+        result_path = os.path.join(run_dir, "result.json")
+        if os.path.exists(result_path):
+            record = json.load(open(result_path))
+            state = engine.load_checkpoint(os.path.join(run_dir, "best.pt"))
+            engine._load_head_state(net, state["head"])
+        else:
+            t0 = time.time()
+
+            def validate():
+                q = self.codes(net, "val")
+                return {"symmetric": self._val_map(q, self.codes(net, "database"))}
+
+            loop = engine.fit(name=f"teacher {bits} bits", net=net, objective=objective,
+                              source=self._source(net, train, frozen=model.freeze_backbone), train_cfg=train, seed=seed,
+                              validate=validate, checkpoint_path=os.path.join(run_dir, "last.pt"),
+                              resume=self.resume, progress=self.progress)
+            engine._load_head_state(net, loop.best_state["symmetric"]["head"])
+            engine.save_checkpoint(os.path.join(run_dir, "best.pt"), format=engine.CHECKPOINT_FORMAT,
+                                   head=engine._head_state(net), config=_json_safe(to_dict(model)),
+                                   bits=bits, epoch=loop.best_epoch["symmetric"])
+            q, db = self.codes(net, "query"), self.codes(net, "database")
+            value = self._map(q, db)
+            record = self._record(role="teacher", key=key, bits=bits, seed=seed, model=model,
+                                  train=train, distill=None, loop=loop,
+                                  metrics={"symmetric": value, "asymmetric": value},
+                                  wall_s=time.time() - t0)
+            atomic_write_text(result_path, json.dumps(record, indent=1))
+        run = TrainedRun("teacher", net, {"symmetric": net, "asymmetric": net}, record["metrics"],
+                         record, run_dir)
+        self._teachers[key] = run
+        return run
+
+    def student(self, bits: int, *, method: str = "none", seed: int = 0,
+                distill_kwargs: dict | None = None, model: ModelConfig | None = None,
+                teacher_model: ModelConfig | None = None, train: TrainConfig | None = None,
+                distill_weight: float = 1.0, label: str | None = None) -> TrainedRun:
+        """Train (or load) a student distilled from the teacher with ``method``."""
+        model = model or self.profile.student
+        train = train or self.profile.student_train
+        kwargs = dict(distill_kwargs or {})
+        if method == "brcd":
+            kwargs = {**self.profile.brcd, **kwargs}
+        distill = DistillConfig(method=method, kwargs=kwargs, weight=distill_weight)
+        teacher = self.teacher(bits, model=teacher_model)
+        key = config_hash("student", self.profile.data, self.splits.split_hash, model, train, bits,
+                          seed, distill, teacher.record["key"])
+        run_dir = self._run_dir("student", key)
+        result_path = os.path.join(run_dir, "result.json")
+        net = self.build_network(model, bits, role="student", seed=seed)
+        if teacher.net.code_length != net.code_length:
+            raise ValueError(f"teacher ({teacher.net.code_length} bits) and student "
+                             f"({net.code_length} bits) must have the same code length")
+        nets = {}
+        if os.path.exists(result_path):
+            record = json.load(open(result_path))
+            for paradigm in ("symmetric", "asymmetric"):
+                state = engine.load_checkpoint(os.path.join(run_dir, f"best_{paradigm}.pt"))
+                nets[paradigm] = copy.deepcopy(net)
+                engine._load_head_state(nets[paradigm], state["head"])
+        else:
+            t0 = time.time()
+            objective = get_objective(model.objective, **model.objective_kwargs)
+            distiller = get_distiller(method, **kwargs).to(self.device)
+            teacher_net = teacher.net
+            train_codes = self.codes(teacher_net, "train")
+            distiller.prepare(engine.make_context(
+                teacher_train_codes=train_codes.to(self.device), seed=seed,
+                cache_dir=os.path.join(self.cache_dir, "clusters"), cache_key=teacher.record["key"]))
+            teacher_db = self.codes(teacher_net, "database")
+            rotations = 4 if getattr(distiller, "needs_rotations", False) else 0
+
+            def validate():
+                q = self.codes(net, "val")
+                return {"symmetric": self._val_map(q, self.codes(net, "database")),
+                        "asymmetric": self._val_map(q, teacher_db)}
+
+            name = f"{label or method} {bits} bits seed {seed}"
+            loop = engine.fit(name=name, net=net, objective=objective,
+                              source=self._source(net, train, teacher_net, rotations,
+                                                  frozen=model.freeze_backbone),
+                              train_cfg=train, seed=seed, validate=validate, teacher=teacher_net,
+                              distiller=distiller, distill_weight=distill_weight,
+                              checkpoint_path=os.path.join(run_dir, "last.pt"), resume=self.resume,
+                              progress=self.progress)
+            metrics = {}
+            for paradigm in ("symmetric", "asymmetric"):
+                nets[paradigm] = engine.restore(net, loop.best_state[paradigm])
+                engine.save_checkpoint(os.path.join(run_dir, f"best_{paradigm}.pt"),
+                                       format=engine.CHECKPOINT_FORMAT,
+                                       head=loop.best_state[paradigm]["head"],
+                                       config=_json_safe(to_dict(model)), bits=bits,
+                                       epoch=loop.best_epoch[paradigm])
+            q_sym = self.codes(nets["symmetric"], "query")
+            metrics["symmetric"] = self._map(q_sym, self.codes(nets["symmetric"], "database"))
+            metrics["asymmetric"] = self._map(self.codes(nets["asymmetric"], "query"), teacher_db)
+            extra = {}
+            if hasattr(distiller, "kept_bit_fraction"):
+                extra["kept_bit_fraction"] = float(distiller.kept_bit_fraction)
+            record = self._record(role="student", key=key, bits=bits, seed=seed, model=model,
+                                  train=train, distill=distill, loop=loop, metrics=metrics,
+                                  wall_s=time.time() - t0, extra=extra,
+                                  teacher_key=teacher.record["key"])
+            atomic_write_text(result_path, json.dumps(record, indent=1))
+        return TrainedRun("student", nets["symmetric"], nets, record["metrics"], record, run_dir)
+
+    def shallow(self, bits: int, name: str, *, seed: int = 0) -> dict[str, float]:
+        """LSH / ITQ on raw pixels, same protocol (symmetric paradigm only)."""
+        from .shallow import get_shallow_hasher
+
+        def pixels(set_name):
+            s = getattr(self.splits, set_name)
+            return s.images.reshape(len(s), -1).float().numpy() / 255.0
+
+        hasher = get_shallow_hasher(name)(code_length=bits, seed=seed)
+        hasher.fit(pixels("train"))
+        return {"symmetric": self._map(hasher.encode(pixels("query")),
+                                       hasher.encode(pixels("database")))}
+
+    # ---------------------------------------------------------------- records and rows
+    def _record(self, *, role, key, bits, seed, model, train, distill, loop, metrics, wall_s,
+                extra=None, teacher_key=None) -> dict:
+        return _json_safe({
+            "role": role, "key": key, "profile": self.profile.name, "dataset": self.profile.data.name,
+            "bits": bits, "seed": seed, "split_hash": self.splits.split_hash,
+            "top_k": self.splits.top_k, "model": to_dict(model), "train": to_dict(train),
+            "distill": None if distill is None else to_dict(distill), "teacher_key": teacher_key,
+            "metrics": metrics, "val_best": loop.best, "best_epoch": loop.best_epoch,
+            "epochs_run": loop.epochs_run, "stopped_early": loop.stopped_early,
+            "history": loop.history, "wall_s": wall_s, "extra": extra or {},
+            **provenance(device=self.device),
+        })
+
+    def rows(self, run: TrainedRun | dict, *, method: str, variant: str | None = None) -> list[dict]:
+        """Long-format result rows of a run (one per paradigm) with provenance."""
+        record = run.record if isinstance(run, TrainedRun) else run
+        metrics = record["metrics"]
+        return [{
+            "dataset": self.profile.data.name, "profile": self.profile.name, "method": method,
+            "variant": variant or method, "bits": record["bits"], "paradigm": paradigm,
+            "seed": record["seed"], "metric": f"mAP@{record['top_k'] or 'all'}", "value": value,
+            "config_hash": record["key"], "split_hash": record["split_hash"],
+            "commit": record["commit"], "versions": record["versions"], "device": record["device"],
+            "timestamp": record["timestamp"], "wall_s": record["wall_s"],
+        } for paradigm, value in metrics.items()]
+
+    def shallow_rows(self, bits: int, name: str, *, seed: int = 0) -> list[dict]:
+        metrics = self.shallow(bits, name, seed=seed)
+        prov = provenance(device="cpu")
+        return [{"dataset": self.profile.data.name, "profile": self.profile.name,
+                 "method": name.upper(), "variant": name, "bits": bits, "paradigm": paradigm,
+                 "seed": seed, "metric": f"mAP@{self.splits.top_k or 'all'}", "value": value,
+                 "config_hash": config_hash(name, bits, seed), "split_hash": self.splits.split_hash,
+                 **{k: prov[k] for k in ("commit", "versions", "device", "timestamp")}, "wall_s": 0.0}
+                for paradigm, value in metrics.items()]
+
+
+def _json_safe(obj):
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    if dataclasses.is_dataclass(obj):
+        return _json_safe(dataclasses.asdict(obj))
+    return obj

@@ -1,0 +1,140 @@
+"""Named profiles: everything a reproduction at one scale needs (data, models, budgets, grids).
+
+* ``smoke``   a slice of digits, tiny budgets, one seed: every notebook end to end in minutes.
+* ``digits``  the embedded default (scikit-learn digits), full grids, 3 seeds, CPU.
+* ``fashion`` Fashion-MNIST with the CIFAR-10 protocol shape, the CPU-scale headline.
+* ``paper``   the paper's configurations (CIFAR-10 etc., ViT-B/16 teacher, EfficientNet-B0
+              student, pretrained weights, released epochs/lr/patience) for a GPU box with data.
+
+Unknown names raise ``ValueError`` listing the valid ones.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .config import BackboneConfig, DataConfig, ModelConfig, TrainConfig
+
+ALL_METHODS = ("none", "kd", "sp", "pkt", "rkd", "crd", "sskd", "crcd", "packd", "brcd")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    data: DataConfig
+    teacher: ModelConfig
+    student: ModelConfig
+    teacher_train: TrainConfig
+    student_train: TrainConfig
+    bits: tuple[int, ...] = (16, 32, 64)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    teacher_seed: int = 0
+    methods: tuple[str, ...] = ALL_METHODS
+    brcd: dict = field(default_factory=lambda: {"n_clusters": 10, "margin": 0.5, "alpha": 0.8})
+    # analysis / sensitivity grids
+    elbow_ks: tuple[int, ...] = (2, 4, 6, 8, 10, 12, 15, 20)
+    sensitivity_bits: int = 32
+    alphas: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    margins: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 0.9)
+    cluster_counts: tuple[int, ...] = (5, 10, 15, 20)
+    # generality
+    objectives: tuple[str, ...] = ("cibhash", "bihalf", "greedyhash")
+    generality_methods: tuple[str, ...] = ("none", "kd", "rkd", "brcd")
+    student_backbones: tuple[str, ...] = ()
+    teacher_backbones: tuple[str, ...] = ()
+    runs_on_cpu: bool = True
+
+
+_PROFILES: dict[str, Callable[[], Profile]] = {}
+
+
+def register_profile(name: str):
+    def deco(fn: Callable[[], Profile]) -> Callable[[], Profile]:
+        _PROFILES[name] = fn
+        return fn
+
+    return deco
+
+
+def list_profiles() -> list[str]:
+    return list(_PROFILES)
+
+
+def get_profile(name: str, **overrides) -> Profile:
+    if name not in _PROFILES:
+        raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(_PROFILES)}")
+    profile = _PROFILES[name]()
+    return dataclasses.replace(profile, **overrides) if overrides else profile
+
+
+# CPU stand-ins for ImageNet-pretrained backbones: SimCLR-pretrained small networks (cached).
+# Settings from benchmarks/explore_cpu_backbones.py (docs/models.md); no horizontal flips on digits.
+CPU_TEACHER = BackboneConfig(name="cnn_teacher", ssl_epochs=100, ssl_batch_size=256, ssl_lr=1e-3,
+                             ssl_temperature=0.5, ssl_augment={"hflip_p": 0.0})
+CPU_STUDENT = BackboneConfig(name="small_cnn_s", ssl_epochs=30, ssl_batch_size=256, ssl_lr=1e-3,
+                             ssl_temperature=0.5, ssl_augment={"hflip_p": 0.0})
+
+
+@register_profile("digits")
+def _digits() -> Profile:
+    return Profile(
+        name="digits",
+        description="scikit-learn digits (embedded), 16 px, SimCLR-pretrained CPU backbones",
+        data=DataConfig(name="digits", image_size=16, transform="small"),
+        teacher=ModelConfig(backbone=CPU_TEACHER),
+        student=ModelConfig(backbone=CPU_STUDENT),
+        teacher_train=TrainConfig(epochs=100, batch_size=64, lr=5e-4, eval_every=5, patience=3,
+                                  feature_views=12),
+        student_train=TrainConfig(epochs=100, batch_size=64, lr=1e-3, eval_every=10, patience=5,
+                                  feature_views=12),
+    )
+
+
+@register_profile("smoke")
+def _smoke() -> Profile:
+    base = _digits()
+    return dataclasses.replace(
+        base, name="smoke", description="a slice of digits, tiny budgets, one seed",
+        data=dataclasses.replace(base.data, protocol={"subset": 60, "n_query": 10, "n_val": 10,
+                                                           "n_train_per_class": 30, "top_k": 50}),
+        teacher=ModelConfig(backbone=dataclasses.replace(CPU_TEACHER, ssl_epochs=40)),
+        student=ModelConfig(backbone=dataclasses.replace(CPU_STUDENT, ssl_epochs=15)),
+        teacher_train=dataclasses.replace(base.teacher_train, epochs=40, eval_every=10, feature_views=4),
+        student_train=dataclasses.replace(base.student_train, epochs=10, eval_every=5, feature_views=4),
+        bits=(16,), seeds=(0,), elbow_ks=(2, 4, 6), alphas=(0.0, 0.8, 1.0), margins=(0.0, 0.5),
+        cluster_counts=(4, 10),
+    )
+
+
+@register_profile("fashion")
+def _fashion() -> Profile:
+    base = _digits()
+    return dataclasses.replace(
+        base, name="fashion",
+        description="Fashion-MNIST, CIFAR-10 protocol shape (500/class train, 5k/5k val/test, 60k db)",
+        data=DataConfig(name="fashion_mnist", image_size=28, transform="small"),
+        student_train=dataclasses.replace(base.student_train, epochs=60),
+        teacher_train=dataclasses.replace(base.teacher_train, epochs=60),
+    )
+
+
+@register_profile("paper")
+def _paper() -> Profile:
+    return Profile(
+        name="paper",
+        description="the paper's configuration: CIFAR-10, ViT-B/16 teacher, EfficientNet-B0 student, "
+                    "ImageNet-pretrained, 224 px (needs a GPU and the data)",
+        data=DataConfig(name="cifar10", image_size=224, transform="paper"),
+        teacher=ModelConfig(backbone=BackboneConfig(name="vit_b_16", pretrained=True)),
+        student=ModelConfig(backbone=BackboneConfig(name="efficientnet_b0", pretrained=True)),
+        teacher_train=TrainConfig(epochs=200, batch_size=64, lr=5e-4, eval_every=5, patience=3,
+                                  device="cuda"),
+        student_train=TrainConfig(epochs=400, batch_size=64, lr=1e-3, eval_every=10, patience=5,
+                                  device="cuda"),
+        seeds=(8888,), teacher_seed=8888,
+        student_backbones=("efficientnet_b0", "mobilenet_v2", "resnet18"),
+        teacher_backbones=("vit_b_16", "vit_b_32", "vit_l_16"),
+        runs_on_cpu=False,
+    )

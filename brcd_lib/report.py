@@ -1,0 +1,105 @@
+"""Assemble ``results/<profile>/README.md`` from what the notebooks wrote, and the
+``results/README.md`` index. Nothing here computes a number: it embeds the generated files."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+from .io import atomic_write_text
+
+# paper artefact -> (notebook, table stems, figure stems)
+MANIFEST = [
+    ("Protocols and split sizes (method.md §5)", "01_data_protocols",
+     ["data_splits", "data_label_distribution"], ["data_samples", "data_label_distribution"]),
+    ("Main table: teacher row, LSH/ITQ reference rows", "02_teachers", ["teachers"],
+     ["teacher_training_curves"]),
+    ("k-means elbow, cluster purity, mask statistics", "03_clusters_masks",
+     ["kmeans_elbow", "mask_overview", "mask_statistics"], ["kmeans_elbow", "mask_kept_bits"]),
+    ("Main table (all methods, both paradigms)", "04_main_results", ["main_table"], ["main_results"]),
+    ("Ablation table", "05_ablations", ["ablation_table", "ablation_kept_bit_fraction"], ["ablations"]),
+    ("Generality (hashing models, backbones)", "06_generality", ["generality_table"], ["generality"]),
+    ("Bit-level redundancy analysis, offset positives", "07_bit_redundancy",
+     ["offset_positive_rates"], ["cluster_bit_means", "redundancy_vs_delta", "offset_positive_rates",
+                                 "bit_flip_rates", "bit_balance", "bit_correlation_teacher",
+                                 "bit_correlation_student_no_KD", "bit_correlation_student_BRCD"]),
+    ("Hyper-parameter sensitivity (alpha, delta, K)", "08_sensitivity", ["sensitivity_table"],
+     ["sensitivity"]),
+    ("Efficiency (parameters, FLOPs, latency)", "09_efficiency",
+     ["efficiency_profile_models", "efficiency_paper_backbones"], ["map_vs_latency"]),
+    ("t-SNE, PR and P@K curves, case study", "10_qualitative", ["precision_radius2"],
+     ["tsne_codes", "pr_curves", "precision_at_k", "case_study"]),
+]
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def write_profile_report(root: str, *, profile) -> str:
+    """Write ``<root>/README.md`` and return its path."""
+    name = profile.name
+    tables, figures = os.path.join(root, "tables"), os.path.join(root, "figures")
+    run_log_path = os.path.join(root, "run_log.json")
+    run_log = json.load(open(run_log_path)) if os.path.exists(run_log_path) else {}
+    lines = [f"# Results: profile `{name}`", "", profile.description, "",
+             "Every number below was computed by the notebooks in `notebooks/` "
+             f"(`python -m brcd_lib.reproduce --profile {name}`); the raw rows with provenance "
+             "(commit, config hash, split hash, seed, versions, device) are in `tables/*_rows.csv`.",
+             ""]
+    if run_log:
+        lines += ["## Provenance", "",
+                  f"- commit: `{run_log.get('commit', 'unknown')}`",
+                  f"- device: {run_log.get('device', 'unknown')}",
+                  f"- versions: {run_log.get('versions', 'unknown')}",
+                  f"- finished: {run_log.get('timestamp', 'unknown')}", "",
+                  "| notebook | status | wall time (s) |", "|---|---|---|"]
+        total = 0.0
+        for nb, entry in sorted(run_log.get("notebooks", {}).items()):
+            lines.append(f"| {nb} | {entry.get('status')} | {entry.get('wall_s')} |")
+            total += float(entry.get("wall_s") or 0)
+        lines += [f"| **total** | | {total:.1f} |", ""]
+        lines += ["(This report is written by notebook 11 while it runs, so its own line shows the "
+                  "previous run's time.)", ""]
+    lines += ["## Manifest", "", "| paper artefact | notebook | tables | figures |", "|---|---|---|---|"]
+    for what, nb, tabs, figs in MANIFEST:
+        t = ", ".join(f"[{s}](tables/{s}.md)" for s in tabs if os.path.exists(os.path.join(tables, f"{s}.md")))
+        f = ", ".join(f"[{s}](figures/{s}.png)" for s in figs if os.path.exists(os.path.join(figures, f"{s}.png")))
+        lines.append(f"| {what} | [{nb}](notebooks/{nb}.ipynb) | {t or '—'} | {f or '—'} |")
+    lines.append("")
+    for what, nb, tabs, figs in MANIFEST:
+        present_t = [s for s in tabs if os.path.exists(os.path.join(tables, f"{s}.md"))]
+        present_f = [s for s in figs if os.path.exists(os.path.join(figures, f"{s}.png"))]
+        if not (present_t or present_f):
+            continue
+        lines += [f"## {what}", "", f"Notebook: `notebooks/{nb}.ipynb`", ""]
+        for s in present_t:
+            lines += [f"### {s}", "", _read(os.path.join(tables, f"{s}.md")).strip(), ""]
+        for s in present_f:
+            lines += [f"![{s}](figures/{s}.png)", ""]
+    path = os.path.join(root, "README.md")
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def write_results_index(results_root: str) -> str:
+    """``results/README.md``: one line per profile folder that has a report."""
+    lines = ["# Results", "", "Generated by `python -m brcd_lib.reproduce --profile <name>`; "
+             "each profile folder holds tables (CSV + Markdown), figures (PNG), the executed "
+             "notebooks and `run_log.json` (wall time per notebook, commit, versions, device).", "",
+             "| profile | report | notebooks run | total wall time (s) |", "|---|---|---|---|"]
+    for d in sorted(glob.glob(os.path.join(results_root, "*", "README.md"))):
+        prof = os.path.basename(os.path.dirname(d))
+        log_path = os.path.join(os.path.dirname(d), "run_log.json")
+        n, total = 0, 0.0
+        if os.path.exists(log_path):
+            nbs = json.load(open(log_path)).get("notebooks", {})
+            n, total = len(nbs), sum(float(e.get("wall_s") or 0) for e in nbs.values())
+        lines.append(f"| {prof} | [{prof}/README.md]({prof}/README.md) | {n} | {total:.1f} |")
+    bench = os.path.join(results_root, "benchmarks")
+    if os.path.isdir(bench):
+        lines += ["", "Benchmarks: [benchmarks/](benchmarks/) (speed and memory ratios, CSV + Markdown)."]
+    path = os.path.join(results_root, "README.md")
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path

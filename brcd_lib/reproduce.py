@@ -1,0 +1,127 @@
+"""Run the ordered notebooks with papermill: ``python -m brcd_lib.reproduce --profile digits``.
+
+Executed copies go to ``results/<profile>/notebooks/``; the notebooks themselves write tables to
+``results/<profile>/tables/`` and figures to ``results/<profile>/figures/``. The runner is
+resumable at two levels: a notebook whose executed copy is newer than its source and finished
+without error is skipped (``--force`` reruns it), and every training run inside a notebook is
+cached by a hash of its config (``.cache/runs``), so an interrupted job continues where it
+stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import json
+import os
+import sys
+import time
+
+from .io import atomic_write_text
+from .profiles import list_profiles
+from .provenance import provenance
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOTEBOOK_DIR = os.path.join(ROOT, "notebooks")
+
+
+def list_notebooks(notebook_dir: str = NOTEBOOK_DIR) -> list[str]:
+    return sorted(glob.glob(os.path.join(notebook_dir, "[0-9][0-9]_*.ipynb")))
+
+
+def results_dir(profile: str, root: str | None = None) -> str:
+    return os.path.join(root or os.path.join(ROOT, "results"), profile)
+
+
+def _sha(path: str) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()[:16]
+
+
+def select(notebooks: list[str], only: list[str] | None) -> list[str]:
+    if not only:
+        return notebooks
+    chosen = [nb for nb in notebooks
+              if any(os.path.basename(nb).startswith(o) or o in os.path.basename(nb) for o in only)]
+    if not chosen:
+        names = ", ".join(os.path.basename(n) for n in notebooks)
+        raise SystemExit(f"--only {only} matches no notebook; available: {names}")
+    return chosen
+
+
+def run(profile: str, *, only: list[str] | None = None, force: bool = False,
+        results_root: str | None = None, notebook_dir: str = NOTEBOOK_DIR,
+        kernel: str | None = None, log_output: bool = False) -> dict:
+    """Execute the (selected) notebooks for ``profile``; returns the run log."""
+    import papermill as pm
+
+    if profile not in list_profiles():
+        raise SystemExit(f"unknown profile {profile!r}; valid profiles: {', '.join(list_profiles())}")
+    out_dir = results_dir(profile, results_root)
+    nb_out = os.path.join(out_dir, "notebooks")
+    os.makedirs(nb_out, exist_ok=True)
+    log_path = os.path.join(out_dir, "run_log.json")
+    run_log = json.load(open(log_path)) if os.path.exists(log_path) else {"notebooks": {}}
+    notebooks = select(list_notebooks(notebook_dir), only)
+    if not notebooks:
+        raise SystemExit(f"no notebooks found in {notebook_dir}")
+    for nb in notebooks:
+        name = os.path.basename(nb)
+        target = os.path.join(nb_out, name)
+        entry = run_log["notebooks"].get(name, {})
+        if (not force and os.path.exists(target) and entry.get("status") == "ok"
+                and entry.get("source_sha") == _sha(nb)):
+            print(f"[skip] {name} (finished; --force reruns it)")
+            continue
+        print(f"[run ] {name} (profile {profile})", flush=True)
+        t0 = time.time()
+        tmp = target + ".tmp.ipynb"
+        status = "ok"
+        try:
+            pm.execute_notebook(nb, tmp, parameters={"profile": profile,
+                                                    "results_root": os.path.dirname(out_dir)},
+                                cwd=os.path.dirname(nb), kernel_name=kernel,
+                                progress_bar=False, log_output=log_output)
+            os.replace(tmp, target)
+        except Exception as exc:  # keep the failed copy for inspection, never as the result
+            status = f"failed: {type(exc).__name__}"
+            if os.path.exists(tmp):
+                os.replace(tmp, target.replace(".ipynb", ".failed.ipynb"))
+            run_log["notebooks"][name] = {"status": status, "wall_s": round(time.time() - t0, 1)}
+            atomic_write_text(log_path, json.dumps(run_log, indent=1))
+            raise
+        run_log["notebooks"][name] = {"status": status, "wall_s": round(time.time() - t0, 1),
+                                      "source_sha": _sha(nb)}
+        run_log.update(profile=profile, **provenance())
+        atomic_write_text(log_path, json.dumps(run_log, indent=1))
+        print(f"[done] {name} in {time.time() - t0:.1f} s", flush=True)
+    return run_log
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--profile", default=os.environ.get("PROFILE", "digits"),
+                   help=f"one of {', '.join(list_profiles())} (default: $PROFILE or digits)")
+    p.add_argument("--only", nargs="*", help="run only notebooks whose name starts with / contains these")
+    p.add_argument("--force", action="store_true", help="rerun notebooks that already finished")
+    p.add_argument("--list", action="store_true", help="list the notebooks and exit")
+    p.add_argument("--results-root", default=None, help="default: <repo>/results")
+    p.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebook's)")
+    p.add_argument("--log-output", action="store_true", help="stream notebook output")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    if args.list:
+        for nb in list_notebooks():
+            print(os.path.basename(nb))
+        return 0
+    t0 = time.time()
+    run(args.profile, only=args.only, force=args.force, results_root=args.results_root,
+        kernel=args.kernel, log_output=args.log_output)
+    print(f"profile {args.profile}: {time.time() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

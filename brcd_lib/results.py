@@ -1,0 +1,83 @@
+"""Tidy result rows with provenance, and the tables (pivots) built from them.
+
+Rows are long-format: one row per method x dataset x bits x paradigm x seed, each with the
+provenance columns of :func:`brcd_lib.provenance.provenance` plus ``config_hash``, ``split_hash``
+and ``seed``. Tables are pivots of rows, never typed by hand.
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .io import atomic_write_text
+
+ROW_KEYS = ("dataset", "method", "bits", "paradigm", "seed", "metric", "value")
+PROVENANCE_KEYS = ("config_hash", "split_hash", "commit", "versions", "device", "timestamp")
+
+
+def rows_to_frame(rows: Iterable[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(list(rows))
+    missing = [k for k in ROW_KEYS if k not in frame.columns]
+    if len(frame) and missing:
+        raise ValueError(f"result rows lack the columns {missing}; every row needs {ROW_KEYS}")
+    return frame
+
+
+def write_frame(frame: pd.DataFrame, path: str, *, markdown: bool = True,
+                floatfmt: str = ".4f") -> None:
+    """Write ``frame`` as CSV (and Markdown beside it) atomically."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+    atomic_write_text(path, frame.to_csv(index=False))
+    if markdown:
+        md_path = os.path.splitext(path)[0] + ".md"
+        atomic_write_text(md_path, frame.to_markdown(index=False, floatfmt=floatfmt) + "\n")
+
+
+def mean_std_table(frame: pd.DataFrame, *, index: Sequence[str] = ("method",),
+                   columns: Sequence[str] = ("paradigm", "bits"), value: str = "value",
+                   order: Sequence[str] | None = None, mark_best: bool = True,
+                   exclude_from_best: Sequence[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Aggregate rows over seeds into (numeric table of means/stds/n, display table "m ± s").
+
+    The display table marks the best mean per column in bold (methods listed in
+    ``exclude_from_best``, e.g. the teacher, are not candidates)."""
+    if frame.empty:
+        raise ValueError("no result rows to tabulate")
+    group = list(index) + list(columns)
+    agg = frame.groupby(group, dropna=False)[value].agg(["mean", "std", "count"]).reset_index()
+    agg["std"] = agg["std"].fillna(0.0)
+    mean = agg.pivot_table(index=list(index), columns=list(columns), values="mean")
+    std = agg.pivot_table(index=list(index), columns=list(columns), values="std")
+    count = agg.pivot_table(index=list(index), columns=list(columns), values="count")
+    if order is not None:
+        keep = [m for m in order if m in mean.index]
+        rest = [m for m in mean.index if m not in keep]
+        mean, std, count = (t.reindex(keep + rest) for t in (mean, std, count))
+    display = mean.copy().astype(object)
+    for col in mean.columns:
+        candidates = mean[col].drop(labels=[m for m in exclude_from_best if m in mean.index],
+                                    errors="ignore").dropna()
+        best = candidates.max() if mark_best and len(candidates) else np.nan
+        for idx in mean.index:
+            m, s, n = mean.at[idx, col], std.at[idx, col], count.at[idx, col]
+            if pd.isna(m):
+                display.at[idx, col] = "—"
+                continue
+            cell = f"{m:.4f} ± {s:.4f}" if n and n > 1 else f"{m:.4f}"
+            if mark_best and not pd.isna(best) and np.isclose(m, best) and idx not in exclude_from_best:
+                cell = f"**{cell}**"
+            display.at[idx, col] = cell
+    numeric = pd.concat({"mean": mean, "std": std, "n": count}, axis=1)
+    return numeric, display
+
+
+def flatten_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """Join a column MultiIndex into readable strings ("symmetric / 16 bits")."""
+    out = table.copy()
+    if isinstance(out.columns, pd.MultiIndex):
+        out.columns = [" / ".join(f"{c} bits" if isinstance(c, (int, np.integer)) else str(c)
+                                  for c in col) for col in out.columns]
+    return out.reset_index()

@@ -1,0 +1,574 @@
+"""Golden-value, registry, gradient and property tests of the eight KD baselines and the memory bank.
+
+Every expected value is computed inside the test by a separately written plain implementation
+(NumPy, float64, explicit loops) of the formula in the method's paper / reference code.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import brcd_lib.distill.baselines  # noqa: F401  (registers the eight baselines)
+from brcd_lib.distill import DistillBatch, DistillContext, get_distiller, list_distillers
+from brcd_lib.distill.memory import MomentumMemory
+from brcd_lib.distill.packd import sinkhorn_plan
+
+torch.set_num_threads(1)
+
+B, L = 4, 8
+EIGHT = ("kd", "sp", "pkt", "rkd", "crd", "sskd", "crcd", "packd")
+
+
+# ----------------------------------------------------------------------------- fixtures
+def signs(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    return np.where(rng.standard_normal(shape) >= 0, 1.0, -1.0)
+
+
+def make_batch(seed: int = 0, *, b: int = B, l: int = L, grad: bool = True, n_train: int = 10):
+    """A batch of +-1 codes (student and teacher tensors are leaves that require grad, so that a
+    test can see where gradients go) plus the NumPy arrays it was built from."""
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "student": signs(rng, b, l),
+        "student_other": signs(rng, b, l),
+        "teacher": signs(rng, b, l),
+        "teacher_other": signs(rng, b, l),
+        "student_logits": rng.standard_normal((b, l)),
+        "student_logits_other": rng.standard_normal((b, l)),
+        "teacher_logits": rng.standard_normal((b, l)),
+        "teacher_logits_other": rng.standard_normal((b, l)),
+        "student_rot": signs(rng, 4, b, l),
+        "teacher_rot": signs(rng, 4, b, l),
+    }
+    arrays["student_rot"][0] = arrays["student"]
+    arrays["teacher_rot"][0] = arrays["teacher"]
+    tensors = {
+        k: torch.tensor(v, dtype=torch.float32, requires_grad=grad) for k, v in arrays.items()
+    }
+    index = torch.tensor(rng.choice(n_train, size=b, replace=False), dtype=torch.long)
+    arrays["index"] = index.numpy().copy()
+    return DistillBatch(index=index, **tensors), arrays
+
+
+def context(n_train: int = 10, l: int = L, seed: int = 0) -> DistillContext:
+    return DistillContext(
+        teacher_train_codes=torch.ones(n_train, l), n_train=n_train, code_length=l, seed=seed
+    )
+
+
+def build(name: str, n_train: int = 10, **kw):
+    small = {
+        "crd": dict(embed_dim=6, n_negatives=5),
+        "crcd": dict(embed_dim=6, n_negatives=5),
+        "packd": dict(embed_dim=4, n_negatives=5),
+    }
+    d = get_distiller(name, **{**small.get(name, {}), **kw})
+    d.prepare(context(n_train))
+    return d
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v)
+    return v / max(n, 1e-12)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def huber(x: float) -> float:
+    return 0.5 * x * x if abs(x) < 1 else abs(x) - 0.5
+
+
+def nce_reference(probs: list[list[float]], n_data: int, eps: float = 1e-7) -> float:
+    """Tian et al.'s NCE loss, written from the formula."""
+    total = 0.0
+    for row in probs:
+        m = len(row) - 1
+        noise = m / n_data
+        total += math.log(row[0] / (row[0] + noise + eps))
+        for p in row[1:]:
+            total += math.log(noise / (p + noise + eps))
+    return -total / len(probs)
+
+
+def close(actual: torch.Tensor, expected: float, rtol: float = 1e-4, atol: float = 1e-6) -> None:
+    actual = actual.detach()
+    assert math.isfinite(float(actual))
+    assert float(actual) == pytest.approx(expected, rel=rtol, abs=atol)
+
+
+# ----------------------------------------------------------------------------- registry
+def test_registry_lists_the_eight_baselines_and_none():
+    names = list_distillers()
+    for name in EIGHT + ("none",):
+        assert name in names
+
+
+def test_unknown_distiller_lists_valid_names():
+    with pytest.raises(ValueError) as err:
+        get_distiller("not-a-method")
+    for name in EIGHT:
+        assert name in str(err.value)
+
+
+def test_unknown_inputs_and_variant_are_rejected():
+    with pytest.raises(ValueError, match="codes, logits"):
+        get_distiller("kd", inputs="features")
+    with pytest.raises(ValueError, match="paper, upstream"):
+        get_distiller("sp", variant="other")
+
+
+def test_constructor_arguments_are_keyword_only():
+    with pytest.raises(TypeError):
+        get_distiller("kd").__class__(4.0)
+
+
+def test_paper_defaults():
+    assert get_distiller("kd").temperature == 4.0
+    rkd = get_distiller("rkd")
+    assert (rkd.distance_weight, rkd.angle_weight) == (25.0, 50.0)
+    crd = get_distiller("crd")
+    assert (crd.embed_dim, crd.n_negatives, crd.temperature, crd.momentum) == (128, 500, 0.05, 0.5)
+    crcd = get_distiller("crcd")
+    assert (crcd.embed_dim, crcd.n_negatives, crcd.temperature, crcd.momentum) == (128, 500, 0.05, 0.5)
+    packd = get_distiller("packd")
+    assert (packd.embed_dim, packd.n_negatives) == (64, 500)
+    sskd = get_distiller("sskd")
+    assert sskd.needs_rotations and sskd.n_rotations == 4
+    assert not get_distiller("kd").needs_rotations
+
+
+def test_missing_logits_and_missing_prepare_and_rotations_are_clear_errors():
+    batch, _ = make_batch()
+    batch.teacher_logits = None
+    with pytest.raises(ValueError, match="teacher_logits"):
+        get_distiller("kd", inputs="logits")(batch)
+    with pytest.raises(RuntimeError, match="prepare"):
+        get_distiller("crd")(batch)
+    batch.student_rot = None
+    with pytest.raises(ValueError, match="student_rot"):
+        get_distiller("sskd")(batch)
+
+
+# ----------------------------------------------------------------------------- golden values
+@pytest.mark.parametrize("inputs", ["codes", "logits"])
+def test_kd_golden(inputs):
+    batch, a = make_batch(1)
+    s_key, t_key = ("student", "teacher") if inputs == "codes" else ("student_logits", "teacher_logits")
+    s, t, temp = a[s_key], a[t_key], 4.0
+    total = 0.0
+    for b in range(B):
+        p_t, p_s = softmax(t[b] / temp), softmax(s[b] / temp)
+        total += sum(p_t[i] * (math.log(p_t[i]) - math.log(p_s[i])) for i in range(L))
+    expected = total / B * temp**2
+    close(get_distiller("kd", inputs=inputs)(batch), expected)
+
+
+def _sp_gram(f: np.ndarray) -> np.ndarray:
+    n = f.shape[0]
+    g = np.array([[sum(f[i, k] * f[j, k] for k in range(f.shape[1])) for j in range(n)] for i in range(n)])
+    return np.array([unit(row) for row in g])
+
+
+def test_sp_golden_paper():
+    batch, a = make_batch(2)
+    diff = _sp_gram(a["teacher"]) - _sp_gram(a["student"])
+    expected = float((diff**2).sum()) / (B * B)
+    close(get_distiller("sp")(batch), expected)
+
+
+def test_sp_golden_upstream_variant():
+    batch, a = make_batch(3)
+    expected = 0.0
+    for b in range(B):
+        # the BRCD release treats each code as a batch of L one-dimensional features
+        diff = _sp_gram(a["teacher"][b].reshape(L, 1)) - _sp_gram(a["student"][b].reshape(L, 1))
+        expected += float((diff**2).sum()) / (L * L)
+    close(get_distiller("sp", variant="upstream")(batch), expected)
+
+
+def test_pkt_golden():
+    batch, a = make_batch(4)
+    eps = 1e-7
+
+    def probs(f):
+        x = [row / (np.linalg.norm(row) + eps) for row in f]
+        k = np.array([[(np.dot(x[i], x[j]) + 1) / 2 for j in range(B)] for i in range(B)])
+        return k / k.sum(axis=1, keepdims=True)
+
+    p_s, p_t = probs(a["student"]), probs(a["teacher"])
+    expected = np.mean(
+        [[p_t[i, j] * math.log((p_t[i, j] + eps) / (p_s[i, j] + eps)) for j in range(B)] for i in range(B)]
+    )
+    close(get_distiller("pkt")(batch), expected)
+
+
+def _rkd_reference(s: np.ndarray, t: np.ndarray, wd: float, wa: float) -> float:
+    n = s.shape[0]
+
+    def dist(f):
+        d = np.array([[np.linalg.norm(f[i] - f[j]) for j in range(n)] for i in range(n)])
+        return d / np.mean([d[i, j] for i in range(n) for j in range(n) if d[i, j] > 0])
+
+    def angle(f, i, j, k):
+        return float(np.dot(unit(f[j] - f[i]), unit(f[k] - f[i])))
+
+    ds, dt = dist(s), dist(t)
+    loss_d = np.mean([huber(ds[i, j] - dt[i, j]) for i in range(n) for j in range(n)])
+    loss_a = np.mean(
+        [huber(angle(s, i, j, k) - angle(t, i, j, k)) for i in range(n) for j in range(n) for k in range(n)]
+    )
+    return wd * loss_d + wa * loss_a
+
+
+@pytest.mark.parametrize("inputs", ["codes", "logits"])
+def test_rkd_golden(inputs):
+    batch, a = make_batch(5)
+    s_key, t_key = ("student", "teacher") if inputs == "codes" else ("student_logits", "teacher_logits")
+    assert len({tuple(r) for r in a[s_key]}) == B and len({tuple(r) for r in a[t_key]}) == B
+    expected = _rkd_reference(a[s_key], a[t_key], 25.0, 50.0)
+    close(get_distiller("rkd", inputs=inputs)(batch), expected)
+
+
+def _fix_embedding(embed, rng) -> tuple[np.ndarray, np.ndarray]:
+    w = rng.standard_normal(tuple(embed.linear.weight.shape)) * 0.5
+    bias = rng.standard_normal(tuple(embed.linear.bias.shape)) * 0.1
+    with torch.no_grad():
+        embed.linear.weight.copy_(torch.tensor(w))
+        embed.linear.bias.copy_(torch.tensor(bias))
+    return w, bias
+
+
+def _fix_bank(memory, rng) -> np.ndarray:
+    bank = np.array([unit(r) for r in rng.standard_normal(tuple(memory.bank.shape))])
+    with torch.no_grad():
+        memory.bank.copy_(torch.tensor(bank))
+    return bank
+
+
+def _fixed_negatives(index: np.ndarray, k: int, n_train: int, rng) -> np.ndarray:
+    rows = []
+    for i in index:
+        others = [j for j in range(n_train) if j != i]
+        rows.append(rng.choice(others, size=k, replace=True))
+    return np.array(rows)
+
+
+def test_crd_golden_and_memory_update():
+    n_train, k, temp = 10, 5, 0.05
+    d = build("crd", n_train=n_train)
+    rng = np.random.default_rng(6)
+    ws, bs = _fix_embedding(d.embed_s, rng)
+    wt, bt = _fix_embedding(d.embed_t, rng)
+    mem_s, mem_t = _fix_bank(d.memory_s, rng), _fix_bank(d.memory_t, rng)
+    batch, a = make_batch(7, n_train=n_train)
+    negs = _fixed_negatives(a["index"], k, n_train, rng)
+    d.memory_s.sample_negatives = lambda index, kk: torch.tensor(negs)
+
+    f_s = [unit(ws @ a["student"][b] + bs) for b in range(B)]
+    f_t = [unit(wt @ a["teacher"][b] + bt) for b in range(B)]
+    idx = [[a["index"][b]] + list(negs[b]) for b in range(B)]
+    out_s = [[math.exp(np.dot(mem_t[i], f_s[b]) / temp) for i in idx[b]] for b in range(B)]
+    out_t = [[math.exp(np.dot(mem_s[i], f_t[b]) / temp) for i in idx[b]] for b in range(B)]
+    z_s = np.mean(out_s) * n_train
+    z_t = np.mean(out_t) * n_train
+    expected = nce_reference([[p / z_s for p in r] for r in out_s], n_train) + nce_reference(
+        [[p / z_t for p in r] for r in out_t], n_train
+    )
+    close(d(batch), expected)
+    # Z is fixed on the first batch; the banks are momentum-updated at the batch's indices.
+    assert d.z[0].item() == pytest.approx(z_s, rel=1e-4)
+    assert d.z[1].item() == pytest.approx(z_t, rel=1e-4)
+    for b, i in enumerate(a["index"]):
+        np.testing.assert_allclose(d.memory_s.bank[i].numpy(), unit(0.5 * mem_s[i] + 0.5 * f_s[b]), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(d.memory_t.bank[i].numpy(), unit(0.5 * mem_t[i] + 0.5 * f_t[b]), rtol=1e-5, atol=1e-6)
+    z_before = d.z.clone()
+    d(make_batch(8, n_train=n_train)[0])
+    assert torch.equal(d.z, z_before)
+
+
+def test_crcd_golden():
+    n_train, k, temp = 10, 5, 0.05
+    d = build("crcd", n_train=n_train)
+    rng = np.random.default_rng(9)
+    ws, bs = _fix_embedding(d.embed_s, rng)
+    wt, bt = _fix_embedding(d.embed_t, rng)
+    mem_s, mem_t = _fix_bank(d.memory_s, rng), _fix_bank(d.memory_t, rng)
+    batch, a = make_batch(10, n_train=n_train)
+    negs = _fixed_negatives(a["index"], k, n_train, rng)
+    negs[0, 0] = a["index"][1]  # a contrast row that is another anchor's own row (zero relation)
+    d.memory_s.sample_negatives = lambda index, kk: torch.tensor(negs)
+
+    f_s = [unit(ws @ a["student"][b] + bs) for b in range(B)]
+    f_t = [unit(wt @ a["teacher"][b] + bt) for b in range(B)]
+    idx = [[a["index"][b]] + list(negs[b]) for b in range(B)]
+
+    def side(fresh, bank):
+        rows = []
+        for b in range(B):
+            for j in range(B):
+                if j == b:
+                    continue
+                anchor = bank[a["index"][j]]
+                rel = unit(fresh[b] - anchor)
+                rows.append([math.exp(np.dot(unit(bank[i] - anchor), rel) / temp) for i in idx[b]])
+        z = np.mean(rows) * n_train
+        return nce_reference([[p / z for p in r] for r in rows], n_train)
+
+    expected = side(f_s, mem_t) + side(f_t, mem_s)
+    close(d(batch), expected)
+
+
+def _sinkhorn_reference(x, y, eps=0.1, max_iter=100, tol=0.1):
+    """Log-domain Sinkhorn with uniform marginals, written with loops (x: B lists of points)."""
+    plans, us, vs = [], [], []
+    nb = len(x)
+    cost = [np.array([[np.sum((p - q) ** 2) for q in y[b]] for p in x[b]]) for b in range(nb)]
+    us = [np.zeros(len(x[b])) for b in range(nb)]
+    vs = [np.zeros(len(y[b])) for b in range(nb)]
+
+    def lse(v):
+        m = max(v)
+        return m + math.log(sum(math.exp(t - m) for t in v))
+
+    for _ in range(max_iter):
+        err = 0.0
+        for b in range(nb):
+            c, u, v = cost[b], us[b], vs[b]
+            p1, p2 = c.shape
+            u_new = np.array([eps * (math.log(1 / p1) - lse([(-c[i, j] + u[i] + v[j]) / eps for j in range(p2)])) + u[i] for i in range(p1)])
+            v_new = np.array([eps * (math.log(1 / p2) - lse([(-c[i, j] + u_new[i] + v[j]) / eps for i in range(p1)])) + v[j] for j in range(p2)])
+            err += np.abs(u_new - u).sum() / nb
+            us[b], vs[b] = u_new, v_new
+        if err < tol:
+            break
+    for b in range(nb):
+        c, u, v = cost[b], us[b], vs[b]
+        plans.append(np.exp((-c + u[:, None] + v[None, :]) / eps))
+    return plans
+
+
+@pytest.mark.parametrize("mined", [0, 1])
+def test_packd_golden(mined):
+    n_train, k, temp = 10, 5, 0.07
+    d = build("packd", n_train=n_train, mined_positives=mined)
+    assert d.embed_t.linear is not None  # embed_dim 4 < L 8: both sides have a linear map
+    rng = np.random.default_rng(11 + mined)
+    ws, bs = _fix_embedding(d.embed_s, rng)
+    wt, bt = _fix_embedding(d.embed_t, rng)
+    bank = _fix_bank(d.memory_t, rng)
+    batch, a = make_batch(12 + mined, n_train=n_train)
+    negs = _fixed_negatives(a["index"], k, n_train, rng)
+    d.memory_t.sample_negatives = lambda index, kk: torch.tensor(negs)
+
+    views = [("student", "teacher"), ("student_other", "teacher_other")]
+    e_s = [[unit(ws @ a[sv][b] + bs) for sv, _ in views] for b in range(B)]
+    e_t = [[unit(wt @ a[tv][b] + bt) for _, tv in views] for b in range(B)]
+    bank = bank.copy()
+    for b in range(B):  # first write overwrites (momentum 0), before the negatives are read
+        bank[a["index"][b]] = e_t[b][0]
+    positives, negatives = [], []
+    for b in range(B):
+        rows = [bank[i] for i in negs[b]]
+        pos = list(e_t[b])
+        if mined:
+            best = int(np.argmax([np.dot(r, e_t[b][0]) for r in rows]))
+            pos.append(rows.pop(best))
+        positives.append(pos)
+        negatives.append(rows)
+    plans = _sinkhorn_reference(e_s, positives)
+    total = 0.0
+    for b in range(B):
+        pos = sum(plans[b][i, j] * np.dot(e_s[b][i], positives[b][j]) for i in range(2) for j in range(len(positives[b])))
+        logits = [pos / temp] + [np.dot(e_s[b][v], r) / temp for v in range(2) for r in negatives[b]]
+        total += -(logits[0] - math.log(sum(math.exp(t) for t in logits)))
+    close(d(batch), total / B)
+    np.testing.assert_allclose(d.memory_t.bank[a["index"]].numpy(), np.array([e_t[b][0] for b in range(B)]), rtol=1e-5, atol=1e-6)
+
+
+def test_packd_teacher_embedding_is_plain_normalisation_when_embed_dim_covers_the_code():
+    d = get_distiller("packd", n_negatives=5)  # embed_dim 64 >= L 8
+    d.prepare(context())
+    assert d.embed_t.linear is None and d.embed_s.linear.out_features == L
+    assert list(d.embed_t.parameters()) == []
+
+
+def _sskd_reference(s_rot, t_rot, temp, ratio):
+    r, n, _ = s_rot.shape
+
+    def sims(codes):
+        rows = []
+        for b in range(n):
+            for c in range(1, r):
+                rows.append([float(np.dot(unit(codes[c][b]), unit(codes[0][j]))) for j in range(n)])
+        return np.array(rows)
+
+    s_sim, t_sim = sims(s_rot), sims(t_rot)
+    ranks = []
+    for row in range(len(t_sim)):
+        target = row // (r - 1)
+        ranks.append(sum(1 for j in range(n) if t_sim[row, j] > t_sim[row, target]))
+    right = [row for row in range(len(ranks)) if ranks[row] == 0]
+    wrong = sorted((row for row in range(len(ranks)) if ranks[row] > 0), key=lambda q: (ranks[q], q))
+    keep = sorted(right + wrong[: int(len(wrong) * ratio)])
+    total = 0.0
+    for row in keep:
+        p_t, p_s = softmax(t_sim[row] / temp), softmax(s_sim[row] / temp)
+        total += sum(p_t[j] * (math.log(p_t[j]) - math.log(p_s[j])) for j in range(n))
+    return total / len(keep) * temp**2, len(right), len(wrong)
+
+
+@pytest.mark.parametrize("ratio", [1.0, 0.5])
+def test_sskd_golden(ratio):
+    batch, a = make_batch(14)
+    expected, n_right, n_wrong = _sskd_reference(a["student_rot"], a["teacher_rot"], 0.5, ratio)
+    assert n_right >= 1 and n_wrong >= 2  # the ranking rule is exercised
+    close(get_distiller("sskd", keep_wrong_ratio=ratio)(batch), expected)
+
+
+# ----------------------------------------------------------------------------- gradients
+@pytest.mark.parametrize("name", EIGHT)
+def test_gradients_reach_student_codes_and_never_teacher_codes(name):
+    d = build(name)
+    batch, _ = make_batch(15)
+    loss = d(batch)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    student_grads = [batch.student.grad] + ([batch.student_rot.grad] if name == "sskd" else [])
+    assert any(g is not None and float(g.abs().sum()) > 0 for g in student_grads)
+    for g in student_grads:
+        assert g is None or bool(torch.isfinite(g).all())
+    for field in ("teacher", "teacher_other", "teacher_logits", "teacher_logits_other", "teacher_rot"):
+        assert getattr(batch, field).grad is None, field
+
+
+@pytest.mark.parametrize("name", ["crd", "crcd", "packd"])
+def test_embedding_parameters_are_trainable(name):
+    d = build(name, n_negatives=5)
+    batch, _ = make_batch(16)
+    d(batch).backward()
+    grads = [p.grad for p in d.embed_s.parameters()]
+    assert grads and all(g is not None and float(g.abs().sum()) > 0 for g in grads)
+
+
+@pytest.mark.parametrize("name", EIGHT)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_losses_finite_on_random_and_degenerate_inputs(name, seed):
+    d = build(name)
+    batch, _ = make_batch(100 + seed)
+    assert torch.isfinite(d(batch))
+    same, _ = make_batch(200 + seed)  # every student code identical to the teacher's / each other
+    for field in ("student", "student_other", "teacher", "teacher_other"):
+        setattr(same, field, torch.ones(B, L, requires_grad=True))
+    same.student_rot = torch.ones(4, B, L, requires_grad=True)
+    same.teacher_rot = torch.ones(4, B, L)
+    loss = d(same)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert same.student.grad is None or bool(torch.isfinite(same.student.grad).all())
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    name=st.sampled_from(["kd", "sp", "pkt", "rkd"]),
+    b=st.integers(min_value=2, max_value=6),
+    l=st.integers(min_value=2, max_value=10),
+    seed=st.integers(min_value=0, max_value=10_000),
+)
+def test_batch_losses_are_finite_and_nonnegative(name, b, l, seed):
+    batch, _ = make_batch(seed, b=b, l=l)
+    loss = get_distiller(name)(batch)
+    loss = loss.detach()
+    assert torch.isfinite(loss) and float(loss) >= -1e-6
+
+
+@pytest.mark.parametrize("name", ["kd", "sp", "pkt", "rkd"])
+def test_batch_losses_vanish_when_student_equals_teacher(name):
+    batch, _ = make_batch(17)
+    batch.student = batch.teacher.detach().clone().requires_grad_(True)
+    assert float(get_distiller(name)(batch).detach()) == pytest.approx(0.0, abs=1e-6)
+
+
+# ----------------------------------------------------------------------------- memory bank
+@settings(max_examples=25, deadline=None)
+@given(
+    n_items=st.integers(min_value=2, max_value=30),
+    k=st.integers(min_value=1, max_value=40),
+    seed=st.integers(min_value=0, max_value=10_000),
+)
+def test_negatives_are_in_range_and_never_the_positive(n_items, k, seed):
+    mem = MomentumMemory(n_items=n_items, dim=3, momentum=0.5, seed=seed)
+    index = torch.arange(n_items)
+    neg = mem.sample_negatives(index, k)
+    assert neg.shape == (n_items, k) and neg.dtype == torch.long
+    assert int(neg.min()) >= 0 and int(neg.max()) < n_items
+    assert not bool((neg == index.unsqueeze(1)).any())
+
+
+def test_negatives_cover_every_other_item_and_are_seeded():
+    mem = MomentumMemory(n_items=6, dim=3, momentum=0.5, seed=3)
+    neg = mem.sample_negatives(torch.tensor([2]), 600)
+    assert set(neg.flatten().tolist()) == {0, 1, 3, 4, 5}
+    a = MomentumMemory(n_items=50, dim=3, momentum=0.5, seed=4).sample_negatives(torch.tensor([1, 2]), 7)
+    b = MomentumMemory(n_items=50, dim=3, momentum=0.5, seed=4).sample_negatives(torch.tensor([1, 2]), 7)
+    c = MomentumMemory(n_items=50, dim=3, momentum=0.5, seed=5).sample_negatives(torch.tensor([1, 2]), 7)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_memory_update_gather_and_overwrite_first():
+    mem = MomentumMemory(n_items=5, dim=3, momentum=0.25, seed=0)
+    old = mem.bank.clone()
+    assert torch.allclose(old.norm(dim=1), torch.ones(5))
+    emb = torch.tensor([[1.0, 2.0, 2.0], [0.0, -3.0, 4.0]])
+    mem.update(torch.tensor([1, 3]), emb)
+    for row, i in enumerate([1, 3]):
+        expected = unit(0.25 * old[i].numpy() + 0.75 * emb[row].numpy())
+        np.testing.assert_allclose(mem.bank[i].numpy(), expected, rtol=1e-6, atol=1e-7)
+    assert torch.equal(mem.bank[[0, 2, 4]], old[[0, 2, 4]])
+    assert mem.gather(torch.tensor([[1, 3], [0, 0]])).shape == (2, 2, 3)
+    first = MomentumMemory(n_items=5, dim=3, momentum=0.5, seed=0, overwrite_first=True)
+    first.update(torch.tensor([2]), emb[:1])
+    np.testing.assert_allclose(first.bank[2].numpy(), unit(emb[0].numpy()), rtol=1e-6)
+    before = first.bank[2].clone()
+    first.update(torch.tensor([2]), emb[1:])
+    np.testing.assert_allclose(first.bank[2].numpy(), unit(0.5 * before.numpy() + 0.5 * emb[1].numpy()), rtol=1e-6)
+
+
+def test_memory_state_dict_restores_bank_and_sampler():
+    mem = MomentumMemory(n_items=40, dim=3, momentum=0.5, seed=1)
+    mem.sample_negatives(torch.tensor([0]), 5)
+    state = {k: (v.clone() if torch.is_tensor(v) else v) for k, v in mem.state_dict().items()}
+    expected = mem.sample_negatives(torch.tensor([0, 1]), 9)
+    other = MomentumMemory(n_items=40, dim=3, momentum=0.5, seed=99)
+    other.load_state_dict(state)
+    assert torch.equal(other.bank, mem.bank)
+    assert torch.equal(other.sample_negatives(torch.tensor([0, 1]), 9), expected)
+
+
+def test_memory_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="n_items"):
+        MomentumMemory(n_items=1, dim=3, momentum=0.5, seed=0)
+    mem = MomentumMemory(n_items=5, dim=3, momentum=0.5, seed=0)
+    with pytest.raises(ValueError, match="out of range"):
+        mem.sample_negatives(torch.tensor([5]), 2)
+    with pytest.raises(ValueError, match="shape"):
+        mem.update(torch.tensor([0]), torch.ones(1, 4))
+
+
+# ----------------------------------------------------------------------------- sinkhorn
+@settings(max_examples=20, deadline=None)
+@given(p1=st.integers(1, 3), p2=st.integers(1, 4), seed=st.integers(0, 10_000))
+def test_sinkhorn_plan_has_uniform_marginals(p1, p2, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.nn.functional.normalize(torch.randn(3, p1, 5, generator=g), dim=-1)
+    y = torch.nn.functional.normalize(torch.randn(3, p2, 5, generator=g), dim=-1)
+    pi = sinkhorn_plan(x, y, eps=0.5, max_iter=300, tol=0.0)
+    assert torch.allclose(pi.sum(dim=2), torch.full((3, p1), 1.0 / p1), atol=1e-4)
+    assert torch.allclose(pi.sum(dim=1), torch.full((3, p2), 1.0 / p2), atol=1e-4)
