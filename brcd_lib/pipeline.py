@@ -24,7 +24,7 @@ from .config import DistillConfig, ModelConfig, TrainConfig, config_hash, to_dic
 from .data import get_dataset
 from .data.transforms import TwoViews, get_transforms
 from .distill import get_distiller
-from .features import FeatureStore, default_cache_dir
+from .features import FeatureStore, default_cache_dir, module_fingerprint
 from .io import atomic_write_text
 from .metrics import map_at_k
 from .models import build_hashing_network, get_objective
@@ -167,11 +167,13 @@ class Experiment:
         model = model or self.profile.teacher
         train = train or self.profile.teacher_train
         seed = self.profile.teacher_seed
-        key = config_hash("teacher", self.profile.data, self.splits.split_hash, model, train, bits, seed)
+        net = self.build_network(model, bits, role="teacher", seed=seed)
+        # the backbone's weights are part of the key: a changed architecture or pretraining is a miss
+        key = config_hash("teacher", self.profile.data, self.splits.split_hash, model, train, bits,
+                          seed, module_fingerprint(net.backbone))
         if key in self._teachers:
             return self._teachers[key]
         run_dir = self._run_dir("teacher", key)
-        net = self.build_network(model, bits, role="teacher", seed=seed)
         objective = get_objective(model.objective, **model.objective_kwargs)
         result_path = os.path.join(run_dir, "result.json")
         if os.path.exists(result_path):
@@ -217,11 +219,11 @@ class Experiment:
             kwargs = {**self.profile.brcd, **kwargs}
         distill = DistillConfig(method=method, kwargs=kwargs, weight=distill_weight)
         teacher = self.teacher(bits, model=teacher_model)
+        net = self.build_network(model, bits, role="student", seed=seed)
         key = config_hash("student", self.profile.data, self.splits.split_hash, model, train, bits,
-                          seed, distill, teacher.record["key"])
+                          seed, distill, teacher.record["key"], module_fingerprint(net.backbone))
         run_dir = self._run_dir("student", key)
         result_path = os.path.join(run_dir, "result.json")
-        net = self.build_network(model, bits, role="student", seed=seed)
         if teacher.net.code_length != net.code_length:
             raise ValueError(f"teacher ({teacher.net.code_length} bits) and student "
                              f"({net.code_length} bits) must have the same code length")
@@ -286,7 +288,7 @@ class Experiment:
             s = getattr(self.splits, set_name)
             return s.images.reshape(len(s), -1).float().numpy() / 255.0
 
-        hasher = get_shallow_hasher(name)(code_length=bits, seed=seed)
+        hasher = get_shallow_hasher(name, code_length=bits, seed=seed)
         hasher.fit(pixels("train"))
         return {"symmetric": self._map(hasher.encode(pixels("query")),
                                        hasher.encode(pixels("database")))}

@@ -71,7 +71,7 @@ def get_profile(name: str, **overrides) -> Profile:
 
 # CPU stand-ins for ImageNet-pretrained backbones: SimCLR-pretrained small networks (cached).
 # Settings from benchmarks/explore_cpu_backbones.py (docs/models.md); no horizontal flips on digits.
-CPU_TEACHER = BackboneConfig(name="cnn_teacher", ssl_epochs=100, ssl_batch_size=256, ssl_lr=1e-3,
+CPU_TEACHER = BackboneConfig(name="cnn_teacher", ssl_epochs=60, ssl_batch_size=256, ssl_lr=1e-3,
                              ssl_temperature=0.5, ssl_augment={"hflip_p": 0.0})
 CPU_STUDENT = BackboneConfig(name="small_cnn_s", ssl_epochs=30, ssl_batch_size=256, ssl_lr=1e-3,
                              ssl_temperature=0.5, ssl_augment={"hflip_p": 0.0})

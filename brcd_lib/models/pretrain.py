@@ -7,7 +7,7 @@ MLP ``Linear(out_dim, proj_hidden) - ReLU - Linear(proj_hidden, proj_dim)``, NT-
 
 The trained backbone's state_dict is cached under ``cache_dir`` with a key that is the SHA-256 of
 everything that determines it: the backbone's ``spec`` (name + keyword arguments, set by
-``create_backbone``), a fingerprint of its initial weights, a fingerprint of the image bytes,
+``create_backbone``) and ``repr`` (the architecture), a fingerprint of its initial weights, a fingerprint of the image bytes,
 every hyper-parameter (augmentation included) and the seed. A second call with the same inputs
 reloads the file instead of training. Files are written to a temporary file and renamed.
 
@@ -38,7 +38,7 @@ CACHE_VERSION = 1
 DIGITS_AUGMENT: dict[str, Any] = {"hflip_p": 0.0}
 """BatchAugment overrides for digit images: no horizontal flip (mirrored digits are other
 shapes; with flips the digits student lost about 0.1 mAP@100, docs/models.md)."""
-TEACHER_SSL: dict[str, Any] = {"epochs": 100, "batch_size": 256, "lr": 1e-3, "temperature": 0.5,
+TEACHER_SSL: dict[str, Any] = {"epochs": 60, "batch_size": 256, "lr": 1e-3, "temperature": 0.5,
                                "augment": DIGITS_AUGMENT}
 """SimCLR settings of the digits teacher backbone (``cnn_teacher``): ``ssl_pretrain(backbone,
 images=..., image_size=16, seed=..., **TEACHER_SSL)``."""
@@ -70,8 +70,10 @@ def _spec(backbone: nn.Module) -> Any:
 
 
 def cache_key(backbone: nn.Module, images: torch.Tensor, hparams: dict[str, Any]) -> str:
-    """SHA-256 of (backbone spec, initial-weight fingerprint, image fingerprint, hparams)."""
-    payload = {"version": CACHE_VERSION, "spec": _spec(backbone),
+    """SHA-256 of (backbone spec, architecture ``repr``, initial-weight fingerprint, image
+    fingerprint, hparams)."""
+    payload = {"version": CACHE_VERSION, "spec": _spec(backbone), "arch": repr(backbone),
+               "out_dim": int(getattr(backbone, "out_dim", -1)),
                "init": state_fingerprint(backbone), "images": tensor_fingerprint(images),
                "hparams": hparams}
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)

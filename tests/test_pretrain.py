@@ -1,0 +1,139 @@
+"""SimCLR stand-in: caching, learning, batched augmentation."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+import brcd_lib.models.pretrain as pretrain
+from brcd_lib.models import BatchAugment, create_backbone, images_to_float, ssl_pretrain
+from brcd_lib.models.pretrain import STUDENT_SSL, TEACHER_SSL
+
+torch.set_num_threads(1)
+
+
+def _images(n: int = 48, side: int = 8, seed: int = 0) -> torch.Tensor:
+    """uint8 (n, 1, side, side): four bar/blob patterns with noise, so SimCLR has structure."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.zeros(4, side, side)
+    base[0, :, side // 2] = 1
+    base[1, side // 2, :] = 1
+    base[2].fill_diagonal_(1)
+    base[3, 2:-2, 2:-2] = 1
+    x = base[torch.arange(n) % 4] * 200 + torch.rand(n, side, side, generator=g) * 55
+    return x.clamp(0, 255).to(torch.uint8).unsqueeze(1)
+
+
+def _tiny(seed: int = 0):
+    torch.manual_seed(seed)
+    return create_backbone("small_cnn_s", width=4, depth=2)
+
+
+HP = dict(image_size=8, batch_size=16, lr=1e-2, temperature=0.5, device="cpu", progress=False)
+
+
+def test_cache_hit_returns_identical_weights_without_training(tmp_path, monkeypatch):
+    calls = []
+    real = pretrain.train_simclr
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pretrain, "train_simclr", counting)
+    images = _images()
+    first = ssl_pretrain(_tiny(), images=images, epochs=2, seed=3, cache_dir=str(tmp_path), **HP)
+    assert len(calls) == 1 and first.ssl_pretrain_info["cache_hit"] is False
+    second = ssl_pretrain(_tiny(), images=images, epochs=2, seed=3, cache_dir=str(tmp_path), **HP)
+    assert len(calls) == 1 and second.ssl_pretrain_info["cache_hit"] is True
+    assert second.ssl_pretrain_info["key"] == first.ssl_pretrain_info["key"]
+    s1, s2 = first.state_dict(), second.state_dict()
+    assert s1.keys() == s2.keys() and all(torch.equal(s1[k], s2[k]) for k in s1)
+    assert not second.training
+    assert [f for f in os.listdir(tmp_path) if f.startswith(".tmp")] == []
+    # anything that changes the result is a miss: seed, images, hyper-parameters, architecture
+    ssl_pretrain(_tiny(), images=images, epochs=2, seed=4, cache_dir=str(tmp_path), **HP)
+    ssl_pretrain(_tiny(), images=_images(seed=1), epochs=2, seed=3, cache_dir=str(tmp_path), **HP)
+    ssl_pretrain(_tiny(), images=images, epochs=2, seed=3, cache_dir=str(tmp_path),
+                 augment={"hflip_p": 0.0}, **HP)
+    torch.manual_seed(0)
+    other = create_backbone("small_cnn_s", width=4, depth=2, pool_grid=2)
+    ssl_pretrain(other, images=images, epochs=2, seed=3, cache_dir=str(tmp_path), **HP)
+    assert len(calls) == 5
+
+
+def test_training_is_deterministic_and_changes_weights():
+    images = _images()
+    a = ssl_pretrain(_tiny(), images=images, epochs=1, seed=0, **HP)
+    b = ssl_pretrain(_tiny(), images=images, epochs=1, seed=0, **HP)
+    init = _tiny().state_dict()
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k])
+    assert any(not torch.equal(v, init[k]) for k, v in a.state_dict().items()
+               if v.dtype.is_floating_point)
+
+
+def test_loss_decreases_over_a_few_epochs():
+    model = ssl_pretrain(_tiny(), images=_images(64), epochs=8, seed=0, **HP)
+    losses = model.ssl_pretrain_info["epoch_losses"]
+    assert len(losses) == 8
+    assert sum(losses[-2:]) / 2 < losses[0] - 0.1
+
+
+def test_bad_inputs_are_rejected():
+    with pytest.raises(ValueError, match="uint8"):
+        ssl_pretrain(_tiny(), images=torch.rand(8, 1, 8, 8), epochs=1, seed=0, **HP)
+    with pytest.raises(ValueError, match="batch_size"):
+        ssl_pretrain(_tiny(), images=_images(), epochs=1, seed=0,
+                     **{**HP, "batch_size": 1})
+    with pytest.raises(ValueError, match="out_dim"):
+        ssl_pretrain(torch.nn.Conv2d(3, 4, 3), images=_images(), epochs=1, seed=0, **HP)
+
+
+def test_named_presets_are_valid_arguments(tmp_path):
+    for preset in (TEACHER_SSL, STUDENT_SSL):
+        kwargs = {**preset, "epochs": 1, "batch_size": 16}
+        model = ssl_pretrain(_tiny(), images=_images(16), image_size=8, seed=0, device="cpu",
+                             progress=False, **kwargs)
+        assert model.ssl_pretrain_info["epoch_losses"]
+
+
+# --------------------------------------------------------------------------------------------
+# augmentation
+# --------------------------------------------------------------------------------------------
+def test_images_to_float_repeats_gray_and_resizes():
+    x = images_to_float(torch.full((2, 1, 8, 8), 255, dtype=torch.uint8), 16)
+    assert x.shape == (2, 3, 16, 16) and torch.allclose(x, torch.ones_like(x))
+    with pytest.raises(ValueError, match="uint8"):
+        images_to_float(torch.zeros(2, 2, 8, 8, dtype=torch.uint8), 8)
+
+
+def _off(**kw):
+    base = dict(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), hflip_p=0.0, jitter_p=0.0,
+                grayscale_p=0.0, blur_p=0.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    return BatchAugment(**{**base, **kw})
+
+
+def test_augment_identity_flip_and_normalisation():
+    x = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    assert torch.allclose(_off()(x, g), x, atol=1e-5)
+    assert torch.allclose(_off(hflip_p=1.0)(x, g), x.flip(-1), atol=1e-5)
+    norm = _off(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))(x, g)
+    assert torch.allclose(norm, (x - 0.5) / 0.25, atol=1e-4)
+    gray = _off(grayscale_p=1.0)(x, g)
+    expected = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    assert torch.allclose(gray[:, 1], expected, atol=1e-5)
+
+
+def test_augment_is_random_per_image_and_reproducible():
+    x = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    aug = BatchAugment()
+    a = aug(x, torch.Generator().manual_seed(5))
+    b = aug(x, torch.Generator().manual_seed(5))
+    c = aug(x, torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+    assert a.shape == x.shape and torch.isfinite(a).all()
+    with pytest.raises(ValueError, match="probability"):
+        BatchAugment(hflip_p=1.5)
