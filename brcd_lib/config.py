@@ -39,6 +39,7 @@ class BackboneConfig:
     ssl_lr: float = 1e-3
     ssl_temperature: float = 0.5
     ssl_augment: dict[str, Any] = field(default_factory=dict)  # BatchAugment options; {} = defaults
+    ssl_pool: str = "database"  # unlabelled images SimCLR sees: "database" or "train"
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,9 @@ def measure_latency(net, *, image_size: int, batch_size: int, device: str = "cpu
 
 
 def efficiency_table(nets: dict[str, torch.nn.Module], *, image_size: int, device: str = "cpu",
-                     batch_sizes=(1, 64), repeats: int = 10) -> pd.DataFrame:
+                     batch_sizes=(1, 64), repeats: int = 10, warmup: int = 3) -> pd.DataFrame:
     """One row per model: parameters (all / trainable), FLOPs per image, latency per batch size
-    (ms) and encoding throughput (images/s) at the largest batch."""
+    (ms) and encoding throughput (images/s) for each batch size."""
     rows = []
     for name, net in nets.items():
         row = {"model": name,
@@ -48,7 +48,7 @@ def efficiency_table(nets: dict[str, torch.nn.Module], *, image_size: int, devic
                "gflops_per_image": count_flops(net, (1, 3, image_size, image_size)) / 1e9}
         for b in batch_sizes:
             sec = measure_latency(net, image_size=image_size, batch_size=b, device=device,
-                                  repeats=repeats)
+                                  repeats=repeats, warmup=warmup)
             row[f"latency_ms_b{b}"] = 1e3 * sec
             row[f"throughput_img_s_b{b}"] = b / sec
         row["device"] = device_description(device)

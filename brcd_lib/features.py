@@ -42,8 +42,9 @@ def default_cache_dir() -> str:
 
 
 def module_fingerprint(module: nn.Module) -> str:
-    """Short SHA-256 of a module's class and state_dict (see ``models.pretrain.state_fingerprint``)."""
-    return state_fingerprint(module)[:20]
+    """Short SHA-256 of a module's architecture (its ``repr``, which shows options that add no
+    parameters, such as a pooling grid) and its state_dict (``models.pretrain.state_fingerprint``)."""
+    return hashlib.sha256((repr(module) + state_fingerprint(module)).encode()).hexdigest()[:20]
 
 
 @torch.inference_mode()

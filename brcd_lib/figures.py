@@ -186,7 +186,8 @@ def plot_grid_bars(frame: pd.DataFrame, *, x: str, title: str, xlabel: str, hue:
         sns.barplot(data=frame[frame["paradigm"] == p], x=x, y="value", hue=hue, ax=ax,
                     errorbar=("ci", 95))
         ax.set(title=f"{p} paradigm", xlabel=xlabel, ylabel="test mAP@K")
-        ax.tick_params(axis="x", rotation=45)
-        ax.legend(title=hue_label, fontsize=8)
+        for label in ax.get_xticklabels():
+            label.set(rotation=35, ha="right", rotation_mode="anchor")
+        ax.legend(title=hue_label, fontsize=8, loc="lower right")
     fig.suptitle(title)
     return fig

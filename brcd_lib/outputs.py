@@ -44,6 +44,13 @@ class Outputs:
         plt.close(fig)
         return path
 
+    @staticmethod
+    def slug(name: str) -> str:
+        """A file-name-safe version of a label: "student (no KD)" -> "student_no_KD"."""
+        import re
+
+        return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
+
     def meta(self, obj: dict, name: str) -> None:
         atomic_write_text(os.path.join(self.root, f"{name}.json"),
                           json.dumps(obj, indent=1, default=str))

@@ -35,6 +35,11 @@ from .provenance import provenance
 log = logging.getLogger(__name__)
 
 
+class DegenerateTeacher(ValueError):
+    """The teacher's codes collapsed to a few distinct values (e.g. an objective that collapsed
+    on these backbones); methods that cluster the codes cannot run. Studies record it."""
+
+
 @dataclass
 class TrainedRun:
     """A finished run: the network with its selected head(s) and its test metrics."""
@@ -94,7 +99,9 @@ class Experiment:
         key = config_hash(bb, self.profile.data, self.splits.split_hash)
         if bb.ssl_epochs > 0:
             if key not in self._backbones:
-                images = self.splits.database.images  # unlabelled pool (train is a subset)
+                if bb.ssl_pool not in ("database", "train"):
+                    raise ValueError(f"ssl_pool must be 'database' or 'train', got {bb.ssl_pool!r}")
+                images = getattr(self.splits, bb.ssl_pool).images  # unlabelled images
                 self._backbones[key] = ssl_pretrain(
                     net.backbone, images=images, image_size=self.profile.data.image_size,
                     epochs=bb.ssl_epochs, batch_size=bb.ssl_batch_size, lr=bb.ssl_lr,
@@ -214,7 +221,7 @@ class Experiment:
         """Train (or load) a student distilled from the teacher with ``method``."""
         model = model or self.profile.student
         train = train or self.profile.student_train
-        kwargs = dict(distill_kwargs or {})
+        kwargs = {**self.profile.method_kwargs.get(method, {}), **(distill_kwargs or {})}
         if method == "brcd":
             kwargs = {**self.profile.brcd, **kwargs}
         distill = DistillConfig(method=method, kwargs=kwargs, weight=distill_weight)
@@ -240,9 +247,18 @@ class Experiment:
             distiller = get_distiller(method, **kwargs).to(self.device)
             teacher_net = teacher.net
             train_codes = self.codes(teacher_net, "train")
-            distiller.prepare(engine.make_context(
-                teacher_train_codes=train_codes.to(self.device), seed=seed,
-                cache_dir=os.path.join(self.cache_dir, "clusters"), cache_key=teacher.record["key"]))
+            n_distinct = len(torch.unique(train_codes, dim=0))
+            try:
+                distiller.prepare(engine.make_context(
+                    teacher_train_codes=train_codes.to(self.device), seed=seed,
+                    cache_dir=os.path.join(self.cache_dir, "clusters"),
+                    cache_key=teacher.record["key"]))
+            except ValueError as err:
+                if n_distinct >= max(2, len(train_codes) // 10):
+                    raise
+                raise DegenerateTeacher(
+                    f"{method}: the teacher's codes of the {len(train_codes)} training images take "
+                    f"only {n_distinct} distinct values, too few to distil from ({err})") from err
             teacher_db = self.codes(teacher_net, "database")
             rotations = 4 if getattr(distiller, "needs_rotations", False) else 0
 

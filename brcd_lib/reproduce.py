@@ -82,6 +82,9 @@ def run(profile: str, *, only: list[str] | None = None, force: bool = False,
                                 cwd=os.path.dirname(nb), kernel_name=kernel,
                                 progress_bar=False, log_output=log_output)
             os.replace(tmp, target)
+            stale = target.replace(".ipynb", ".failed.ipynb")
+            if os.path.exists(stale):
+                os.remove(stale)
         except Exception as exc:  # keep the failed copy for inspection, never as the result
             status = f"failed: {type(exc).__name__}"
             if os.path.exists(tmp):

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .distill.brcd import ablation_variants
 from .engine import TrainingDiverged
-from .pipeline import Experiment
+from .pipeline import DegenerateTeacher, Experiment
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +23,14 @@ METHOD_LABELS = {"teacher": "Teacher", "none": "Student (no KD)", "kd": "KD", "s
                  "packd": "PACKD", "brcd": "BRCD", "LSH": "LSH", "ITQ": "ITQ"}
 
 
-def _diverged_rows(exp: Experiment, *, method: str, variant: str, bits: int, seed: int,
-                   error: Exception) -> list[dict]:
-    """A run that diverged is recorded as such (no number)."""
+def _failed_rows(exp: Experiment, *, method: str, variant: str, bits: int, seed: int,
+                 error: Exception) -> list[dict]:
+    """A run that diverged (or could not start) is recorded as such, without a number."""
     log.warning("%s", error)
+    status = "diverged" if isinstance(error, TrainingDiverged) else "not run"
     return [{"dataset": exp.profile.data.name, "profile": exp.profile.name, "method": method,
              "variant": variant, "bits": bits, "paradigm": p, "seed": seed, "metric": "mAP",
-             "value": float("nan"), "status": f"diverged: {error}"}
+             "value": float("nan"), "status": f"{status}: {error}"}
             for p in ("symmetric", "asymmetric")]
 
 
@@ -37,8 +38,8 @@ def student_rows(exp: Experiment, *, bits: int, method: str, seed: int, variant:
                  **kwargs) -> list[dict]:
     try:
         run = exp.student(bits, method=method, seed=seed, label=variant, **kwargs)
-    except TrainingDiverged as err:
-        return _diverged_rows(exp, method=method, variant=variant or method, bits=bits, seed=seed,
+    except (TrainingDiverged, DegenerateTeacher) as err:
+        return _failed_rows(exp, method=method, variant=variant or method, bits=bits, seed=seed,
                               error=err)
     rows = exp.rows(run, method=method, variant=variant)
     for r in rows:

@@ -153,12 +153,13 @@ def plot_offset_rates(
     y: str = "offset_positive_rate",
     hue: str | None = None,
     title: str = "Offset positives caused by augmentation",
+    xlabel: str | None = None,
 ) -> Figure:
     """Bars of the offset-positive rate per backbone (``x``), optionally split by ``hue`` (e.g.
     code length). One row per bar in ``frame``; rates come from
     :func:`~brcd_lib.analysis.redundancy.offset_positive_rate`."""
     _require(frame, [x, y] + ([hue] if hue else []), "plot_offset_rates")
-    fig, ax = _new_figure(max(4.0, 0.9 * frame[x].nunique() + 2.0), 3.8)
+    fig, ax = _new_figure(max(5.0, 1.6 * frame[x].nunique() + 2.0), 4.2)
     df = frame.copy()
     if hue:
         df[hue] = df[hue].astype(str)
@@ -168,10 +169,20 @@ def plot_offset_rates(
         sns.barplot(data=df, x=x, y=y, ax=ax, color="tab:green", label=y.replace("_", " "))
         ax.legend(fontsize="small")
     ax.set_ylim(0.0, 1.0)
-    ax.set_xlabel(f"{x.replace('_', ' ')} (teacher model)")
+    ax.set_xlabel(xlabel or x.replace("_", " "))
     ax.set_ylabel("offset-positive rate (fraction of views)")
-    ax.set_title(title)
+    ax.set_title(title, fontsize="medium")
+    ax.set_xticks(ax.get_xticks(), [_wrap(t.get_text()) for t in ax.get_xticklabels()],
+                  fontsize="small")
+    fig.tight_layout()
     return fig
+
+
+def _wrap(label: str, width: int = 16) -> str:
+    """Break a tick label at spaces so neighbouring labels do not overlap."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(label, width)) or label
 
 
 def plot_elbow(frame: pd.DataFrame, *, title: str = "k-means elbow") -> Figure:
