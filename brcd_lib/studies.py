@@ -87,7 +87,7 @@ def ablation_grid(exp: Experiment, *, seeds=None, bits_list=None) -> pd.DataFram
 
 def sensitivity_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> pd.DataFrame:
     """BRCD's mAP against alpha, delta (margin) and K, one parameter at a time."""
-    seeds = seeds or exp.profile.seeds
+    seeds = seeds or exp.profile.aux_seeds or exp.profile.seeds
     bits = bits or exp.profile.sensitivity_bits
     if bits not in exp.profile.bits:
         bits = exp.profile.bits[-1]
@@ -107,7 +107,7 @@ def sensitivity_grid(exp: Experiment, *, seeds=None, bits: int | None = None) ->
 def generality_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> pd.DataFrame:
     """BRCD and the strongest baselines across hashing objectives (teacher and student trained
     with the same objective) and, where the profile lists them, across student backbones."""
-    seeds = seeds or exp.profile.seeds
+    seeds = seeds or exp.profile.aux_seeds or exp.profile.seeds
     bits = bits or exp.profile.sensitivity_bits
     if bits not in exp.profile.bits:
         bits = exp.profile.bits[-1]
