@@ -1,0 +1,80 @@
+"""Name -> dataset factory registry (``get_dataset("cifar10")``, ``list_datasets()``).
+
+A factory is a callable ``factory(*, root, split_dir, seed, **protocol) -> HashingSplits`` whose
+keyword-only parameters after ``seed`` are the dataset's protocol options (with the paper's
+defaults). :func:`get_dataset` rejects an unknown dataset name or protocol option with a
+``ValueError`` that lists the valid ones.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any, Callable
+
+import numpy as np
+
+from .base import HashingSplits
+
+__all__ = ["dataset_parameters", "get_dataset", "list_datasets", "register_dataset"]
+
+DatasetFactory = Callable[..., HashingSplits]
+_REGISTRY: dict[str, DatasetFactory] = {}
+_COMMON = ("root", "split_dir", "seed")
+
+
+def register_dataset(name: str) -> Callable[[DatasetFactory], DatasetFactory]:
+    """Decorator registering ``factory`` under ``name``."""
+
+    def deco(factory: DatasetFactory) -> DatasetFactory:
+        if name in _REGISTRY and _REGISTRY[name] is not factory:
+            raise ValueError(f"dataset {name!r} is registered twice")
+        params = inspect.signature(factory).parameters
+        missing = [p for p in _COMMON if p not in params]
+        if missing:
+            raise TypeError(f"dataset factory {name!r} must accept keyword arguments {missing}")
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def list_datasets() -> list[str]:
+    """Registered dataset names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def _factory(name: str) -> DatasetFactory:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(list_datasets())}") from None
+
+
+def dataset_parameters(name: str) -> dict[str, Any]:
+    """The protocol options of dataset ``name`` with their defaults."""
+    params = inspect.signature(_factory(name)).parameters
+    return {k: p.default for k, p in params.items() if k not in _COMMON}
+
+
+def get_dataset(name: str, *, root: str | os.PathLike | None = None,
+                split_dir: str | os.PathLike | None = None, seed: int = 0,
+                **protocol: Any) -> HashingSplits:
+    """Build the four splits of dataset ``name``.
+
+    Args:
+        name: a registered name (see :func:`list_datasets`).
+        root: where the dataset's files are; ``None`` = the dataset's default search order.
+        split_dir: folder of saved split files; ``None`` = ``$BRCD_CACHE/splits`` or
+            ``<repo>/.cache/splits``.
+        seed: seed of the split draw.
+        **protocol: dataset-specific options (see :func:`dataset_parameters`).
+    """
+    factory = _factory(name)
+    valid = dataset_parameters(name)
+    unknown = sorted(set(protocol) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for dataset {name!r}; valid options: "
+                         f"{', '.join(sorted(valid)) or '(none)'}")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    return factory(root=root, split_dir=split_dir, seed=int(seed), **protocol)
