@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from . import distributed
 from .distill.base import DistillBatch, DistillContext, Distiller
 from .io import atomic_save
 from .metrics import map_at_k
@@ -51,11 +52,17 @@ class PairBatch:
 
 
 class PairSource:
-    """Yields :class:`PairBatch` es for one epoch; deterministic given (seed, epoch)."""
+    """Yields :class:`PairBatch` es for one epoch; deterministic given (seed, epoch).
+
+    ``shard=(rank, world_size)`` (used by :class:`brcd_lib.distributed.ShardedPairSource`) asks
+    for rank's contiguous share (``tensor_split``) of every global batch of ``batch_size`` items,
+    the global batches being those of the unsharded call.
+    """
 
     n: int
 
-    def epoch(self, *, epoch: int, seed: int, batch_size: int) -> Any:  # pragma: no cover
+    def epoch(self, *, epoch: int, seed: int, batch_size: int,
+              shard: tuple[int, int] | None = None) -> Any:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -71,7 +78,8 @@ class BankPairSource(PairSource):
         self.student_rot, self.teacher_rot = student_rot, teacher_rot  # (R, V, n, d)
         self.n = student_bank.shape[1]
 
-    def epoch(self, *, epoch: int, seed: int, batch_size: int):
+    def epoch(self, *, epoch: int, seed: int, batch_size: int,
+              shard: tuple[int, int] | None = None):
         g = torch.Generator().manual_seed(_mix(seed, epoch))
         perm = torch.randperm(self.n, generator=g)
         n_views = self.student_bank.shape[0]
@@ -79,6 +87,8 @@ class BankPairSource(PairSource):
         v2 = (v1 + torch.randint(1, n_views, (self.n,), generator=g)) % n_views
         for start in range(0, self.n - batch_size + 1 if self.n >= batch_size else 1, batch_size):
             idx = perm[start:start + batch_size]
+            if shard is not None:
+                idx = idx.tensor_split(shard[1])[shard[0]]
             a, b = v1[idx], v2[idx]
             yield PairBatch(
                 index=idx,
@@ -99,12 +109,17 @@ class ImagePairSource(PairSource):
         self.student_features, self.teacher_features = student_features, teacher_features
         self.rotations, self.device, self.num_workers = rotations, device, num_workers
 
-    def epoch(self, *, epoch: int, seed: int, batch_size: int):
+    def epoch(self, *, epoch: int, seed: int, batch_size: int,
+              shard: tuple[int, int] | None = None):
         g = torch.Generator().manual_seed(_mix(seed, epoch))
-        torch.manual_seed(_mix(seed, epoch) + 1)  # the augmentations' randomness
-        loader = DataLoader(self.dataset, batch_size=batch_size, shuffle=True, generator=g,
-                            drop_last=self.n >= batch_size, num_workers=self.num_workers,
-                            worker_init_fn=_seed_worker)
+        if shard is None:
+            torch.manual_seed(_mix(seed, epoch) + 1)  # the augmentations' randomness
+            loader = DataLoader(self.dataset, batch_size=batch_size, shuffle=True, generator=g,
+                                drop_last=self.n >= batch_size, num_workers=self.num_workers,
+                                worker_init_fn=_seed_worker)
+        else:
+            loader = self._shard_loader(g, seed=seed, epoch=epoch, batch_size=batch_size,
+                                        shard=shard)
         for (x1, x2), idx in loader:
             x1, x2 = x1.to(self.device), x2.to(self.device)
             rots = None
@@ -121,6 +136,23 @@ class ImagePairSource(PairSource):
                     teacher = (self.teacher_features(x1), self.teacher_features(x2))
             yield PairBatch(index=idx, student=(self.student_features(x1), self.student_features(x2)),
                             teacher=teacher, student_rot=s_rot, teacher_rot=t_rot)
+
+    def _shard_loader(self, g: torch.Generator, *, seed: int, epoch: int, batch_size: int,
+                      shard: tuple[int, int]) -> DataLoader:
+        """A loader over rank's share of each global batch. The permutation is the one of the
+        unsharded loader (which draws its workers' base seed from ``g``, then the permutation);
+        the augmentations are seeded per (seed, epoch, rank)."""
+        rank, world = shard
+        torch.empty((), dtype=torch.int64).random_(generator=g)  # as DataLoader's base seed draw
+        perm = torch.randperm(self.n, generator=g)
+        stop = self.n - batch_size + 1 if self.n >= batch_size else 1
+        batches = [perm[s:s + batch_size].tensor_split(world)[rank].tolist()
+                   for s in range(0, stop, batch_size)]
+        mixed = _mix(seed, epoch) + 1 + 7_907 * rank
+        torch.manual_seed(mixed)
+        return DataLoader(self.dataset, batch_sampler=batches, num_workers=self.num_workers,
+                          worker_init_fn=_seed_worker,
+                          generator=torch.Generator().manual_seed(mixed))
 
 
 def _mix(seed: int, epoch: int) -> int:
@@ -167,12 +199,19 @@ def codes_from_features(net, feats: torch.Tensor, *, batch_size: int = 4096) -> 
 # --------------------------------------------------------------------------------------------
 def save_checkpoint(path: str, **state: Any) -> None:
     """A checkpoint of plain tensors/containers (loadable with ``torch.load(weights_only=True)``),
-    written atomically."""
+    written atomically. Under an initialised process group only rank 0 writes (call it on every
+    rank; it returns at once on the others)."""
+    if not distributed.is_main():
+        return
     atomic_save(state, path)
 
 
 def load_checkpoint(path: str) -> dict:
-    """Load a kit checkpoint; a truncated or foreign file raises a clear error."""
+    """Load a kit checkpoint; a missing, truncated or foreign file raises a clear error."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path} does not exist; train the run first (its "
+                                "result.json without best*.pt means the cache folder was edited: "
+                                "delete the run folder to retrain)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -217,12 +256,18 @@ def fit(*, name: str, net: nn.Module, objective: nn.Module, source: PairSource, 
         seed: int, validate: Callable[[], dict[str, float]],
         teacher: nn.Module | None = None, distiller: Distiller | None = None,
         distill_weight: float = 1.0, checkpoint_path: str | None = None, resume: bool = True,
-        progress: bool = True) -> LoopResult:
+        progress: bool = True, dist: "distributed.DistContext | None" = None) -> LoopResult:
     """Train ``net``'s head (and ``distiller``'s parameters) with ``objective`` (+ distillation).
 
     ``validate()`` returns {paradigm: mAP}; it is called every ``eval_every`` epochs and after
     the last epoch. Early stopping when no paradigm improved for ``patience`` validations.
     Resumes from ``checkpoint_path`` when it exists and ``resume`` is true.
+
+    Several ranks: ``dist`` (default: :func:`brcd_lib.distributed.current`, i.e. automatic when a
+    process group of more than one rank is initialised) shards every global batch of
+    ``train_cfg.batch_size`` across the ranks, gathers the features, averages the gradients and
+    lets rank 0 alone write the checkpoint (see :mod:`brcd_lib.distributed`). Every rank must call
+    ``fit`` with the same arguments.
     """
     torch.manual_seed(seed)
     params = [p for p in net.parameters() if p.requires_grad]
@@ -233,6 +278,7 @@ def fit(*, name: str, net: nn.Module, objective: nn.Module, source: PairSource, 
     opt = torch.optim.Adam(params, lr=train_cfg.lr)
     start_epoch, best, best_epoch, best_state, history, bad = 0, {}, {}, {}, [], 0
 
+    dist = dist if dist is not None else distributed.current()
     if resume and checkpoint_path and os.path.exists(checkpoint_path):
         ck = load_checkpoint(checkpoint_path)
         _load_head_state(net, ck["head"])
@@ -245,6 +291,10 @@ def fit(*, name: str, net: nn.Module, objective: nn.Module, source: PairSource, 
         if ck.get("done"):
             return LoopResult(best, best_epoch, best_state, history, start_epoch, ck["stopped_early"])
 
+    if dist is not None:
+        distributed.broadcast_tensors(params, dist)  # identical replicas from the first step
+        source = distributed.ShardedPairSource(source, dist)
+        progress = progress and dist.is_main
     use_rot = distiller is not None and getattr(distiller, "needs_rotations", False)
     epochs, stopped = train_cfg.epochs, False
     bar = tqdm(range(start_epoch, epochs), desc=name, disable=not progress, leave=False,
@@ -261,11 +311,12 @@ def fit(*, name: str, net: nn.Module, objective: nn.Module, source: PairSource, 
                 raise TrainingDiverged(
                     f"{name}: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}"
                     + (f" (distiller {distiller.name!r})" if distiller is not None else "")
-                    + "; lower the learning rate or the distillation weight. The last good "
-                    + (f"checkpoint is kept at {checkpoint_path}" if checkpoint_path else
-                       "state was not checkpointed"))
+                    + "; lower the learning rate or the distillation weight. "
+                    + _last_good(checkpoint_path, train_cfg.eval_every))
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if dist is not None:
+                distributed.average_gradients(params, dist)
             opt.step()
             losses.append(loss.item())
         mean_loss = sum(losses) / max(len(losses), 1)
@@ -289,9 +340,20 @@ def fit(*, name: str, net: nn.Module, objective: nn.Module, source: PairSource, 
                                 epoch=epoch + 1, best=best, best_epoch=best_epoch,
                                 best_state=best_state, history=history, bad=bad,
                                 done=stopped or last, stopped_early=stopped)
+                distributed.barrier(dist)
             if stopped:
                 break
     return LoopResult(best, best_epoch, best_state, history, epoch + 1, stopped)
+
+
+def _last_good(checkpoint_path: str | None, eval_every: int) -> str:
+    """Where the last good state of a diverged run is (for its error message)."""
+    if not checkpoint_path:
+        return "The state was not checkpointed (no checkpoint_path)"
+    if distributed.is_main() and not os.path.exists(checkpoint_path):
+        return (f"No checkpoint was written yet (the first is written after epoch {eval_every} "
+                f"to {checkpoint_path})")
+    return f"The last good checkpoint is kept at {checkpoint_path}"
 
 
 def _cpu_state(module: nn.Module | None) -> dict:

@@ -93,7 +93,9 @@ class FeatureStore:
               device: str = "cpu", progress: bool = True) -> torch.Tensor:
         """Backbone features (n, d) of ``dataset`` under its (deterministic) transform."""
         key = _key("clean", module_fingerprint(net.backbone), split_hash, set_name, transform_desc)
-        return self.get(key, lambda: compute_features(
+        from .distributed import encode_sharded  # one process: compute_features; several: shards
+
+        return self.get(key, lambda: encode_sharded(
             net.features, dataset, device=device, desc=f"features {set_name}", progress=progress))
 
     def views(self, net, dataset, *, n_views: int, seed: int, split_hash: str,

@@ -22,8 +22,10 @@ a row with at least K candidates holds its whole top K among them, and they are 
 (row, distance) keeping index order; a row with fewer falls back to a full stable argsort. The
 ``torch`` backend (chosen automatically when a code tensor lives on an accelerator) computes
 distances on the codes' device as (L - q.d) / 2 with a matrix product of +-1 codes and ranks with
-``torch.topk`` on the unique integer key distance * n_db + index. Every backend returns identical
-values; ``benchmarks/bench_retrieval.py`` records the timings.
+``torch.topk`` on the unique integer key distance * n_db + index. The ``faiss`` backend (by name
+only) searches a ``faiss.IndexBinaryFlat`` and repairs the order of ties at the K-th distance
+(:func:`_faiss_ranking`). Every backend returns identical values;
+``benchmarks/bench_retrieval.py`` records the timings.
 """
 from __future__ import annotations
 
@@ -283,7 +285,10 @@ def _prepare_labels(query_labels, db_labels, n_query: int, n_db: int):
     q, d = (_one_hot(x, n_classes, what) if x.ndim == 1 else x
             for x, what in ((q, "query_labels"), (d, "db_labels")))
     if q.shape[1] != d.shape[1]:
-        raise ValueError(f"query labels have {q.shape[1]} classes, database labels {d.shape[1]}")
+        raise ValueError(
+            f"query_labels have {q.shape[1]} classes (columns) but db_labels have {d.shape[1]}; "
+            "both must be multi-hot over the same C classes (or integer class ids (n,))"
+        )
     return _MultiHot(q, d)
 
 
@@ -465,12 +470,57 @@ def _torch_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, dev
         yield rows, (key % n_db).cpu().numpy()
 
 
+def _import_faiss():
+    try:
+        import faiss
+    except ImportError:
+        raise ImportError("backend='faiss' needs the faiss package (pip install faiss-cpu, or "
+                          "faiss-gpu); backend='numpy' gives the same values without it") from None
+    return faiss
+
+
+def _faiss_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, device):
+    """Exhaustive binary search with ``faiss.IndexBinaryFlat`` + exact tie repair.
+
+    faiss returns the K nearest items, but among items at the K-th distance it keeps an
+    arbitrary subset. So, per query: ``search`` gives the K-th smallest distance t; a
+    ``range_search`` (radius t + 1, one call per distinct t in the chunk) returns *every* item at
+    distance <= t (at least K of them); these are sorted by (distance, index) and the first K
+    kept -- the ranking of the other backends. Padding bits of the packed codes are zero in both
+    sets, so the index can use whole bytes.
+    """
+    faiss = _import_faiss()
+    n_db, n_bytes = db_bytes.shape
+    index = faiss.IndexBinaryFlat(8 * n_bytes)
+    index.add(np.ascontiguousarray(db_bytes))
+    step = max(1, min(4096, int(memory_budget_mb * 2**20 // (24 * top))))
+    span = code_length + 1
+    for start in range(0, q_bytes.shape[0], step):
+        rows = slice(start, min(start + step, q_bytes.shape[0]))
+        q = np.ascontiguousarray(q_bytes[rows])
+        dist, _ = index.search(q, top)
+        kth = dist[:, top - 1].astype(np.int64)
+        out = np.empty((q.shape[0], top), np.int64)
+        for t in np.unique(kth):
+            sel = np.flatnonzero(kth == t)
+            lims, d, idx = index.range_search(q[sel], int(t) + 1)  # distance < t + 1
+            lims = lims.astype(np.int64)
+            counts = np.diff(lims)
+            owner = np.repeat(np.arange(sel.size, dtype=np.int64), counts)
+            key = (owner * span + d.astype(np.int64)) * n_db + idx.astype(np.int64)
+            ranked = np.sort(key) % n_db  # rows stay in their segments, each >= K long
+            out[sel] = ranked[lims[:-1, None] + np.arange(top)]
+        yield rows, out
+
+
 BACKENDS: dict[str, Callable[..., Iterator[tuple[slice, np.ndarray]]]] = {
     "numpy": _numpy_ranking,
     "torch": _torch_ranking,
+    "faiss": _faiss_ranking,
 }
 """Ranking backends (all exact, same values). ``auto`` picks ``torch`` when a code tensor lives on
-an accelerator and ``numpy`` otherwise."""
+an accelerator and ``numpy`` otherwise; ``faiss`` (``IndexBinaryFlat``, CPU) is chosen by name
+only (docs/reliability.md: when it pays off)."""
 
 
 def _ranking(query_codes, db_codes, top: int | None, *, packed, code_length, memory_budget_mb,
@@ -552,7 +602,8 @@ def map_at_k(query_codes, db_codes, query_labels, db_labels, k: int | None = Non
     ties: ``index`` only -- equal distances are ranked by database index.
     code_length: L for packed codes (default 8 * bytes per code).
     memory_budget_mb: bounds the working memory of one query chunk.
-    backend: ``auto``, ``numpy`` or ``torch`` (see :data:`BACKENDS`); all give the same value.
+    backend: ``auto``, ``numpy``, ``torch`` or ``faiss`` (see :data:`BACKENDS`); all give the
+        same value.
     """
     reduce = _lookup(ZERO_HIT_CONVENTIONS, zero_hit, "zero_hit convention")
     ap, n_hits = _ap_and_hits(query_codes, db_codes, query_labels, db_labels, k, packed=packed,
@@ -579,11 +630,11 @@ def precision_at_k_curve(query_codes, db_codes, query_labels, db_labels, ks: Seq
                                         ties=ties)
     labels = _prepare_labels(query_labels, db_labels, n_query, n_db)
     ks_clip = np.minimum(ks_arr, n_db)
-    total = np.zeros(ks_arr.size, np.float64)
-    for rows, top in chunks:
+    per_query = np.empty((n_query, ks_arr.size), np.float64)  # one mean at the end: the value
+    for rows, top in chunks:                                  # does not depend on the chunking
         hits = np.cumsum(labels.relevance(rows, top), axis=1)
-        total += (hits[:, ks_clip - 1] / ks_clip).sum(axis=0)
-    return total / n_query
+        per_query[rows] = hits[:, ks_clip - 1] / ks_clip
+    return per_query.mean(axis=0)
 
 
 def _radius_counts(query_codes, db_codes, query_labels, db_labels, *, packed, code_length,

@@ -57,7 +57,7 @@ class Experiment:
 
     def __init__(self, profile: Profile | str = "digits", *, cache_dir: str | None = None,
                  device: str | None = None, progress: bool = True, resume: bool = True):
-        self.profile = get_profile(profile) if isinstance(profile, str) else profile
+        self.profile = profile if isinstance(profile, Profile) else get_profile(profile)
         self.cache_dir = cache_dir or default_cache_dir()
         self.device = device or ("cuda" if torch.cuda.is_available() and not self.profile.runs_on_cpu
                                  else "cpu")

@@ -145,6 +145,12 @@ def bit_masks(codes, clusters, n_clusters: int, margin: float, rule: str = "pape
         raise ValueError(
             f"cluster labels must lie in [0, {n_clusters}); got min {int(y.min())}, max {int(y.max())}"
         )
+    if n_clusters > c.shape[0]:
+        raise ValueError(
+            f"n_clusters={n_clusters} is larger than the number of training codes n={c.shape[0]}; "
+            f"at least {n_clusters - c.shape[0]} clusters must be empty. Use at most {c.shape[0]} "
+            "clusters or more codes"
+        )
     counts = torch.bincount(y, minlength=n_clusters)
     empty = torch.nonzero(counts == 0).flatten().tolist()
     if empty:
