@@ -30,7 +30,7 @@ class Profile:
     student_train: TrainConfig
     bits: tuple[int, ...] = (16, 32, 64)
     seeds: tuple[int, ...] = (0, 1, 2)
-    aux_seeds: tuple[int, ...] | None = None  # seeds of the sensitivity and generality grids (None = seeds)
+    aux_seeds: tuple[int, ...] | None = None  # seeds of the ablation, sensitivity and generality grids (None = seeds)
     teacher_seed: int = 0
     methods: tuple[str, ...] = ALL_METHODS
     brcd: dict = field(default_factory=lambda: {"n_clusters": 10, "margin": 0.5, "alpha": 0.8})
@@ -100,7 +100,7 @@ def _digits() -> Profile:
         # CRCD's relation term costs B x B x negatives x dim per step (0.15 s on this CPU at 500
         # negatives); 128 negatives keep the digits grid inside its time budget.
         method_kwargs={"crcd": {"n_negatives": 128}},
-        aux_seeds=(0,),  # sensitivity and generality: one seed on the CPU (main and ablations: 3)
+        aux_seeds=(0,),  # ablations, sensitivity, generality: one seed on the CPU (main table: 3)
     )
 
 

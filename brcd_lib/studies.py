@@ -75,7 +75,7 @@ def main_grid(exp: Experiment, *, methods=None, seeds=None, bits_list=None) -> p
 
 def ablation_grid(exp: Experiment, *, seeds=None, bits_list=None) -> pd.DataFrame:
     """BRCD and its ablations: no mask, no cluster handling, alpha = 1, alpha = 0, upstream mask."""
-    seeds = seeds or exp.profile.seeds
+    seeds = seeds or exp.profile.aux_seeds or exp.profile.seeds
     bits_list = bits_list or exp.profile.bits
     rows = []
     jobs = [(b, v, kw, s) for b in bits_list for v, kw in ablation_variants().items() for s in seeds]
