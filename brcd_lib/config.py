@@ -22,6 +22,7 @@ class DataConfig:
     split_seed: int = 0
     image_size: int = 16
     transform: str = "small"  # "small" (CPU profiles) or "paper" (224 px pipeline)
+    test_transform_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"center_crop": False}
     protocol: dict[str, Any] = field(default_factory=dict)
 
 

@@ -43,8 +43,17 @@ def default_cache_dir() -> str:
 
 def module_fingerprint(module: nn.Module) -> str:
     """Short SHA-256 of a module's architecture (its ``repr``, which shows options that add no
-    parameters, such as a pooling grid) and its state_dict (``models.pretrain.state_fingerprint``)."""
-    return hashlib.sha256((repr(module) + state_fingerprint(module)).encode()).hexdigest()[:20]
+    parameters, such as a pooling grid) and its state_dict (``models.pretrain.state_fingerprint``).
+
+    Hashing a ViT's weights takes about a second, so the value is memoised on the module; the memo
+    is keyed by the tensors' version counters, so any in-place change of a weight is a miss."""
+    versions = tuple(t._version for t in module.state_dict(keep_vars=True).values())
+    memo = getattr(module, "_brcd_fingerprint", None)
+    if memo is not None and memo[0] == versions:
+        return memo[1]
+    value = hashlib.sha256((repr(module) + state_fingerprint(module)).encode()).hexdigest()[:20]
+    object.__setattr__(module, "_brcd_fingerprint", (versions, value))
+    return value
 
 
 @torch.inference_mode()

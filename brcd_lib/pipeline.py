@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import engine
+from . import distributed, engine
 from .config import DistillConfig, ModelConfig, TrainConfig, config_hash, to_dict
 from .data import get_dataset
 from .data.transforms import TwoViews, get_transforms
@@ -33,6 +33,10 @@ from .profiles import Profile, get_profile
 from .provenance import provenance
 
 log = logging.getLogger(__name__)
+
+
+class ShallowNotAvailable(RuntimeError):
+    """LSH / ITQ need the raw pixels in memory (array-backed datasets only)."""
 
 
 class DegenerateTeacher(ValueError):
@@ -78,7 +82,8 @@ class Experiment:
 
     def transform(self, *, train: bool):
         d = self.profile.data
-        return get_transforms(d.transform, size=d.image_size, train=train)
+        options = {} if train else dict(d.test_transform_options)
+        return get_transforms(d.transform, size=d.image_size, train=train, **options)
 
     def _transform_desc(self, train: bool) -> str:
         d = self.profile.data
@@ -174,12 +179,13 @@ class Experiment:
         model = model or self.profile.teacher
         train = train or self.profile.teacher_train
         seed = self.profile.teacher_seed
+        memo = config_hash(model, train, bits, seed)  # this Experiment's data and split are fixed
+        if memo in self._teachers:
+            return self._teachers[memo]
         net = self.build_network(model, bits, role="teacher", seed=seed)
         # the backbone's weights are part of the key: a changed architecture or pretraining is a miss
         key = config_hash("teacher", self.profile.data, self.splits.split_hash, model, train, bits,
                           seed, module_fingerprint(net.backbone))
-        if key in self._teachers:
-            return self._teachers[key]
         run_dir = self._run_dir("teacher", key)
         objective = get_objective(model.objective, **model.objective_kwargs)
         result_path = os.path.join(run_dir, "result.json")
@@ -208,10 +214,11 @@ class Experiment:
                                   train=train, distill=None, loop=loop,
                                   metrics={"symmetric": value, "asymmetric": value},
                                   wall_s=time.time() - t0)
-            atomic_write_text(result_path, json.dumps(record, indent=1))
+            if distributed.is_main():
+                atomic_write_text(result_path, json.dumps(record, indent=1))
         run = TrainedRun("teacher", net, {"symmetric": net, "asymmetric": net}, record["metrics"],
                          record, run_dir)
-        self._teachers[key] = run
+        self._teachers[memo] = run
         return run
 
     def student(self, bits: int, *, method: str = "none", seed: int = 0,
@@ -293,7 +300,8 @@ class Experiment:
                                   train=train, distill=distill, loop=loop, metrics=metrics,
                                   wall_s=time.time() - t0, extra=extra,
                                   teacher_key=teacher.record["key"])
-            atomic_write_text(result_path, json.dumps(record, indent=1))
+            if distributed.is_main():
+                atomic_write_text(result_path, json.dumps(record, indent=1))
         return TrainedRun("student", nets["symmetric"], nets, record["metrics"], record, run_dir)
 
     def shallow(self, bits: int, name: str, *, seed: int = 0) -> dict[str, float]:
@@ -302,6 +310,9 @@ class Experiment:
 
         def pixels(set_name):
             s = getattr(self.splits, set_name)
+            if not hasattr(s, "images"):
+                raise ShallowNotAvailable(f"{name.upper()} runs on in-memory pixel arrays; "
+                                          f"{self.profile.data.name} is read from image files")
             return s.images.reshape(len(s), -1).float().numpy() / 255.0
 
         hasher = get_shallow_hasher(name, code_length=bits, seed=seed)

@@ -143,7 +143,9 @@ def _paper() -> Profile:
         name="paper",
         description="the paper's configuration: CIFAR-10, ViT-B/16 teacher, EfficientNet-B0 student, "
                     "ImageNet-pretrained, 224 px (needs a GPU and the data)",
-        data=DataConfig(name="cifar10", image_size=224, transform="paper"),
+        # the released CIFAR-10 code resizes test images straight to 224 (no 256 + centre crop)
+        data=DataConfig(name="cifar10", image_size=224, transform="paper",
+                        test_transform_options={"center_crop": False}),
         teacher=ModelConfig(backbone=BackboneConfig(name="vit_b_16", pretrained=True)),
         student=ModelConfig(backbone=BackboneConfig(name="efficientnet_b0", pretrained=True)),
         teacher_train=TrainConfig(epochs=200, batch_size=64, lr=5e-4, eval_every=5, patience=3,

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .distill.brcd import ablation_variants
 from .engine import TrainingDiverged
-from .pipeline import DegenerateTeacher, Experiment
+from .pipeline import DegenerateTeacher, Experiment, ShallowNotAvailable
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,10 @@ def reference_rows(exp: Experiment, bits_list=None) -> pd.DataFrame:
     rows = []
     for bits in bits_list or exp.profile.bits:
         for name in ("lsh", "itq"):
-            rows += exp.shallow_rows(bits, name)
+            try:
+                rows += exp.shallow_rows(bits, name)
+            except ShallowNotAvailable as err:
+                log.warning("%s", err)
         teacher = exp.teacher(bits)
         rows += exp.rows(teacher, method="teacher")
     frame = pd.DataFrame(rows)
