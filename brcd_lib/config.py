@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+# A field added after runs were cached carries this metadata: while it holds its default it is left
+# out of ``config_hash``, so existing run caches stay valid; any other value is part of the hash.
+SCHEMA_ADDITION = {"hash_when_default": False}
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Which dataset, under which protocol. ``protocol`` holds dataset-specific overrides
@@ -22,7 +27,8 @@ class DataConfig:
     split_seed: int = 0
     image_size: int = 16
     transform: str = "small"  # "small" (CPU profiles) or "paper" (224 px pipeline)
-    test_transform_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"center_crop": False}
+    test_transform_options: dict[str, Any] = field(default_factory=dict,
+                                                   metadata=SCHEMA_ADDITION)  # {"center_crop": False}
     protocol: dict[str, Any] = field(default_factory=dict)
 
 
@@ -96,9 +102,31 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=default)
 
 
+def hash_view(cfg: Any) -> Any:
+    """What ``config_hash`` sees of a (nested) config: every field, except schema additions
+    (``SCHEMA_ADDITION`` metadata) that hold their default."""
+    if not (dataclasses.is_dataclass(cfg) and not isinstance(cfg, type)):
+        return cfg
+    out = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if not f.metadata.get("hash_when_default", True) and value == _default(f):
+            continue
+        out[f.name] = hash_view(value)
+    return out
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
 def config_hash(*parts: Any, length: int = 16) -> str:
     """SHA-256 (hex, truncated to ``length``) of the canonical JSON of ``parts``."""
-    payload = canonical_json([to_dict(p) if dataclasses.is_dataclass(p) else p for p in parts])
+    payload = canonical_json([hash_view(p) for p in parts])
     return hashlib.sha256(payload.encode()).hexdigest()[:length]
 
 

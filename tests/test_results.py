@@ -68,3 +68,16 @@ def test_runner_select():
     assert select(nbs, None) == nbs
     with pytest.raises(SystemExit, match="matches no notebook"):
         select(nbs, ["99"])
+
+
+def test_schema_addition_at_default_keeps_old_hashes():
+    """A field added later (SCHEMA_ADDITION) does not change the hash while it holds its default,
+    so run caches written before it existed stay valid; a non-default value does change it."""
+    import hashlib
+
+    from brcd_lib.config import canonical_json
+
+    d = DataConfig()
+    old_view = {k: v for k, v in dataclasses.asdict(d).items() if k != "test_transform_options"}
+    assert config_hash(d) == hashlib.sha256(canonical_json([old_view]).encode()).hexdigest()[:16]
+    assert config_hash(d) != config_hash(dataclasses.replace(d, test_transform_options={"center_crop": False}))
