@@ -56,10 +56,12 @@ def mean_std_table(frame: pd.DataFrame, *, index: Sequence[str] = ("method",),
         keep = [m for m in order if m in mean.index]
         rest = [m for m in mean.index if m not in keep]
         mean, std, count = (t.reindex(keep + rest) for t in (mean, std, count))
+    def excluded(idx) -> bool:  # a row label, or any level of a MultiIndex row, is excluded
+        return any(part in exclude_from_best for part in (idx if isinstance(idx, tuple) else (idx,)))
+
     display = mean.copy().astype(object)
     for col in mean.columns:
-        candidates = mean[col].drop(labels=[m for m in exclude_from_best if m in mean.index],
-                                    errors="ignore").dropna()
+        candidates = mean[col][[not excluded(i) for i in mean.index]].dropna()
         best = candidates.max() if mark_best and len(candidates) else np.nan
         for idx in mean.index:
             m, s, n = mean.at[idx, col], std.at[idx, col], count.at[idx, col]
@@ -67,7 +69,7 @@ def mean_std_table(frame: pd.DataFrame, *, index: Sequence[str] = ("method",),
                 display.at[idx, col] = "—"
                 continue
             cell = f"{m:.4f} ± {s:.4f}" if n and n > 1 else f"{m:.4f}"
-            if mark_best and not pd.isna(best) and np.isclose(m, best) and idx not in exclude_from_best:
+            if mark_best and not pd.isna(best) and np.isclose(m, best) and not excluded(idx):
                 cell = f"**{cell}**"
             display.at[idx, col] = cell
     numeric = pd.concat({"mean": mean, "std": std, "n": count}, axis=1)

@@ -81,3 +81,11 @@ def test_schema_addition_at_default_keeps_old_hashes():
     old_view = {k: v for k, v in dataclasses.asdict(d).items() if k != "test_transform_options"}
     assert config_hash(d) == hashlib.sha256(canonical_json([old_view]).encode()).hexdigest()[:16]
     assert config_hash(d) != config_hash(dataclasses.replace(d, test_transform_options={"center_crop": False}))
+
+
+def test_exclude_from_best_matches_a_level_of_a_multiindex():
+    rows = _rows().assign(setting="x")
+    _, display = mean_std_table(rows, index=["setting", "method"], exclude_from_best=["teacher"])
+    col = ("symmetric", 16)
+    assert display.loc[("x", "teacher"), col] == "0.9000 ± 0.0000"
+    assert display.loc[("x", "b"), col].startswith("**")
