@@ -29,6 +29,7 @@ from .io import atomic_write_text
 from .metrics import map_at_k
 from .models import build_hashing_network, get_objective
 from .models.pretrain import ssl_pretrain
+from .parallel import resolve_workers, torch_threads
 from .profiles import Profile, get_profile
 from .provenance import provenance
 
@@ -37,6 +38,11 @@ log = logging.getLogger(__name__)
 
 class ShallowNotAvailable(RuntimeError):
     """LSH / ITQ need the raw pixels in memory (array-backed datasets only)."""
+
+
+SSL_INIT_SEED = 0
+"""Seed of a backbone's initial weights before SimCLR pretraining; every run then loads the
+pretrained weights (the run's own seed initialises its head)."""
 
 
 class DegenerateTeacher(ValueError):
@@ -60,8 +66,11 @@ class Experiment:
     """Experiments of one profile on one device, sharing splits, backbones and feature caches."""
 
     def __init__(self, profile: Profile | str = "digits", *, cache_dir: str | None = None,
-                 device: str | None = None, progress: bool = True, resume: bool = True):
+                 device: str | None = None, progress: bool = True, resume: bool = True,
+                 workers: int | None = None):
         self.profile = profile if isinstance(profile, Profile) else get_profile(profile)
+        # CPU cores for grids (worker processes) and serial phases (threads): brcd_lib.parallel
+        self.workers = resolve_workers(workers, profile_workers=self.profile.workers)
         self.cache_dir = cache_dir or default_cache_dir()
         self.device = device or ("cuda" if torch.cuda.is_available() and not self.profile.runs_on_cpu
                                  else "cpu")
@@ -96,33 +105,47 @@ class Experiment:
     def build_network(self, model: ModelConfig, bits: int, *, role: str, seed: int = 0):
         """A hashing network whose backbone is pretrained (SimCLR stand-in or real weights)."""
         bb = model.backbone
-        torch.manual_seed(seed)
-        net = build_hashing_network(role=role, backbone=bb.name, code_length=bits,
-                                    pretrained=bb.pretrained, weights_path=bb.weights_path,
-                                    freeze_backbone=model.freeze_backbone, head=model.head,
-                                    head_hidden=model.head_hidden, **bb.kwargs)
+
+        def build(init_seed: int):
+            torch.manual_seed(init_seed)
+            return build_hashing_network(role=role, backbone=bb.name, code_length=bits,
+                                         pretrained=bb.pretrained, weights_path=bb.weights_path,
+                                         freeze_backbone=model.freeze_backbone, head=model.head,
+                                         head_hidden=model.head_hidden, **bb.kwargs)
+
         key = config_hash(bb, self.profile.data, self.splits.split_hash)
-        if bb.ssl_epochs > 0:
-            if key not in self._backbones:
-                if bb.ssl_pool not in ("database", "train"):
-                    raise ValueError(f"ssl_pool must be 'database' or 'train', got {bb.ssl_pool!r}")
-                images = getattr(self.splits, bb.ssl_pool).images  # unlabelled images
+        if bb.ssl_epochs > 0 and key not in self._backbones:
+            if bb.ssl_pool not in ("database", "train"):
+                raise ValueError(f"ssl_pool must be 'database' or 'train', got {bb.ssl_pool!r}")
+            images = getattr(self.splits, bb.ssl_pool).images  # unlabelled images
+            # the pretrained backbone depends on the backbone, the data and the split only: it
+            # starts from a fixed initialisation, not from the seed of the first run a process
+            # builds (which made it depend on the order of a grid's runs)
+            with torch_threads(self._serial_threads()):
                 self._backbones[key] = ssl_pretrain(
-                    net.backbone, images=images, image_size=self.profile.data.image_size,
-                    epochs=bb.ssl_epochs, batch_size=bb.ssl_batch_size, lr=bb.ssl_lr,
-                    temperature=bb.ssl_temperature, augment=dict(bb.ssl_augment) or None,
-                    seed=self.profile.data.split_seed,
+                    build(SSL_INIT_SEED).backbone, images=images,
+                    image_size=self.profile.data.image_size, epochs=bb.ssl_epochs,
+                    batch_size=bb.ssl_batch_size, lr=bb.ssl_lr, temperature=bb.ssl_temperature,
+                    augment=dict(bb.ssl_augment) or None, seed=self.profile.data.split_seed,
                     device=self.device, cache_dir=os.path.join(self.cache_dir, "pretrain"),
                     progress=self.progress)
+        net = build(seed)
+        if bb.ssl_epochs > 0:
             net.backbone.load_state_dict(self._backbones[key].state_dict())
         return net.to(self.device)
+
+    def _serial_threads(self) -> int:
+        """Intra-op threads of the large serial computations (pretraining, backbone features):
+        the profile's workers on the CPU, the current setting elsewhere."""
+        return self.workers if self.device == "cpu" else torch.get_num_threads()
 
     # ---------------------------------------------------------------- features and codes
     def features(self, net, set_name: str) -> torch.Tensor:
         ds = getattr(self.splits, set_name).with_transform(self.transform(train=False))
-        return self.store.clean(net, ds, set_name=set_name, split_hash=self.splits.split_hash,
-                                transform_desc=self._transform_desc(False), device=self.device,
-                                progress=self.progress)
+        with torch_threads(self._serial_threads()):
+            return self.store.clean(net, ds, set_name=set_name, split_hash=self.splits.split_hash,
+                                    transform_desc=self._transform_desc(False), device=self.device,
+                                    progress=self.progress)
 
     def codes(self, net, set_name: str) -> torch.Tensor:
         """+-1 codes of a set under the test transform (cached backbone features + head)."""
@@ -130,10 +153,11 @@ class Experiment:
 
     def view_bank(self, net, n_views: int, *, rotation: int = 0) -> torch.Tensor:
         ds = self.splits.train.with_transform(self.transform(train=True))
-        return self.store.views(net, ds, n_views=n_views, seed=self.profile.data.split_seed,
-                                split_hash=self.splits.split_hash,
-                                transform_desc=self._transform_desc(True), rotation=rotation,
-                                device=self.device, progress=self.progress)
+        with torch_threads(self._serial_threads()):
+            return self.store.views(net, ds, n_views=n_views, seed=self.profile.data.split_seed,
+                                    split_hash=self.splits.split_hash,
+                                    transform_desc=self._transform_desc(True), rotation=rotation,
+                                    device=self.device, progress=self.progress)
 
     def view_codes(self, net, n_views: int) -> torch.Tensor:
         """(n_views, n_train, L) +-1 codes of the cached augmented views of the training images."""

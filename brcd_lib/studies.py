@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from .distill.brcd import ablation_variants
 from .engine import TrainingDiverged
+from .parallel import prefetch_students
 from .pipeline import DegenerateTeacher, Experiment, ShallowNotAvailable
 
 log = logging.getLogger(__name__)
@@ -70,9 +71,10 @@ def main_grid(exp: Experiment, *, methods=None, seeds=None, bits_list=None) -> p
     seeds = seeds or exp.profile.seeds
     bits_list = bits_list or exp.profile.bits
     rows = [reference_rows(exp, bits_list)]
-    jobs = [(b, m, s) for b in bits_list for m in methods for s in seeds]
-    for bits, method, seed in tqdm(jobs, desc="main grid", disable=not exp.progress):
-        rows.append(pd.DataFrame(student_rows(exp, bits=bits, method=method, seed=seed)))
+    jobs = [dict(bits=b, method=m, seed=s) for b in bits_list for m in methods for s in seeds]
+    prefetch_students(exp, jobs, desc="main grid")
+    for job in tqdm(jobs, desc="main grid", disable=not exp.progress):
+        rows.append(pd.DataFrame(student_rows(exp, **job)))
     return pd.concat(rows, ignore_index=True)
 
 
@@ -81,10 +83,11 @@ def ablation_grid(exp: Experiment, *, seeds=None, bits_list=None) -> pd.DataFram
     seeds = seeds or exp.profile.aux_seeds or exp.profile.seeds
     bits_list = bits_list or exp.profile.bits
     rows = []
-    jobs = [(b, v, kw, s) for b in bits_list for v, kw in ablation_variants().items() for s in seeds]
-    for bits, variant, kwargs, seed in tqdm(jobs, desc="ablations", disable=not exp.progress):
-        rows += student_rows(exp, bits=bits, method="brcd", seed=seed, variant=variant,
-                             distill_kwargs=kwargs)
+    jobs = [dict(bits=b, method="brcd", seed=s, variant=v, distill_kwargs=kw)
+            for b in bits_list for v, kw in ablation_variants().items() for s in seeds]
+    prefetch_students(exp, jobs, desc="ablations")
+    for job in tqdm(jobs, desc="ablations", disable=not exp.progress):
+        rows += student_rows(exp, **job)
     return pd.DataFrame(rows)
 
 
@@ -98,10 +101,11 @@ def sensitivity_grid(exp: Experiment, *, seeds=None, bits: int | None = None) ->
             + [("margin", m, {"margin": m}) for m in exp.profile.margins]
             + [("n_clusters", k, {"n_clusters": k}) for k in exp.profile.cluster_counts])
     rows = []
-    jobs = [(p, v, kw, s) for p, v, kw in grid for s in seeds]
-    for param, value, kwargs, seed in tqdm(jobs, desc="sensitivity", disable=not exp.progress):
-        for r in student_rows(exp, bits=bits, method="brcd", seed=seed,
-                              variant=f"{param}={value}", distill_kwargs=kwargs):
+    jobs = [(p, v, dict(bits=bits, method="brcd", seed=s, variant=f"{p}={v}", distill_kwargs=kw))
+            for p, v, kw in grid for s in seeds]
+    prefetch_students(exp, [job for _, _, job in jobs], desc="sensitivity")
+    for param, value, job in tqdm(jobs, desc="sensitivity", disable=not exp.progress):
+        for r in student_rows(exp, **job):
             r.update(parameter=param, setting=value)
             rows.append(r)
     return pd.DataFrame(rows)
@@ -114,7 +118,7 @@ def generality_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> 
     bits = bits or exp.profile.sensitivity_bits
     if bits not in exp.profile.bits:
         bits = exp.profile.bits[-1]
-    rows = []
+    rows, jobs = [], []  # jobs: (axis, setting, keyword arguments of student_rows)
     for objective in exp.profile.objectives:
         teacher_model = dataclasses.replace(exp.profile.teacher, objective=objective)
         student_model = dataclasses.replace(exp.profile.student, objective=objective)
@@ -122,20 +126,20 @@ def generality_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> 
         for r in exp.rows(teacher, method="teacher"):
             r.update(axis="hashing model", setting=objective, status="ok")
             rows.append(r)
-        for method in exp.profile.generality_methods:
-            for seed in seeds:
-                for r in student_rows(exp, bits=bits, method=method, seed=seed,
-                                      variant=f"{method}/{objective}", model=student_model,
-                                      teacher_model=teacher_model):
-                    r.update(axis="hashing model", setting=objective)
-                    rows.append(r)
+        jobs += [("hashing model", objective,
+                  dict(bits=bits, method=method, seed=seed, variant=f"{method}/{objective}",
+                       model=student_model, teacher_model=teacher_model))
+                 for method in exp.profile.generality_methods for seed in seeds]
     for backbone in exp.profile.student_backbones:
         student_model = dataclasses.replace(
             exp.profile.student, backbone=dataclasses.replace(exp.profile.student.backbone, name=backbone))
-        for method in exp.profile.generality_methods:
-            for seed in seeds:
-                for r in student_rows(exp, bits=bits, method=method, seed=seed,
-                                      variant=f"{method}/{backbone}", model=student_model):
-                    r.update(axis="student backbone", setting=backbone)
-                    rows.append(r)
+        jobs += [("student backbone", backbone,
+                  dict(bits=bits, method=method, seed=seed, variant=f"{method}/{backbone}",
+                       model=student_model))
+                 for method in exp.profile.generality_methods for seed in seeds]
+    prefetch_students(exp, [job for _, _, job in jobs], desc="generality")
+    for axis, setting, job in tqdm(jobs, desc="generality", disable=not exp.progress):
+        for r in student_rows(exp, **job):
+            r.update(axis=axis, setting=setting)
+            rows.append(r)
     return pd.DataFrame(rows)
