@@ -292,6 +292,13 @@ def map_rows(args, *, write_partial) -> tuple[list[dict], list[dict]]:
     bank_s = time.perf_counter() - t0
     bank_built = len(list((cache_dir / "features").glob("*.pt"))) > n_before
     rows: list[dict] = []
+    # with Profile.workers > 1 (fashion: 2) the runs train in worker processes first; the loop
+    # below then loads them (each record keeps the wall time of its own training)
+    from brcd_lib.parallel import prefetch_students
+
+    prefetch_students(exp, [dict(bits=bits, method="brcd", seed=seed, train=train)
+                            for seed in args.seeds for train in arms.values()],
+                      desc="cached vs uncached")
     for seed in args.seeds:
         for arm, train in arms.items():
             t0 = time.perf_counter()
