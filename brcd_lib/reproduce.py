@@ -2,10 +2,16 @@
 
 Executed copies go to ``results/<profile>/notebooks/``; the notebooks themselves write tables to
 ``results/<profile>/tables/`` and figures to ``results/<profile>/figures/``. The runner is
-resumable at two levels: a notebook whose executed copy is newer than its source and finished
-without error is skipped (``--force`` reruns it), and every training run inside a notebook is
-cached by a hash of its config (``.cache/runs``), so an interrupted job continues where it
-stopped.
+resumable at two levels: a notebook that finished without error *on this machine* is skipped
+while its code cells are unchanged (``--force`` reruns it), and every training run inside a
+notebook is cached by a hash of its config (``.cache/runs``), so an interrupted job continues
+where it stopped.
+
+Which notebooks finished is kept in the cache folder (``<cache>/reproduce/``), not in the
+committed ``run_log.json``: that file is the provenance of the committed results (wall times,
+commit, versions), so a fresh clone, which has the committed results but no cache, reruns every
+notebook and regenerates them. Editing a notebook's markdown does not make it stale; editing a
+code cell does.
 """
 from __future__ import annotations
 
@@ -34,7 +40,24 @@ def results_dir(profile: str, root: str | None = None) -> str:
 
 
 def _sha(path: str) -> str:
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()[:16]
+    """Fingerprint of a notebook's code: the sources of its code cells, in order."""
+    with open(path, encoding="utf-8") as fh:
+        cells = json.load(fh).get("cells", [])
+    h = hashlib.sha256()
+    for cell in cells:
+        if cell.get("cell_type") == "code":
+            src = cell.get("source", "")
+            h.update(("".join(src) if isinstance(src, list) else src).encode())
+            h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def _marker_path(profile: str, out_dir: str, cache_dir: str | None) -> str:
+    """This machine's record of the notebooks that finished for ``profile`` into ``out_dir``."""
+    from .features import default_cache_dir
+
+    tag = hashlib.sha256(os.path.abspath(out_dir).encode()).hexdigest()[:8]
+    return os.path.join(cache_dir or default_cache_dir(), "reproduce", f"{profile}-{tag}.json")
 
 
 def select(notebooks: list[str], only: list[str] | None) -> list[str]:
@@ -50,7 +73,8 @@ def select(notebooks: list[str], only: list[str] | None) -> list[str]:
 
 def run(profile: str, *, only: list[str] | None = None, force: bool = False,
         results_root: str | None = None, notebook_dir: str = NOTEBOOK_DIR,
-        kernel: str | None = None, log_output: bool = False) -> dict:
+        kernel: str | None = None, log_output: bool = False,
+        cache_dir: str | None = None) -> dict:
     """Execute the (selected) notebooks for ``profile``; returns the run log."""
     import papermill as pm
 
@@ -61,6 +85,9 @@ def run(profile: str, *, only: list[str] | None = None, force: bool = False,
     os.makedirs(nb_out, exist_ok=True)
     log_path = os.path.join(out_dir, "run_log.json")
     run_log = json.load(open(log_path)) if os.path.exists(log_path) else {"notebooks": {}}
+    marker_path = _marker_path(profile, out_dir, cache_dir)
+    finished = json.load(open(marker_path)) if os.path.exists(marker_path) else {}
+    os.makedirs(os.path.dirname(marker_path), exist_ok=True)
     notebooks = select(list_notebooks(notebook_dir), only)
     if not notebooks:
         raise SystemExit(f"no notebooks found in {notebook_dir}")
@@ -69,13 +96,15 @@ def run(profile: str, *, only: list[str] | None = None, force: bool = False,
         target = os.path.join(nb_out, name)
         entry = run_log["notebooks"].get(name, {})
         if (not force and os.path.exists(target) and entry.get("status") == "ok"
-                and entry.get("source_sha") == _sha(nb)):
+                and finished.get(name) == _sha(nb)):
             print(f"[skip] {name} (finished; --force reruns it)")
             continue
         print(f"[run ] {name} (profile {profile})", flush=True)
         t0 = time.time()
         tmp = target + ".tmp.ipynb"
         status = "ok"
+        if finished.pop(name, None) is not None:
+            atomic_write_text(marker_path, json.dumps(finished, indent=1))
         try:
             pm.execute_notebook(nb, tmp, parameters={"profile": profile,
                                                     "results_root": os.path.dirname(out_dir)},
@@ -96,6 +125,8 @@ def run(profile: str, *, only: list[str] | None = None, force: bool = False,
                                       "source_sha": _sha(nb)}
         run_log.update(profile=profile, **provenance())
         atomic_write_text(log_path, json.dumps(run_log, indent=1))
+        finished[name] = _sha(nb)
+        atomic_write_text(marker_path, json.dumps(finished, indent=1))
         print(f"[done] {name} in {time.time() - t0:.1f} s", flush=True)
     return run_log
 

@@ -55,3 +55,14 @@ def test_tables_and_figures_written(smoke_results):
 def test_rerun_skips_finished_notebooks(smoke_results, capsys):
     reproduce.run("smoke", results_root=str(smoke_results.parent), only=["01"])
     assert "[skip] 01_data_protocols.ipynb" in capsys.readouterr().out
+
+
+def test_fresh_cache_reruns_despite_committed_results(smoke_results, tmp_path, capsys):
+    """A fresh clone has the committed results and run_log.json but no cache: it regenerates."""
+    reproduce.run("smoke", results_root=str(smoke_results.parent), only=["01"],
+                  cache_dir=str(tmp_path / "fresh-cache"))
+    out = capsys.readouterr().out
+    assert "[run ] 01_data_protocols.ipynb" in out and "[skip]" not in out
+    reproduce.run("smoke", results_root=str(smoke_results.parent), only=["01"],
+                  cache_dir=str(tmp_path / "fresh-cache"))
+    assert "[skip] 01_data_protocols.ipynb" in capsys.readouterr().out

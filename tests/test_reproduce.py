@@ -1,0 +1,34 @@
+"""The runner's notebook fingerprint: code cells count, markdown does not."""
+from __future__ import annotations
+
+import json
+
+from brcd_lib import reproduce
+
+
+def _write(path, cells):
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4,
+                                "nbformat_minor": 5}))
+    return str(path)
+
+
+def _cell(kind, src):
+    return {"cell_type": kind, "source": src, "metadata": {}}
+
+
+def test_markdown_edits_keep_the_fingerprint_code_edits_change_it(tmp_path):
+    base = [_cell("markdown", "# title"), _cell("code", ["x = 1\n", "print(x)"])]
+    a = reproduce._sha(_write(tmp_path / "a.ipynb", base))
+    b = reproduce._sha(_write(tmp_path / "b.ipynb",
+                              [_cell("markdown", "# title, wall time 12 s")] + base[1:]))
+    c = reproduce._sha(_write(tmp_path / "c.ipynb", base[:1] + [_cell("code", "x = 2\nprint(x)")]))
+    d = reproduce._sha(_write(tmp_path / "d.ipynb", base[:1] + [_cell("code", "x = 1\nprint(x)")]))
+    assert a == b  # markdown only
+    assert a != c  # code changed
+    assert a == d  # list and string sources are the same text
+
+
+def test_finished_marker_lives_in_the_cache_per_results_folder(tmp_path):
+    p1 = reproduce._marker_path("digits", str(tmp_path / "r1" / "digits"), str(tmp_path))
+    p2 = reproduce._marker_path("digits", str(tmp_path / "r2" / "digits"), str(tmp_path))
+    assert p1 != p2 and p1.startswith(str(tmp_path / "reproduce"))
