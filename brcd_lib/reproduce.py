@@ -131,6 +131,58 @@ def run(profile: str, *, only: list[str] | None = None, force: bool = False,
     return run_log
 
 
+WALL_TIME_PREFIX = "Wall time per profile:"
+
+
+def wall_time_line(name: str, results_root: str, profiles: list[str] | None = None) -> str:
+    """``Wall time per profile: smoke 9 s, digits 25 s, ...`` for notebook ``name``, from the
+    committed ``results/<profile>/run_log.json`` files (profiles without a finished run are
+    left out)."""
+    parts = []
+    for profile in profiles or list_profiles():
+        path = os.path.join(results_root, profile, "run_log.json")
+        if not os.path.exists(path):
+            continue
+        log = json.load(open(path))
+        entry = log.get("notebooks", {}).get(name, {})
+        if entry.get("status") == "ok" and "wall_s" in entry:
+            parts.append(f"{profile} {entry['wall_s']:.0f} s")
+    where = "`results/<profile>/run_log.json`"
+    if not parts:
+        return f"{WALL_TIME_PREFIX} recorded in {where} once a profile has run."
+    return (f"{WALL_TIME_PREFIX} {', '.join(parts)} (as measured by the run that produced the "
+            f"committed results, {where}; cached training runs make a rerun faster).")
+
+
+def stamp_wall_times(results_root: str | None = None, notebook_dir: str = NOTEBOOK_DIR) -> list[str]:
+    """Rewrite the ``Wall time per profile:`` line of every notebook's first (markdown) cell
+    from the run logs under ``results_root``; returns the notebooks changed. Only markdown
+    changes, so finished notebooks stay finished (:func:`_sha` reads code cells only)."""
+    results_root = results_root or os.path.join(ROOT, "results")
+    changed = []
+    for nb in list_notebooks(notebook_dir):
+        with open(nb, encoding="utf-8") as fh:
+            doc = json.load(fh)
+        cell = doc["cells"][0] if doc.get("cells") else None
+        if cell is None or cell.get("cell_type") != "markdown":
+            raise ValueError(f"{nb}: the first cell must be the markdown header")
+        src = cell["source"]
+        lines = ("".join(src) if isinstance(src, list) else src).split("\n")
+        line = wall_time_line(os.path.basename(nb), results_root)
+        idx = [i for i, text in enumerate(lines) if text.startswith(WALL_TIME_PREFIX)]
+        new = list(lines)
+        if idx:
+            new[idx[0]] = line
+        else:
+            new.append(line)
+        if new != lines:
+            text = "\n".join(new)
+            cell["source"] = [t + "\n" for t in text.split("\n")[:-1]] + [text.split("\n")[-1]]
+            atomic_write_text(nb, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+            changed.append(nb)
+    return changed
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--profile", default=os.environ.get("PROFILE", "digits"),
@@ -138,6 +190,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="*", help="run only notebooks whose name starts with / contains these")
     p.add_argument("--force", action="store_true", help="rerun notebooks that already finished")
     p.add_argument("--list", action="store_true", help="list the notebooks and exit")
+    p.add_argument("--stamp-wall-times", action="store_true",
+                   help="write the measured wall times of results/*/run_log.json into each "
+                        "notebook's header cell and exit")
     p.add_argument("--results-root", default=None, help="default: <repo>/results")
     p.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebook's)")
     p.add_argument("--log-output", action="store_true", help="stream notebook output")
@@ -149,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for nb in list_notebooks():
             print(os.path.basename(nb))
+        return 0
+    if args.stamp_wall_times:
+        for nb in stamp_wall_times(args.results_root):
+            print(f"stamped {os.path.basename(nb)}")
         return 0
     t0 = time.time()
     run(args.profile, only=args.only, force=args.force, results_root=args.results_root,

@@ -32,3 +32,27 @@ def test_finished_marker_lives_in_the_cache_per_results_folder(tmp_path):
     p1 = reproduce._marker_path("digits", str(tmp_path / "r1" / "digits"), str(tmp_path))
     p2 = reproduce._marker_path("digits", str(tmp_path / "r2" / "digits"), str(tmp_path))
     assert p1 != p2 and p1.startswith(str(tmp_path / "reproduce"))
+
+
+def test_stamp_wall_times_rewrites_the_header_line_only(tmp_path):
+    nbdir, results = tmp_path / "nb", tmp_path / "results"
+    nbdir.mkdir()
+    code = _cell("code", "x = 1")
+    path = _write(nbdir / "01_data.ipynb",
+                  [_cell("markdown", ["# 01\n", "What it does.\n",
+                                      "Wall time per profile: recorded later."]), code])
+    before = reproduce._sha(path)
+    for profile, wall in (("smoke", 9.4), ("digits", 25.6)):
+        (results / profile).mkdir(parents=True)
+        (results / profile / "run_log.json").write_text(json.dumps(
+            {"notebooks": {"01_data.ipynb": {"status": "ok", "wall_s": wall}}}))
+    (results / "fashion").mkdir()  # a failed notebook is not quoted
+    (results / "fashion" / "run_log.json").write_text(json.dumps(
+        {"notebooks": {"01_data.ipynb": {"status": "failed: X", "wall_s": 3.0}}}))
+    assert reproduce.stamp_wall_times(str(results), notebook_dir=str(nbdir)) == [path]
+    doc = json.loads((nbdir / "01_data.ipynb").read_text())
+    header = "".join(doc["cells"][0]["source"])
+    assert header.startswith("# 01\nWhat it does.\nWall time per profile: digits 26 s, smoke 9 s (")
+    assert "fashion" not in header and header.count("Wall time") == 1
+    assert doc["cells"][1] == code and reproduce._sha(path) == before
+    assert reproduce.stamp_wall_times(str(results), notebook_dir=str(nbdir)) == []  # idempotent
