@@ -63,6 +63,28 @@ def test_cache_hit_returns_identical_weights_without_training(tmp_path, monkeypa
     assert len(calls) == 5
 
 
+@pytest.mark.parametrize("damage", ["truncate", "foreign_key"])
+def test_damaged_cache_is_retrained_and_overwritten(tmp_path, damage, caplog):
+    images = _images()
+    first = ssl_pretrain(_tiny(), images=images, epochs=1, seed=3, cache_dir=str(tmp_path), **HP)
+    path = first.ssl_pretrain_info["path"]
+    if damage == "truncate":
+        data = open(path, "rb").read()
+        open(path, "wb").write(data[: len(data) // 3])
+    else:
+        blob = torch.load(path, weights_only=True)
+        blob["key"] = "0" * 64
+        torch.save(blob, path)
+    with caplog.at_level("WARNING"):
+        again = ssl_pretrain(_tiny(), images=images, epochs=1, seed=3, cache_dir=str(tmp_path), **HP)
+    assert "SimCLR cache" in caplog.text and "retraining" in caplog.text
+    assert again.ssl_pretrain_info["cache_hit"] is False
+    s1, s2 = first.state_dict(), again.state_dict()
+    assert all(torch.equal(s1[k], s2[k]) for k in s1)  # same inputs, same weights
+    third = ssl_pretrain(_tiny(), images=images, epochs=1, seed=3, cache_dir=str(tmp_path), **HP)
+    assert third.ssl_pretrain_info["cache_hit"] is True  # the file was repaired
+
+
 def test_training_is_deterministic_and_changes_weights():
     images = _images()
     a = ssl_pretrain(_tiny(), images=images, epochs=1, seed=0, **HP)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import time
@@ -34,6 +35,8 @@ from .augment import BatchAugment, images_to_float
 from .cibhash import nt_xent
 
 CACHE_VERSION = 1
+
+log = logging.getLogger(__name__)
 
 DIGITS_AUGMENT: dict[str, Any] = {"hflip_p": 0.0}
 """BatchAugment overrides for digit images: no horizontal flip (mirrored digits are other
@@ -97,6 +100,19 @@ def _atomic_torch_save(obj: Any, path: str) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _load_cached(path: str, key: str) -> dict | None:
+    """The cached pretraining result at ``path`` if it is readable and holds ``key``; otherwise
+    ``None`` after a warning (the caller retrains and overwrites the file)."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if blob.get("key") == key and {"state_dict", "epoch_losses", "seconds"} <= set(blob):
+            return blob
+        log.warning("SimCLR cache %s holds another key or misses fields; retraining", path)
+    except Exception as exc:  # truncated or foreign file
+        log.warning("SimCLR cache %s is unreadable (%s); retraining", path, exc)
+    return None
 
 
 def train_simclr(backbone: nn.Module, base: torch.Tensor, *, augment: BatchAugment, epochs: int,
@@ -171,11 +187,8 @@ def ssl_pretrain(backbone: nn.Module, *, images: torch.Tensor, image_size: int, 
     key = cache_key(backbone, images, hparams)
     path = os.path.join(cache_dir, f"ssl_{key[:32]}.pt") if cache_dir is not None else None
     backbone.to(device)
-    if path is not None and os.path.exists(path):
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if blob.get("key") != key:
-            raise ValueError(f"cache file {path} holds key {blob.get('key')!r}, expected {key!r}; "
-                             f"delete the file")
+    blob = _load_cached(path, key) if path is not None and os.path.exists(path) else None
+    if blob is not None:
         backbone.load_state_dict(blob["state_dict"], strict=True)
         backbone.to(device).eval()
         backbone.ssl_pretrain_info = {"key": key, "cache_hit": True, "path": path,
