@@ -302,6 +302,35 @@ class HashingSplits:
         print(frame.to_string(index=False))
 
 
+def locate_dataset(*, title: str, candidates: Sequence[Path], probe: Callable[[Path], Path | None],
+                   expected: str, how: str, download: bool, download_target: Path,
+                   fetch: Callable[[Path], None]) -> Path:
+    """The data folder of a downloadable dataset: the first of ``candidates`` that ``probe``
+    accepts (``probe`` returns the folder holding the files, or ``None``); otherwise, when
+    ``download`` is allowed, ``fetch(download_target)`` and probe it. Every failure raises
+    :class:`DatasetNotAvailableError` naming the folders searched, the files expected (``expected``)
+    and what to do (``how``)."""
+    for candidate in candidates:
+        found = probe(candidate)
+        if found is not None:
+            return found
+    missing = (f"{title} not found (searched: {', '.join(str(c) for c in candidates)}; "
+               f"expected {expected})")
+    if not download:
+        raise DatasetNotAvailableError(f"{missing}; {how}, or pass download=True")
+    try:
+        fetch(download_target)
+    except Exception as exc:  # noqa: BLE001 - any download failure gets the same explanation
+        raise DatasetNotAvailableError(
+            f"{missing} and the torchvision download into {download_target} failed "
+            f"({type(exc).__name__}: {exc}); {how}") from exc
+    found = probe(download_target)
+    if found is None:
+        raise DatasetNotAvailableError(
+            f"torchvision reported success but {download_target} lacks {expected}")
+    return found
+
+
 def repo_root() -> Path:
     """The repository folder (two levels above this package)."""
     return Path(__file__).resolve().parents[2]

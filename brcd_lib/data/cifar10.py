@@ -22,11 +22,11 @@ import numpy as np
 import torch
 
 from .base import (
-    DatasetNotAvailableError,
     HashingSplits,
     assemble_splits,
     check_count,
     check_top_k,
+    locate_dataset,
     one_hot,
     repo_root,
 )
@@ -130,32 +130,12 @@ def _torchvision_download(target: Path) -> None:
 def find_cifar10(root: str | os.PathLike | None, *, download: bool) -> Path:
     """The folder holding the CIFAR-10 batch files; downloads when allowed and nothing is found."""
     candidates = _candidates(root)
-    for c in candidates:
-        found = _batch_folder(c)
-        if found is not None:
-            return found
-    layout = f"{BATCH_DIR}/{{{', '.join(TRAIN_FILES)}, {TEST_FILE}, {META_FILE}}}"
-    searched = ", ".join(str(c) for c in candidates)
-    if not download:
-        raise DatasetNotAvailableError(
-            f"CIFAR-10 not found (searched: {searched}; expected {layout}); pass download=True, or "
-            "unpack cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html into "
-            "one of these folders or into $BRCD_DATA/cifar10"
-        )
-    target = candidates[0]
-    try:
-        _torchvision_download(target)
-    except Exception as exc:  # noqa: BLE001 - any download failure gets the same explanation
-        raise DatasetNotAvailableError(
-            f"CIFAR-10 not found (searched: {searched}; expected {layout}) and the download into "
-            f"{target} failed ({type(exc).__name__}: {exc}); on a machine without internet, copy "
-            "cifar-10-python.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html) unpacked into "
-            f"{target} or set BRCD_DATA to a folder holding cifar10/{BATCH_DIR}"
-        ) from exc
-    found = _batch_folder(target)
-    if found is None:
-        raise DatasetNotAvailableError(f"torchvision reported success but {target} has no {layout}")
-    return found
+    return locate_dataset(
+        title="CIFAR-10", candidates=candidates, probe=_batch_folder,
+        expected=f"{BATCH_DIR}/{{{', '.join(TRAIN_FILES)}, {TEST_FILE}, {META_FILE}}}",
+        how=("unpack cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html "
+             f"into one of these folders or into $BRCD_DATA/cifar10 (a folder holding {BATCH_DIR})"),
+        download=download, download_target=candidates[0], fetch=_torchvision_download)
 
 
 def load_cifar10_pools(folder: str | os.PathLike) -> dict[str, tuple[torch.Tensor, np.ndarray]]:

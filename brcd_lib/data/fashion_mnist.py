@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import DatasetNotAvailableError, HashingSplits, check_count, check_top_k, repo_root
+from .base import HashingSplits, check_count, check_top_k, locate_dataset, repo_root
 from .cifar10 import check_protocol_counts, two_pool_splits
 from .registry import register_dataset
 from .transforms import resize_uint8_images
@@ -108,32 +108,13 @@ def _torchvision_download(target: Path) -> None:
 
 def find_fashion_mnist(root: str | os.PathLike | None, *, download: bool) -> Path:
     """The folder holding the four IDX files; downloads when allowed and nothing is found."""
-    candidates = _candidates(root)
-    for c in candidates:
-        found = _data_folder(c)
-        if found is not None:
-            return found
-    searched = ", ".join(str(c) for c in candidates)
-    expected = ", ".join(f"{stem}[.gz]" for stem in FILES.values())
-    how = ("install the Debian/Ubuntu package dataset-fashion-mnist (apt-get install "
-           "dataset-fashion-mnist, files in /usr/share/datasets/fashion-mnist), or put the files "
-           "from https://github.com/zalandoresearch/fashion-mnist into $BRCD_DATA/fashion-mnist")
-    if not download:
-        raise DatasetNotAvailableError(
-            f"Fashion-MNIST not found (searched: {searched}; expected {expected}); {how}, "
-            "or pass download=True")
-    target = _download_target(root)
-    try:
-        _torchvision_download(target)
-    except Exception as exc:  # noqa: BLE001 - any download failure gets the same explanation
-        raise DatasetNotAvailableError(
-            f"Fashion-MNIST not found (searched: {searched}; expected {expected}) and the "
-            f"torchvision download into {target} failed ({type(exc).__name__}: {exc}); {how}"
-        ) from exc
-    found = _data_folder(target)
-    if found is None:
-        raise DatasetNotAvailableError(f"torchvision reported success but {target} lacks {expected}")
-    return found
+    return locate_dataset(
+        title="Fashion-MNIST", candidates=_candidates(root), probe=_data_folder,
+        expected=", ".join(f"{stem}[.gz]" for stem in FILES.values()),
+        how=("install the Debian/Ubuntu package dataset-fashion-mnist (apt-get install "
+             "dataset-fashion-mnist, files in /usr/share/datasets/fashion-mnist), or put the files "
+             "from https://github.com/zalandoresearch/fashion-mnist into $BRCD_DATA/fashion-mnist"),
+        download=download, download_target=_download_target(root), fetch=_torchvision_download)
 
 
 def load_fashion_mnist_pools(folder: str | os.PathLike, *, image_size: int = 28
