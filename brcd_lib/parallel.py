@@ -29,6 +29,8 @@ from typing import Iterator
 import torch
 from tqdm.auto import tqdm
 
+from .distill import distiller_class
+
 log = logging.getLogger(__name__)
 
 ENV_WORKERS = "BRCD_WORKERS"
@@ -97,14 +99,22 @@ def prefetch_students(exp, jobs: list[dict], *, workers: int | None = None,
                       desc: str = "runs") -> int:
     """Train the student runs ``jobs`` (keyword dicts of :func:`studies.student_rows`) in
     ``workers`` processes (default ``exp.workers``) so that a serial pass over the same jobs
-    only loads them. Does nothing with one worker or fewer than two jobs. The teachers the jobs
-    need are trained here first. Returns the number of jobs sent to workers; a job that failed
-    is logged and left to the serial pass (which records or raises it)."""
+    only loads them. Does nothing with one worker or fewer than two jobs. The inputs the jobs
+    share (teachers, their codes, the students' features and view banks) are built here first
+    (:meth:`Experiment.prepare_inputs`). Returns the number of jobs sent to workers; a job that
+    failed is logged and left to the serial pass (which records or raises it)."""
     workers = exp.workers if workers is None else resolve_workers(workers)
     if workers <= 1 or len(jobs) < 2:
         return 0
-    for job in jobs:  # shared inputs: never trained twice by racing workers
+    # shared inputs (teachers, features, view banks) are built here, once, not by racing workers
+    prepared = set()
+    for job in jobs:
         exp.teacher(job["bits"], model=job.get("teacher_model"))
+        needs = (repr(job.get("model")), repr(job.get("teacher_model")), repr(job.get("train")),
+                 distiller_class(job.get("method", "none")).needs_rotations)
+        if needs not in prepared:
+            exp.prepare_inputs(**job)
+            prepared.add(needs)
     ctx = multiprocessing.get_context("spawn")  # fork is unsafe with torch's thread pools
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx,
                              initializer=_init_worker,

@@ -23,7 +23,7 @@ from . import distributed, engine
 from .config import DistillConfig, ModelConfig, TrainConfig, config_hash, to_dict
 from .data import get_dataset
 from .data.transforms import TwoViews, get_transforms
-from .distill import get_distiller
+from .distill import distiller_class, get_distiller
 from .features import FeatureStore, default_cache_dir, module_fingerprint
 from .io import atomic_write_text
 from .metrics import map_at_k
@@ -327,6 +327,25 @@ class Experiment:
             if distributed.is_main():
                 atomic_write_text(result_path, json.dumps(record, indent=1))
         return TrainedRun("student", nets["symmetric"], nets, record["metrics"], record, run_dir)
+
+    def prepare_inputs(self, bits: int, *, method: str = "none", seed: int = 0,
+                       model: ModelConfig | None = None, teacher_model: ModelConfig | None = None,
+                       train: TrainConfig | None = None, **_run_options) -> None:
+        """Build (or load) what a student run with these settings reads besides its own
+        training: the teacher, the teacher's codes of the training set and the database, the
+        student backbone's features of the evaluation sets and the view banks (with the rotated
+        copies when the method needs them). Grids call it before they send runs to worker
+        processes, so that two workers never build the same cache (brcd_lib.parallel)."""
+        model = model or self.profile.student
+        train = train or self.profile.student_train
+        teacher = self.teacher(bits, model=teacher_model)
+        net = self.build_network(model, bits, role="student", seed=seed)
+        for set_name in ("train", "database"):
+            self.codes(teacher.net, set_name)
+        for set_name in ("val", "query", "database"):
+            self.features(net, set_name)
+        rotations = 4 if distiller_class(method).needs_rotations else 0
+        self._source(net, train, teacher.net, rotations, frozen=model.freeze_backbone)
 
     def shallow(self, bits: int, name: str, *, seed: int = 0) -> dict[str, float]:
         """LSH / ITQ on raw pixels, same protocol (symmetric paradigm only)."""

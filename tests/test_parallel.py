@@ -63,6 +63,26 @@ def test_prefetch_with_one_worker_does_nothing(tmp_path):
 
 
 @pytest.mark.slow
+def test_prepare_inputs_builds_the_shared_caches_once(tmp_path):
+    """Everything a run reads besides its own training is built before the workers start: a
+    second preparation and the runs themselves add no feature cache (SSKD: rotated banks too)."""
+    from brcd_lib.pipeline import Experiment
+
+    ex = Experiment(override_profile(get_profile("smoke"), SETTINGS), cache_dir=str(tmp_path),
+                    progress=False, workers=1)
+    files = lambda: sorted((tmp_path / "features").glob("*.pt"))  # noqa: E731
+    ex.prepare_inputs(16, method="kd", seed=0)
+    plain = files()
+    ex.prepare_inputs(16, method="sskd", seed=1, variant="ignored")
+    rotated = files()
+    assert len(rotated) == len(plain) + 6  # rotations 1..3 of the student and the teacher bank
+    ex.prepare_inputs(16, method="sskd", seed=0)
+    ex.student(16, method="sskd", seed=0)
+    ex.student(16, method="kd", seed=0)
+    assert files() == rotated
+
+
+@pytest.mark.slow
 def test_worker_runs_equal_serial_runs(tmp_path):
     """Two runs trained by two spawned workers are found in the run cache by the serial pass and
     have the metrics, history and checkpoints of the same runs trained in this process."""

@@ -23,12 +23,16 @@ def list_distillers() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_distiller(name: str, **kwargs) -> Distiller:
-    """Build a registered distiller; keyword arguments override its paper defaults."""
+def distiller_class(name: str) -> type[Distiller]:
+    """The registered distiller class ``name`` (its class attributes, e.g. ``needs_rotations``)."""
     try:
-        cls = _REGISTRY[name]
+        return _REGISTRY[name]
     except KeyError:
         raise ValueError(
             f"unknown distiller {name!r}; valid names: {', '.join(list_distillers())}"
         ) from None
-    return cls(**kwargs)
+
+
+def get_distiller(name: str, **kwargs) -> Distiller:
+    """Build a registered distiller; keyword arguments override its paper defaults."""
+    return distiller_class(name)(**kwargs)
