@@ -13,13 +13,14 @@ _PACKAGES = ("torch", "torchvision", "timm", "numpy", "scikit-learn", "faiss-cpu
 
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str:
-    """The repository's HEAD commit (short), with ``+dirty`` when tracked files changed; ``unknown``
-    outside a git checkout."""
+    """The repository's HEAD commit (short), with ``+dirty`` when tracked files outside
+    ``results/`` changed (generated outputs are not code); ``unknown`` outside a git checkout."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, check=True,
                              capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":(exclude)results"], cwd=root,
                                check=True, capture_output=True, text=True).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):

@@ -121,9 +121,11 @@ def run(profile: str, *, only: list[str] | None = None, force: bool = False,
             run_log["notebooks"][name] = {"status": status, "wall_s": round(time.time() - t0, 1)}
             atomic_write_text(log_path, json.dumps(run_log, indent=1))
             raise
+        prov = provenance()
         run_log["notebooks"][name] = {"status": status, "wall_s": round(time.time() - t0, 1),
-                                      "source_sha": _sha(nb)}
-        run_log.update(profile=profile, **provenance())
+                                      "source_sha": _sha(nb), "commit": prov["commit"],
+                                      "timestamp": prov["timestamp"]}
+        run_log.update(profile=profile, **prov)
         atomic_write_text(log_path, json.dumps(run_log, indent=1))
         finished[name] = _sha(nb)
         atomic_write_text(marker_path, json.dumps(finished, indent=1))
