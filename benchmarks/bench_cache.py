@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as _dt
+import re
 import shutil
 import statistics
 import sys
@@ -323,26 +324,26 @@ def map_rows(args, *, write_partial) -> tuple[list[dict], list[dict]]:
         for paradigm in PARADIGMS:
             vals = [r["map"] for r in rows if r["arm"] == arm and r["paradigm"] == paradigm]
             means[arm, paradigm] = float(np.mean(vals))
-            summary.append(dict(part="map", quantity=f"{arm}_{paradigm}_map_mean",
+            summary.append(dict(part=f"map/{prof.name}", quantity=f"{arm}_{paradigm}_map_mean",
                                 value=means[arm, paradigm], unit="mAP",
                                 notes=f"mean of {len(vals)} seeds {list(args.seeds)} "
                                       f"(std {np.std(vals):.4f}); {protocol}"))
         walls = [r["train_wall_s"] for r in rows
                  if r["arm"] == arm and r["paradigm"] == PARADIGMS[0]]
-        summary.append(dict(part="map", quantity=f"{arm}_train_wall_s_mean",
+        summary.append(dict(part=f"map/{prof.name}", quantity=f"{arm}_train_wall_s_mean",
                             value=float(np.mean(walls)), unit="s",
                             notes=f"Experiment.student wall time per run (training + validation + "
                                   f"test), mean of {len(walls)} runs"
                                   + ("; view banks built beforehand (see bank row)"
                                      if arm == "cached" else "")))
-    summary.append(dict(part="map", quantity="cached_bank_build_s", value=bank_s, unit="s",
+    summary.append(dict(part=f"map/{prof.name}", quantity="cached_bank_build_s", value=bank_s, unit="s",
                         notes=(f"{cached_train.feature_views} views x {len(exp.splits.train)} "
                                "training images through the student and the teacher backbone, "
                                "once for all seeds") if bank_built else
                               "the view banks were already in --cache-dir (loaded, not built)"))
     for paradigm in PARADIGMS:
         diff = means["cached", paradigm] - means["uncached", paradigm]
-        summary.append(dict(part="map", quantity=f"cached_minus_uncached_{paradigm}", value=diff,
+        summary.append(dict(part=f"map/{prof.name}", quantity=f"cached_minus_uncached_{paradigm}", value=diff,
                             unit="mAP", target=f"|diff| <= {MAP_TOLERANCE}",
                             met=abs(diff) <= MAP_TOLERANCE,
                             notes=f"difference of the seed means; teacher ready in "
@@ -360,7 +361,7 @@ def markdown(summary: list[dict], map_rows_: list[dict], args, elapsed: float) -
              "shared with other jobs: absolute times move with the load, ratios are measured "
              "within this run). Rows marked EXTRAPOLATED in `cache.csv` were not timed in "
              "full; the CSV notes say how they were obtained.", ""]
-    kept = sorted({r["part"] for r in summary} - set(args.parts))
+    kept = sorted({r["part"] for r in summary} - _rerun_parts(args))
     if kept:
         lines += [f"Part(s) {', '.join(kept)}: kept from the previous output (not rerun by "
                   "this invocation).", ""]
@@ -369,11 +370,13 @@ def markdown(summary: list[dict], map_rows_: list[dict], args, elapsed: float) -
                                  {"value": ".4g"}), ""]
     if map_rows_:
         lines += ["Per run (test mAP, `cache_map.csv`):", "",
-                  markdown_table(map_rows_, ["arm", "feature_views", "bits", "seed", "paradigm",
-                                             "map", "train_wall_s", "epochs_run", "reused"],
+                  markdown_table(map_rows_, ["profile", "arm", "feature_views", "bits", "seed",
+                                             "paradigm", "map", "train_wall_s", "epochs_run",
+                                             "reused"],
                                  {"map": ".4f", "train_wall_s": ".0f"}), ""]
-    if map_rows_:
-        lines.append(f"Protocol: {map_rows_[0]['notes'].split('; call took')[0]}.")
+        for profile in dict.fromkeys(r["profile"] for r in map_rows_):
+            first = next(r for r in map_rows_ if r["profile"] == profile)
+            lines.append(f"Protocol ({profile}): {first['notes'].split('; call took')[0]}.")
     return "\n".join(lines) + "\n"
 
 
@@ -416,6 +419,20 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _rerun_parts(args) -> set[str]:
+    """Summary parts this invocation regenerates (``map`` is kept per profile)."""
+    return ({"speed"} if "speed" in args.parts else set()) | (
+        {f"map/{args.profile}"} if "map" in args.parts else set())
+
+
+def _normalise_part(row: dict) -> dict:
+    """Rows written before the map study was kept per profile say ``map``; name their profile."""
+    if row.get("part") == "map":
+        found = re.search(r"profile (\w+),", row.get("notes") or "")
+        row["part"] = f"map/{found.group(1) if found else 'digits'}"
+    return row
+
+
 def _read_csv(path: Path) -> list[dict]:
     """Rows of an earlier output (to keep the parts this invocation does not rerun)."""
     import csv
@@ -446,8 +463,12 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     # parts not rerun keep their rows from the previous output
-    summary = [r for r in _read_csv(args.out_dir / "cache.csv") if r["part"] not in args.parts]
-    runs = [] if "map" in args.parts else _read_csv(args.out_dir / "cache_map.csv")
+    # parts (and other profiles' map studies) not rerun keep their rows from the previous output
+    summary = [r for r in map(_normalise_part, _read_csv(args.out_dir / "cache.csv"))
+               if r["part"] not in _rerun_parts(args)]
+    runs = [r for r in _read_csv(args.out_dir / "cache_map.csv")
+            if "map" not in args.parts or r["profile"] != args.profile]
+    kept_runs = list(runs)
 
     def write(rows_map: list[dict], rows_summary: list[dict]) -> None:
         text = markdown(rows_summary, rows_map, args, time.perf_counter() - t0)
@@ -459,7 +480,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         summary = speed_rows(args) + summary
         write(runs, summary)
     if "map" in args.parts:
-        runs, map_summary = map_rows(args, write_partial=lambda rows: write(rows, summary))
+        new_runs, map_summary = map_rows(args, write_partial=lambda rows: write(kept_runs + rows,
+                                                                                 summary))
+        runs = kept_runs + new_runs
         summary = summary + map_summary
     write(runs, summary)
     print(markdown(summary, runs, args, time.perf_counter() - t0))
