@@ -152,8 +152,8 @@ def wall_time_line(name: str, results_root: str, profiles: list[str] | None = No
     where = "`results/<profile>/run_log.json`"
     if not parts:
         return f"{WALL_TIME_PREFIX} recorded in {where} once a profile has run."
-    return (f"{WALL_TIME_PREFIX} {', '.join(parts)} (as measured by the run that produced the "
-            f"committed results, {where}; cached training runs make a rerun faster).")
+    return (f"{WALL_TIME_PREFIX} {', '.join(parts)} (2-core CPU, from a cold cache; recorded in "
+            f"{where}; cached training runs make a rerun faster).")
 
 
 def stamp_wall_times(results_root: str | None = None, notebook_dir: str = NOTEBOOK_DIR) -> list[str]:
