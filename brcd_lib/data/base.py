@@ -302,6 +302,16 @@ class HashingSplits:
         print(frame.to_string(index=False))
 
 
+def candidate_folders(root: str | os.PathLike | None, *, env_subfolder: str,
+                      defaults: Sequence[Path]) -> list[Path]:
+    """Folders to search for a dataset's files: ``root`` alone when given; otherwise
+    ``$BRCD_DATA/<env_subfolder>`` and ``$BRCD_DATA`` (when set), then ``defaults``."""
+    if root is not None:
+        return [Path(root)]
+    env = os.environ.get("BRCD_DATA")
+    return ([Path(env) / env_subfolder, Path(env)] if env else []) + list(defaults)
+
+
 def locate_dataset(*, title: str, candidates: Sequence[Path], probe: Callable[[Path], Path | None],
                    expected: str, how: str, download: bool, download_target: Path,
                    fetch: Callable[[Path], None]) -> Path:

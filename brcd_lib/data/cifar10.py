@@ -24,6 +24,7 @@ import torch
 from .base import (
     HashingSplits,
     assemble_splits,
+    candidate_folders,
     check_count,
     check_top_k,
     locate_dataset,
@@ -110,14 +111,8 @@ def _batch_folder(candidate: Path) -> Path | None:
 
 
 def _candidates(root: str | os.PathLike | None) -> list[Path]:
-    if root is not None:
-        return [Path(root)]
-    out = []
-    env = os.environ.get("BRCD_DATA")
-    if env:
-        out += [Path(env) / "cifar10", Path(env)]
-    out.append(repo_root() / ".cache" / "data" / "cifar10")
-    return out
+    return candidate_folders(root, env_subfolder="cifar10",
+                             defaults=[repo_root() / ".cache" / "data" / "cifar10"])
 
 
 def _torchvision_download(target: Path) -> None:

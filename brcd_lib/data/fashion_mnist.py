@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import HashingSplits, check_count, check_top_k, locate_dataset, repo_root
+from .base import (HashingSplits, candidate_folders, check_count, check_top_k, locate_dataset,
+                   repo_root)
 from .cifar10 import check_protocol_counts, two_pool_splits
 from .registry import register_dataset
 from .transforms import resize_uint8_images
@@ -88,14 +89,8 @@ def _download_target(root: str | os.PathLike | None) -> Path:
 
 
 def _candidates(root: str | os.PathLike | None) -> list[Path]:
-    if root is not None:
-        return [Path(root)]
-    out = []
-    env = os.environ.get("BRCD_DATA")
-    if env:
-        out += [Path(env) / "fashion-mnist", Path(env)]
-    out += [SYSTEM_ROOT, repo_root() / ".cache" / "data"]
-    return out
+    return candidate_folders(root, env_subfolder="fashion-mnist",
+                             defaults=[SYSTEM_ROOT, repo_root() / ".cache" / "data"])
 
 
 def _torchvision_download(target: Path) -> None:
