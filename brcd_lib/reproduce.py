@@ -95,8 +95,9 @@ def run(profile: str, *, only: list[str] | None = None, force: bool = False,
         name = os.path.basename(nb)
         target = os.path.join(nb_out, name)
         entry = run_log["notebooks"].get(name, {})
+        sha = _sha(nb)
         if (not force and os.path.exists(target) and entry.get("status") == "ok"
-                and finished.get(name) == _sha(nb)):
+                and finished.get(name) == sha):
             print(f"[skip] {name} (finished; --force reruns it)")
             continue
         print(f"[run ] {name} (profile {profile})", flush=True)
@@ -123,11 +124,11 @@ def run(profile: str, *, only: list[str] | None = None, force: bool = False,
             raise
         prov = provenance()
         run_log["notebooks"][name] = {"status": status, "wall_s": round(time.time() - t0, 1),
-                                      "source_sha": _sha(nb), "commit": prov["commit"],
+                                      "source_sha": sha, "commit": prov["commit"],
                                       "timestamp": prov["timestamp"]}
         run_log.update(profile=profile, **prov)
         atomic_write_text(log_path, json.dumps(run_log, indent=1))
-        finished[name] = _sha(nb)
+        finished[name] = sha
         atomic_write_text(marker_path, json.dumps(finished, indent=1))
         print(f"[done] {name} in {time.time() - t0:.1f} s", flush=True)
     return run_log
@@ -136,16 +137,22 @@ def run(profile: str, *, only: list[str] | None = None, force: bool = False,
 WALL_TIME_PREFIX = "Wall time per profile:"
 
 
-def wall_time_line(name: str, results_root: str, profiles: list[str] | None = None) -> str:
-    """``Wall time per profile: smoke 9 s, digits 25 s, ...`` for notebook ``name``, from the
-    committed ``results/<profile>/run_log.json`` files (profiles without a finished run are
-    left out)."""
-    parts = []
-    for profile in profiles or list_profiles():
+def _finished_run_logs(results_root: str) -> dict[str, dict]:
+    """``profile -> run_log.json`` for the profiles under ``results_root`` that have one."""
+    logs = {}
+    for profile in list_profiles():
         path = os.path.join(results_root, profile, "run_log.json")
-        if not os.path.exists(path):
-            continue
-        log = json.load(open(path))
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as fh:
+                logs[profile] = json.load(fh)
+    return logs
+
+
+def wall_time_line(name: str, run_logs: dict[str, dict]) -> str:
+    """``Wall time per profile: smoke 9 s, digits 25 s, ...`` for notebook ``name`` from the run
+    logs of :func:`_finished_run_logs` (profiles where it did not finish are left out)."""
+    parts = []
+    for profile, log in run_logs.items():
         entry = log.get("notebooks", {}).get(name, {})
         if entry.get("status") == "ok" and "wall_s" in entry:
             parts.append(f"{profile} {entry['wall_s']:.0f} s")
@@ -160,7 +167,7 @@ def stamp_wall_times(results_root: str | None = None, notebook_dir: str = NOTEBO
     """Rewrite the ``Wall time per profile:`` line of every notebook's first (markdown) cell
     from the run logs under ``results_root``; returns the notebooks changed. Only markdown
     changes, so finished notebooks stay finished (:func:`_sha` reads code cells only)."""
-    results_root = results_root or os.path.join(ROOT, "results")
+    run_logs = _finished_run_logs(results_root or os.path.join(ROOT, "results"))
     changed = []
     for nb in list_notebooks(notebook_dir):
         with open(nb, encoding="utf-8") as fh:
@@ -170,7 +177,7 @@ def stamp_wall_times(results_root: str | None = None, notebook_dir: str = NOTEBO
             raise ValueError(f"{nb}: the first cell must be the markdown header")
         src = cell["source"]
         lines = ("".join(src) if isinstance(src, list) else src).split("\n")
-        line = wall_time_line(os.path.basename(nb), results_root)
+        line = wall_time_line(os.path.basename(nb), run_logs)
         idx = [i for i, text in enumerate(lines) if text.startswith(WALL_TIME_PREFIX)]
         new = list(lines)
         if idx:
