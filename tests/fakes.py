@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 from PIL import Image
+from torch import nn
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                    "truck")
@@ -204,3 +206,21 @@ def write_fake_dataset(root: str | Path, *, name: str, seed: int = 0, **sizes: i
     if name not in FAKE_WRITERS:
         raise ValueError(f"no fake writer for {name!r}; valid names: {', '.join(sorted(FAKE_WRITERS))}")
     return FAKE_WRITERS[name](root, seed=seed, **sizes)
+
+
+class TinyNet(nn.Module):
+    """A HashingNetwork stand-in on precomputed features: identity 'backbone', linear head
+    (``d`` features -> ``bits``), initialised from ``seed``."""
+
+    def __init__(self, d: int = 8, bits: int = 8, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.backbone = nn.Identity()
+        self.head = nn.Linear(d, bits)
+        self.code_length = bits
+
+    def features(self, x):
+        return x
+
+    def head_forward(self, f):
+        return self.head(f)

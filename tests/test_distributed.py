@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
-from torch import nn
 from torch.utils.data import Dataset
 
 from brcd_lib import distributed, engine
@@ -23,28 +22,12 @@ from brcd_lib.config import TrainConfig
 from brcd_lib.distill import get_distiller
 from brcd_lib.metrics import hamming_distance, map_at_k, precision_at_k_curve
 from brcd_lib.models import get_objective
+from fakes import TinyNet
 
 WORLD = 2
 LOCAL_BATCH = 8               # b: each rank's share
 GLOBAL_BATCH = WORLD * LOCAL_BATCH
 N_TRAIN, DIM, BITS, EPOCHS = 72, 12, 8, 5
-
-
-class TinyNet(nn.Module):
-    """A HashingNetwork stand-in on precomputed features: identity backbone, linear head."""
-
-    def __init__(self, seed: int):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.backbone = nn.Identity()
-        self.head = nn.Linear(DIM, BITS)
-        self.code_length = BITS
-
-    def features(self, x):
-        return x
-
-    def head_forward(self, f):
-        return self.head(f)
 
 
 def _bank(seed: int) -> torch.Tensor:
@@ -57,7 +40,7 @@ def _bank(seed: int) -> torch.Tensor:
 def _train(checkpoint: str | None) -> dict:
     """The same run in every process: teacher-free objective + CRD distillation."""
     student_bank, teacher_bank = _bank(0), _bank(1)
-    net, teacher = TinyNet(seed=0), TinyNet(seed=1)
+    net, teacher = TinyNet(d=DIM, bits=BITS, seed=0), TinyNet(d=DIM, bits=BITS, seed=1)
     with torch.no_grad():
         teacher_codes = torch.where(teacher.head_forward(teacher_bank[0]) >= 0, 1.0, -1.0)
     distiller = get_distiller("crd", embed_dim=16, n_negatives=32)

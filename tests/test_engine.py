@@ -11,23 +11,7 @@ from brcd_lib import engine
 from brcd_lib.config import TrainConfig
 from brcd_lib.distill import get_distiller
 from brcd_lib.models import get_objective
-
-
-class TinyNet(nn.Module):
-    """A HashingNetwork stand-in: identity 'backbone', linear head."""
-
-    def __init__(self, d=8, bits=8, seed=0):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.backbone = nn.Identity()
-        self.head = nn.Linear(d, bits)
-        self.code_length = bits
-
-    def features(self, x):
-        return x
-
-    def head_forward(self, f):
-        return self.head(f)
+from fakes import TinyNet
 
 
 def _bank(n=96, d=8, views=4, seed=0):

@@ -28,6 +28,7 @@ from brcd_lib.models import build_hashing_network, create_backbone, get_objectiv
 from brcd_lib.models.backbones import list_backbones
 from brcd_lib.profiles import get_profile, list_profiles
 from brcd_lib.train import get_args_parser
+from fakes import TinyNet
 
 
 @pytest.fixture(autouse=True)
@@ -268,21 +269,6 @@ def test_cli_setting_errors_name_the_valid_fields():
 # ---------------------------------------------------------------------------------------------
 # NaN / inf loss
 # ---------------------------------------------------------------------------------------------
-class _TinyNet(nn.Module):
-    def __init__(self, d=6, bits=8):
-        super().__init__()
-        torch.manual_seed(0)
-        self.backbone = nn.Identity()
-        self.head = nn.Linear(d, bits)
-        self.code_length = bits
-
-    def features(self, x):
-        return x
-
-    def head_forward(self, f):
-        return self.head(f)
-
-
 class _BreaksAt(nn.Module):
     """The CIBHash objective, whose loss turns ``value`` at global step ``at`` (1-based)."""
 
@@ -307,7 +293,7 @@ def test_nan_or_inf_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, valu
     ckpt = tmp_path / "last.pt"
     # 5 steps per epoch: step 13 is epoch 3, step 3
     with pytest.raises(engine.TrainingDiverged) as err:
-        engine.fit(name="tiny teacher", net=_TinyNet(), objective=_BreaksAt(13, value),
+        engine.fit(name="tiny teacher", net=TinyNet(d=6), objective=_BreaksAt(13, value),
                    source=source, train_cfg=cfg, seed=0, validate=lambda: {"symmetric": 0.5},
                    checkpoint_path=str(ckpt), progress=False)
     msg = str(err.value)
@@ -316,5 +302,5 @@ def test_nan_or_inf_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, valu
     state = engine.load_checkpoint(str(ckpt))  # the last good checkpoint stays loadable
     assert state["epoch"] == 2 and not state["done"]
     assert all(torch.isfinite(t).all() for t in state["head"].values())
-    net = _TinyNet()
+    net = TinyNet(d=6)
     engine._load_head_state(net, state["head"])
