@@ -1,7 +1,7 @@
 """What the feature caches buy and what they cost: cached vs uncached student training.
 
 Both backbones are frozen in the paper's configuration, so the kit trains the hash heads on
-cached backbone outputs (``brcd_lib.features``): exact clean features of the evaluation sets, and
+cached backbone outputs (``brcd_lib.training.features``): exact clean features of the evaluation sets, and
 a finite bank of ``TrainConfig.feature_views`` augmented views of each training image
 (``feature_views = 0`` turns the bank off: fresh augmentations through both backbones every step).
 
@@ -24,7 +24,7 @@ ViT-B/16 teacher, random weights, 224 px, 64 bits) on ``--n-images`` random imag
 
 Part ``map`` -- test mAP of the BRCD student trained cached (the profile's ``feature_views``) vs
 uncached (``dataclasses.replace(student_train, feature_views=0)``), both paradigms, seeds
-``--seeds``, through ``brcd_lib.pipeline.Experiment`` in a separate cache folder (``--cache-dir``,
+``--seeds``, through ``brcd_lib.experiments.experiment.Experiment`` in a separate cache folder (``--cache-dir``,
 never the repository's ``.cache``). The pretrained backbones and the trained teacher are inputs
 shared by both arms; they are copied (read-only) from ``--reuse-from`` when present, as the
 content-keyed caches verify them on load. Finished runs in ``--cache-dir`` are reused (marked
@@ -83,7 +83,7 @@ def _prepared_distiller(name: str, *, n_train: int, code_length: int, seed: int)
     import torch
 
     from brcd_lib.distill import get_distiller
-    from brcd_lib.engine import make_context
+    from brcd_lib.training.engine import make_context
 
     g = torch.Generator().manual_seed(seed)
     codes = torch.where(torch.rand(n_train, code_length, generator=g) < 0.5, 1.0, -1.0)
@@ -99,7 +99,7 @@ def _timed_epochs(source, *, net, objective, teacher, distiller, batch_size: int
     A step's time includes producing its batch (augmentation and backbones when uncached)."""
     import torch
 
-    from brcd_lib import engine
+    from brcd_lib.training import engine
 
     params = [p for p in net.parameters() if p.requires_grad]
     params += [p for p in distiller.parameters() if p.requires_grad]
@@ -126,7 +126,7 @@ def _timed_epochs(source, *, net, objective, teacher, distiller, batch_size: int
 def _bank_seconds_per_view_image(net, dataset, *, size: int, seed: int) -> float:
     """Seconds per image of one bank view (augmentation + backbone), via ``FeatureStore.views``."""
     from brcd_lib.data.transforms import paper_train_transform
-    from brcd_lib.features import FeatureStore
+    from brcd_lib.training.features import FeatureStore
 
     store = FeatureStore(cache_dir=tempfile.gettempdir(), enabled=False)  # memory only
     ds = dataset.with_transform(paper_train_transform(size))
@@ -140,7 +140,7 @@ def speed_rows(args) -> list[dict]:
     import torch
 
     from brcd_lib.data.transforms import TwoViews, paper_train_transform
-    from brcd_lib.engine import BankPairSource, ImagePairSource
+    from brcd_lib.training.sources import BankPairSource, ImagePairSource
     from brcd_lib.models import build_hashing_network, get_objective
 
     torch.manual_seed(args.seed)
@@ -256,7 +256,7 @@ def seed_cache(cache_dir: Path, reuse_from: Path | None, profile: str) -> list[s
 
 def map_rows(args, *, write_partial) -> tuple[list[dict], list[dict]]:
     """(per-run rows, summary rows) of the cached-vs-uncached mAP study."""
-    from brcd_lib.pipeline import Experiment
+    from brcd_lib.experiments.experiment import Experiment
 
     cache_dir = Path(args.cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -295,7 +295,7 @@ def map_rows(args, *, write_partial) -> tuple[list[dict], list[dict]]:
     rows: list[dict] = []
     # with Profile.workers > 1 (fashion: 2) the runs train in worker processes first; the loop
     # below then loads them (each record keeps the wall time of its own training)
-    from brcd_lib.parallel import prefetch_students
+    from brcd_lib.experiments.studies import prefetch_students
 
     prefetch_students(exp, [dict(bits=bits, method="brcd", seed=seed, train=train)
                             for seed in args.seeds for train in arms.values()],

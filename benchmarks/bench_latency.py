@@ -1,6 +1,6 @@
 """Query latency and encoding throughput of each teacher vs its students.
 
-Two groups, each measured with ``brcd_lib.efficiency.efficiency_table`` (parameters, FLOPs per
+Two groups, each measured with ``brcd_lib.reporting.efficiency.efficiency_table`` (parameters, FLOPs per
 image, median wall time of ``net.encode`` under ``torch.inference_mode`` at batch 1 and batch 64,
 images per second):
 
@@ -57,7 +57,7 @@ def build_nets(group: str, *, code_length: int) -> dict[str, object]:
 def measure_group(group: str, *, code_length: int, batch_sizes: Sequence[int], warmup: int,
                   repeats: int, notes: str) -> list[dict]:
     """Long rows (one per model and batch size) with ratios against the group's teacher."""
-    from brcd_lib.efficiency import efficiency_table
+    from brcd_lib.reporting.efficiency import efficiency_table
 
     size, teacher, _ = GROUPS[group]
     nets = build_nets(group, code_length=code_length)

@@ -2,20 +2,55 @@
 for Unsupervised Semantic Hashing, WWW 2024).
 
 Public API: the retrieval metric, the BRCD loss and its masks, the registries of datasets,
-backbones, hashing objectives, distillers and profiles, and the experiment runner.
+backbones, hashing objectives, distillers and profiles. Names are imported on first use, so
+``import brcd_lib`` itself loads nothing heavy.
+
+Layers (docs/architecture.md), each importing only the ones before it:
+shared leaves (``registry``, ``paths``, ``io``, ``config``, ``provenance``) -> core (``data``,
+``models``, ``distill``, ``metrics``, ``analysis``) -> ``training`` -> ``experiments`` ->
+``reporting``.
 """
-from .metrics import evaluate_paradigms, map_at_k
-from .distill import get_distiller, list_distillers
-from .distill.brcd import BRCDDistiller, bit_masks, brcd_loss, offset_alpha
-from .data import get_dataset, list_datasets
-from .models import build_hashing_network, create_backbone, get_objective, list_backbones, list_objectives
-from .profiles import get_profile, list_profiles
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "map_at_k", "evaluate_paradigms", "brcd_loss", "bit_masks", "offset_alpha", "BRCDDistiller",
-    "get_distiller", "list_distillers", "get_dataset", "list_datasets", "build_hashing_network",
-    "create_backbone", "get_objective", "list_backbones", "list_objectives", "get_profile",
-    "list_profiles", "__version__",
-]
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "map_at_k": "brcd_lib.metrics",
+    "evaluate_paradigms": "brcd_lib.metrics",
+    "brcd_loss": "brcd_lib.distill.brcd",
+    "bit_masks": "brcd_lib.distill.brcd",
+    "offset_alpha": "brcd_lib.distill.brcd",
+    "BRCDDistiller": "brcd_lib.distill.brcd",
+    "get_distiller": "brcd_lib.distill",
+    "list_distillers": "brcd_lib.distill",
+    "list_methods": "brcd_lib.distill",
+    "get_dataset": "brcd_lib.data",
+    "list_datasets": "brcd_lib.data",
+    "build_hashing_network": "brcd_lib.models",
+    "create_backbone": "brcd_lib.models",
+    "get_objective": "brcd_lib.models",
+    "list_backbones": "brcd_lib.models",
+    "list_objectives": "brcd_lib.models",
+    "get_profile": "brcd_lib.experiments.profiles",
+    "list_profiles": "brcd_lib.experiments.profiles",
+    "Experiment": "brcd_lib.experiments.experiment",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'brcd_lib' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

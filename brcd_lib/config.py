@@ -71,7 +71,6 @@ class TrainConfig:
     eval_every: int = 10
     patience: int = 5
     feature_views: int = 0  # >0: train the head on a cached bank of this many augmented views
-    device: str = "cpu"
     num_workers: int = 0
 
 
@@ -129,7 +128,3 @@ def config_hash(*parts: Any, length: int = 16) -> str:
     payload = canonical_json([hash_view(p) for p in parts])
     return hashlib.sha256(payload.encode()).hexdigest()[:length]
 
-
-def replace(cfg: Any, **changes: Any) -> Any:
-    """``dataclasses.replace`` re-exported for notebooks."""
-    return dataclasses.replace(cfg, **changes)

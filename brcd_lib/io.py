@@ -21,6 +21,9 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_save",
+    "atomic_write_json",
+    "json_safe",
+    "read_json",
     "sha256_bytes",
     "sha256_file",
 ]
@@ -112,3 +115,40 @@ def sha256_file(path: PathLike, *, chunk_size: int = 1 << 20) -> str:
         for chunk in iter(lambda: f.read(chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with numpy scalars, tensors, tuples and dataclasses turned into JSON values."""
+    import dataclasses
+
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer, np.bool_)):
+        return obj.item()
+    if hasattr(obj, "tolist") and hasattr(obj, "dtype"):  # torch tensors, numpy arrays
+        return obj.tolist()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return json_safe(dataclasses.asdict(obj))
+    return obj
+
+
+def atomic_write_json(path: PathLike, obj: Any, *, indent: int | None = 1) -> Path:
+    """Write ``json_safe(obj)`` to ``path`` atomically; returns the path."""
+    import json
+
+    return atomic_write_text(path, json.dumps(json_safe(obj), indent=indent) + "\n")
+
+
+def read_json(path: PathLike) -> Any:
+    """The JSON value in ``path``; an unreadable or damaged file raises ``ValueError`` naming it."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); delete or restore it") from exc

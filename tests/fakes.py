@@ -224,3 +224,15 @@ class TinyNet(nn.Module):
 
     def head_forward(self, f):
         return self.head(f)
+
+
+def tiny_settings(*, student_ssl_epochs: int = 2, student_epochs: int = 4) -> list[str]:
+    """``--set`` overrides that shrink the smoke profile to seconds per run, with a teacher whose
+    codes BRCD can cluster (BiHalf codes are balanced by construction)."""
+    return [
+        "teacher.backbone.ssl_epochs=1", f"student.backbone.ssl_epochs={student_ssl_epochs}",
+        "teacher.objective=bihalf", "teacher_train.epochs=10", "teacher_train.feature_views=2",
+        f"student_train.epochs={student_epochs}", "student_train.eval_every=2",
+        "student_train.batch_size=32", "student_train.feature_views=2", "brcd.n_clusters=4",
+        "data.protocol.n_train_per_class=10",
+    ]

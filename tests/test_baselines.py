@@ -14,14 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import brcd_lib.distill.baselines  # noqa: F401  (registers the eight baselines)
-from brcd_lib.distill import DistillBatch, DistillContext, get_distiller, list_distillers
+from brcd_lib.distill import (DistillBatch, DistillContext, distiller_class, get_distiller,
+                              list_distillers, list_methods)
 from brcd_lib.distill.memory import MomentumMemory
 from brcd_lib.distill.packd import sinkhorn_plan
 
 torch.set_num_threads(1)
 
 B, L = 4, 8
-EIGHT = ("kd", "sp", "pkt", "rkd", "crd", "sskd", "crcd", "packd")
+# the registered baselines: every method that is neither the undistilled student nor BRCD
+EIGHT = tuple(m for m in list_methods() if distiller_class(m).family not in ("none", "ours"))
 
 
 # ----------------------------------------------------------------------------- fixtures

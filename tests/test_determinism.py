@@ -12,23 +12,20 @@ import pytest
 import torch
 from torch.utils.data import Subset
 
-from brcd_lib import engine
+from brcd_lib.training import engine, sources
 from brcd_lib.data import get_dataset
 from brcd_lib.data.transforms import TwoViews, get_transforms
-from brcd_lib.profiles import get_profile
-from brcd_lib.train import override_profile
+from brcd_lib.experiments.profiles import get_profile
+from brcd_lib.experiments.train import override_profile
 
-SETTINGS = [
-    "teacher.backbone.ssl_epochs=1", "student.backbone.ssl_epochs=5", "teacher.objective=bihalf",
-    "teacher_train.epochs=10", "teacher_train.feature_views=2", "student_train.epochs=10",
-    "student_train.eval_every=2", "student_train.batch_size=32", "student_train.feature_views=2",
-    "brcd.n_clusters=4", "data.protocol.n_train_per_class=10",
-]
+from fakes import tiny_settings
+
+SETTINGS = tiny_settings(student_ssl_epochs=5, student_epochs=10)
 SETS = ("train", "val", "query", "database")
 
 
 def _one_run(cache_dir: str) -> dict:
-    from brcd_lib.pipeline import Experiment
+    from brcd_lib.experiments.experiment import Experiment
 
     profile = override_profile(get_profile("smoke"), SETTINGS)
     ex = Experiment(profile, cache_dir=cache_dir, device="cpu", progress=False)
@@ -74,11 +71,11 @@ def test_same_seed_same_splits_codes_and_map_twice(tmp_path):
     assert len(torch.unique(first["student_codes"]["symmetric"]["database"], dim=0)) >= 3
 
 
-def _image_source(tmp_path, num_workers: int) -> engine.ImagePairSource:
+def _image_source(tmp_path, num_workers: int) -> sources.ImagePairSource:
     splits = get_dataset("digits", split_dir=tmp_path, seed=0, subset=60, n_query=10, n_val=10,
                          n_train_per_class=30, top_k=50)
     ds = splits.train.with_transform(TwoViews(get_transforms("small", size=16, train=True)))
-    return engine.ImagePairSource(dataset=Subset(ds, range(48)), student_features=lambda x: x,
+    return sources.ImagePairSource(dataset=Subset(ds, range(48)), student_features=lambda x: x,
                                   teacher_features=None, num_workers=num_workers)
 
 

@@ -17,7 +17,7 @@ import torch
 import torch.multiprocessing as mp
 from torch.utils.data import Dataset
 
-from brcd_lib import distributed, engine
+from brcd_lib.training import distributed, engine, sources
 from brcd_lib.config import TrainConfig
 from brcd_lib.distill import get_distiller
 from brcd_lib.metrics import hamming_distance, map_at_k, precision_at_k_curve
@@ -46,7 +46,7 @@ def _train(checkpoint: str | None) -> dict:
     distiller = get_distiller("crd", embed_dim=16, n_negatives=32)
     distiller.prepare(engine.make_context(teacher_train_codes=teacher_codes, seed=0,
                                           cache_dir=None, cache_key="tiny"))
-    source = engine.BankPairSource(student_bank=student_bank, teacher_bank=teacher_bank)
+    source = sources.BankPairSource(student_bank=student_bank, teacher_bank=teacher_bank)
     cfg = TrainConfig(epochs=EPOCHS, batch_size=GLOBAL_BATCH, lr=5e-3, eval_every=1,
                       patience=100)
     evals = []
@@ -94,7 +94,8 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
         tdist.destroy_process_group()
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_two_ranks_match_one_process(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -128,7 +129,7 @@ def test_two_ranks_match_one_process(tmp_path):
 
 def test_shards_are_disjoint_and_make_up_the_global_batch():
     bank = torch.arange(3 * 37, dtype=torch.float32).view(3, 37, 1)
-    source = engine.BankPairSource(student_bank=bank, teacher_bank=bank + 1000)
+    source = sources.BankPairSource(student_bank=bank, teacher_bank=bank + 1000)
     for world in (2, 3):
         whole = list(source.epoch(epoch=4, seed=7, batch_size=12))
         shares = [list(source.epoch(epoch=4, seed=7, batch_size=12, shard=(r, world)))
@@ -153,7 +154,7 @@ def test_image_source_shards_use_the_one_process_permutation():
             x = torch.full((1, 2, 2), float(i))
             return (x, x), i
 
-    source = engine.ImagePairSource(dataset=Pairs(), student_features=lambda x: x.flatten(1),
+    source = sources.ImagePairSource(dataset=Pairs(), student_features=lambda x: x.flatten(1),
                                     teacher_features=None)
     whole = [pb.index for pb in source.epoch(epoch=2, seed=5, batch_size=8)]
     shares = [[pb.index for pb in source.epoch(epoch=2, seed=5, batch_size=8, shard=(r, 2))]

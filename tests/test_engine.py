@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from brcd_lib import engine
+from brcd_lib.training import engine, sources
 from brcd_lib.config import TrainConfig
 from brcd_lib.distill import get_distiller
 from brcd_lib.models import get_objective
@@ -25,7 +25,7 @@ def _fit(tmp_path, *, epochs=6, patience=10, resume=True, ckpt="last.pt", valida
          distiller=None, teacher=None, seed=0, lr=1e-2):
     net = TinyNet()
     bank = _bank()
-    source = engine.BankPairSource(student_bank=bank, teacher_bank=bank if teacher else None)
+    source = sources.BankPairSource(student_bank=bank, teacher_bank=bank if teacher else None)
     cfg = TrainConfig(epochs=epochs, batch_size=32, lr=lr, eval_every=2, patience=patience)
     calls = []
 
@@ -109,7 +109,7 @@ def test_distiller_step_leaves_teacher_untouched(tmp_path):
 
 def test_bank_source_draws_two_different_views():
     bank = torch.arange(3 * 10, dtype=torch.float32).view(3, 10, 1)
-    src = engine.BankPairSource(student_bank=bank)
+    src = sources.BankPairSource(student_bank=bank)
     for pb in src.epoch(epoch=0, seed=0, batch_size=5):
         a, b = pb.student
         assert not torch.any(a == b)
@@ -119,4 +119,4 @@ def test_bank_source_draws_two_different_views():
 
 def test_bank_source_needs_two_views():
     with pytest.raises(ValueError, match="at least 2 views"):
-        engine.BankPairSource(student_bank=torch.zeros(1, 4, 2))
+        sources.BankPairSource(student_bank=torch.zeros(1, 4, 2))

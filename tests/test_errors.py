@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from brcd_lib import engine
+from brcd_lib.training import engine, sources
 from brcd_lib.config import TrainConfig
 from brcd_lib.data import DatasetNotAvailableError, get_dataset, list_datasets
 from brcd_lib.data import cifar10 as cifar_mod
@@ -26,8 +26,8 @@ from brcd_lib.distill.clustering import cached_kmeans
 from brcd_lib.metrics import map_at_k
 from brcd_lib.models import build_hashing_network, create_backbone, get_objective, list_objectives
 from brcd_lib.models.backbones import list_backbones
-from brcd_lib.profiles import get_profile, list_profiles
-from brcd_lib.train import get_args_parser
+from brcd_lib.experiments.profiles import get_profile, list_profiles
+from brcd_lib.experiments.train import get_args_parser
 from fakes import TinyNet
 
 
@@ -186,7 +186,7 @@ def test_truncated_or_foreign_checkpoint(tmp_path):
 
 
 def test_teacher_and_student_of_different_code_lengths(tmp_path, monkeypatch):
-    from brcd_lib.pipeline import Experiment, TrainedRun
+    from brcd_lib.experiments.experiment import Experiment, TrainedRun
 
     profile = get_profile("smoke")
     profile = dataclasses.replace(profile, student=dataclasses.replace(
@@ -230,8 +230,8 @@ def test_empty_cluster(tmp_path):
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("value", [5, None, ["smoke"], {"name": "smoke"}])
 def test_profile_parameter_of_the_wrong_type(value, tmp_path):
-    from brcd_lib import reproduce
-    from brcd_lib.pipeline import Experiment
+    from brcd_lib.experiments import reproduce
+    from brcd_lib.experiments.experiment import Experiment
 
     with pytest.raises(TypeError, match=r"profile must be a profile name \(str\), one of "
                                         r"digits, smoke, fashion, paper; got " + type(value).__name__):
@@ -244,14 +244,14 @@ def test_profile_parameter_of_the_wrong_type(value, tmp_path):
 
 
 def test_unknown_profile_parameter_in_reproduce(tmp_path):
-    from brcd_lib import reproduce
+    from brcd_lib.experiments import reproduce
 
     with pytest.raises(SystemExit, match="unknown profile 'tiny'; valid profiles: digits, smoke"):
         reproduce.run("tiny", results_root=str(tmp_path / "results"))
 
 
 def test_cli_setting_errors_name_the_valid_fields():
-    from brcd_lib.train import build_profile
+    from brcd_lib.experiments.train import build_profile
 
     def args(*extra):
         return get_args_parser().parse_args(["--profile", "smoke", *extra])
@@ -288,7 +288,7 @@ class _BreaksAt(nn.Module):
 def test_nan_or_inf_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, value):
     g = torch.Generator().manual_seed(0)
     bank = torch.randn(3, 40, 6, generator=g)
-    source = engine.BankPairSource(student_bank=bank)
+    source = sources.BankPairSource(student_bank=bank)
     cfg = TrainConfig(epochs=6, batch_size=8, lr=1e-2, eval_every=1, patience=10)
     ckpt = tmp_path / "last.pt"
     # 5 steps per epoch: step 13 is epoch 3, step 3
@@ -303,4 +303,4 @@ def test_nan_or_inf_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, valu
     assert state["epoch"] == 2 and not state["done"]
     assert all(torch.isfinite(t).all() for t in state["head"].values())
     net = TinyNet(d=6)
-    engine._load_head_state(net, state["head"])
+    engine.load_head_state(net, state["head"])

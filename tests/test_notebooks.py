@@ -8,7 +8,7 @@ import os
 import pandas as pd
 import pytest
 
-from brcd_lib import reproduce
+from brcd_lib.experiments import reproduce
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """The ``paper`` profile, every configuration, end to end on tiny fake data (CPU, no network).
 
-For every ``(dataset, teacher, student)`` of :func:`brcd_lib.profiles.paper_configurations` the
+For every ``(dataset, teacher, student)`` of :func:`brcd_lib.experiments.profiles.paper_configurations` the
 test builds the profile exactly as the paper profile does (``dataclasses.replace`` of
 ``get_profile("paper")``), changing only what a CPU test must change:
 
@@ -8,13 +8,13 @@ test builds the profile exactly as the paper profile does (``dataclasses.replace
   MS-COCO, NUS-WIDE, ImageNet-100), written by ``tests/fakes.py`` with as few images as the
   protocols allow, at the paper's 224 px ``paper`` transform;
 * backbones: ``pretrained=False`` (no download);
-* budgets: 1 epoch, batch 4, device cpu, seed 0, 16 bits;
+* budgets: 1 epoch, batch 4, seed 0, 16 bits (the Experiment runs on the CPU);
 * BRCD: ``n_clusters=2`` (k-means needs K <= distinct teacher codes; margin and alpha stay);
 * ``feature_views=2``, so the students of one dataset share the teacher's cached view bank;
   the ViT-B/32 configuration keeps the paper's ``feature_views=0`` (fresh augmentations of the
   image files every step), so that path is covered too.
 
-Each configuration then runs through :class:`brcd_lib.pipeline.Experiment`: one teacher training
+Each configuration then runs through :class:`brcd_lib.experiments.experiment.Experiment`: one teacher training
 (shared by the configurations of a dataset through the run cache), one BRCD student training and
 one evaluation in both search paradigms, checked against the metrics the run recorded.
 
@@ -40,8 +40,8 @@ from brcd_lib.data.listfile import LIST_DATASETS
 from brcd_lib.metrics import evaluate_paradigms
 from brcd_lib.models import list_backbones
 from brcd_lib.models.backbones import backbone_info
-from brcd_lib.pipeline import Experiment
-from brcd_lib.profiles import Profile, get_profile, paper_configurations
+from brcd_lib.experiments.experiment import Experiment
+from brcd_lib.experiments.profiles import Profile, get_profile, paper_configurations
 from fakes import CIFAR10_CLASSES, LIST_LAYOUTS, write_fake_dataset
 
 torch.set_num_threads(1)  # on 2 shared cores one thread is faster than two (ViT-B/16 forwards)
@@ -82,9 +82,9 @@ def paper_test_profile(*, dataset: str, teacher: str, student: str, root: Path) 
         teacher=_with_backbone(PAPER.teacher, teacher),
         student=_with_backbone(PAPER.student, student),
         teacher_train=dataclasses.replace(PAPER.teacher_train, epochs=1, batch_size=4,
-                                          device="cpu", feature_views=views),
+                                          feature_views=views),
         student_train=dataclasses.replace(PAPER.student_train, epochs=1, batch_size=4,
-                                          device="cpu", feature_views=views),
+                                          feature_views=views),
         bits=(BITS,), seeds=(0,), teacher_seed=0,
         brcd={**PAPER.brcd, "n_clusters": 2},
     )

@@ -1,4 +1,4 @@
-"""Worker processes for the grids (brcd_lib.parallel): the number of workers, thread restoring,
+"""Worker processes for the grids (brcd_lib.training.parallel): the number of workers, thread restoring,
 and a run trained by a spawned worker equal to the same run trained in the calling process."""
 from __future__ import annotations
 
@@ -9,17 +9,15 @@ import shutil
 import pytest
 import torch
 
-from brcd_lib import parallel
-from brcd_lib.parallel import prefetch_students, resolve_workers, torch_threads
-from brcd_lib.profiles import get_profile
-from brcd_lib.train import override_profile
+from brcd_lib.training import parallel
+from brcd_lib.experiments.studies import prefetch_students
+from brcd_lib.training.parallel import resolve_workers, torch_threads
+from brcd_lib.experiments.profiles import get_profile
+from brcd_lib.experiments.train import override_profile
 
-SETTINGS = [  # as tests/test_determinism.py: a teacher whose codes BRCD can cluster
-    "teacher.backbone.ssl_epochs=1", "student.backbone.ssl_epochs=2", "teacher.objective=bihalf",
-    "teacher_train.epochs=10", "teacher_train.feature_views=2", "student_train.epochs=4",
-    "student_train.eval_every=2", "student_train.batch_size=32", "student_train.feature_views=2",
-    "brcd.n_clusters=4", "data.protocol.n_train_per_class=10",
-]
+from fakes import tiny_settings
+
+SETTINGS = tiny_settings()
 
 
 def test_resolve_workers_sources_and_cap(monkeypatch):
@@ -54,7 +52,7 @@ def test_torch_threads_restores_the_setting():
 
 
 def test_prefetch_with_one_worker_does_nothing(tmp_path):
-    from brcd_lib.pipeline import Experiment
+    from brcd_lib.experiments.experiment import Experiment
 
     ex = Experiment(override_profile(get_profile("smoke"), SETTINGS), cache_dir=str(tmp_path),
                     progress=False, workers=1)
@@ -66,7 +64,7 @@ def test_prefetch_with_one_worker_does_nothing(tmp_path):
 def test_prepare_inputs_builds_the_shared_caches_once(tmp_path):
     """Everything a run reads besides its own training is built before the workers start: a
     second preparation and the runs themselves add no feature cache (SSKD: rotated banks too)."""
-    from brcd_lib.pipeline import Experiment
+    from brcd_lib.experiments.experiment import Experiment
 
     ex = Experiment(override_profile(get_profile("smoke"), SETTINGS), cache_dir=str(tmp_path),
                     progress=False, workers=1)
@@ -86,7 +84,7 @@ def test_prepare_inputs_builds_the_shared_caches_once(tmp_path):
 def test_worker_runs_equal_serial_runs(tmp_path):
     """Two runs trained by two spawned workers are found in the run cache by the serial pass and
     have the metrics, history and checkpoints of the same runs trained in this process."""
-    from brcd_lib.pipeline import Experiment
+    from brcd_lib.experiments.experiment import Experiment
 
     profile = override_profile(get_profile("smoke"), SETTINGS)
     jobs = [dict(bits=16, method="kd", seed=0), dict(bits=16, method="brcd", seed=1)]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from brcd_lib import reproduce
+from brcd_lib.experiments import reproduce
 
 
 def _write(path, cells):

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from brcd_lib.config import DataConfig, config_hash
-from brcd_lib.profiles import get_profile, list_profiles
-from brcd_lib.results import flatten_columns, mean_std_table, write_frame
-from brcd_lib.reproduce import select
+from brcd_lib.experiments.profiles import get_profile, list_profiles
+from brcd_lib.reporting.tables import flatten_columns, mean_std_table, write_frame
+from brcd_lib.experiments.reproduce import select
 
 
 def _rows():

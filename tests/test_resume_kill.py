@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 import torch
 
-from brcd_lib import engine
+from brcd_lib.training import engine
 from brcd_lib.data import SplitIntegrityWarning, get_dataset
 from brcd_lib.distill.clustering import cached_kmeans, kmeans_cache_path
-from brcd_lib.features import FeatureStore
+from brcd_lib.training.features import FeatureStore
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 8
@@ -46,7 +46,7 @@ TRAIN_ARGS = [
 # checkpoints of a run that is still in progress.
 SLOW_CHECKPOINTS = """
 import runpy, sys, time
-import brcd_lib.engine as engine
+import brcd_lib.training.engine as engine
 _save = engine.save_checkpoint
 def _slow_save(path, **state):
     _save(path, **state)
@@ -191,7 +191,7 @@ def test_feature_cache_mismatch_is_rebuilt_with_warning(tmp_path, caplog, damage
 
     fresh = FeatureStore(cache_dir=str(tmp_path))  # no memory cache: reads the file
     build2, calls2 = _counting_builder(value)
-    with caplog.at_level(logging.WARNING, logger="brcd_lib.features"):
+    with caplog.at_level(logging.WARNING, logger="brcd_lib.training.features"):
         got = fresh.get(key, build2)
     assert calls2 == [1], "the damaged entry was used instead of rebuilt"
     assert torch.equal(got, value)
@@ -200,7 +200,7 @@ def test_feature_cache_mismatch_is_rebuilt_with_warning(tmp_path, caplog, damage
     # the rebuilt entry is valid again: it loads without a rebuild or a warning
     caplog.clear()
     build3, calls3 = _counting_builder(value)
-    with caplog.at_level(logging.WARNING, logger="brcd_lib.features"):
+    with caplog.at_level(logging.WARNING, logger="brcd_lib.training.features"):
         assert torch.equal(FeatureStore(cache_dir=str(tmp_path)).get(key, build3), value)
     assert calls3 == [] and not caplog.records
 

@@ -7,7 +7,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from brcd_lib.metrics import map_at_k
-from brcd_lib.shallow import (ITQHasher, LSHHasher, get_shallow_hasher, list_shallow_hashers,
+from brcd_lib.models.shallow import (ITQHasher, LSHHasher, get_shallow_hasher, list_shallow_hashers,
                               lsh_codes)
 
 

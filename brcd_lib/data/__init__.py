@@ -30,8 +30,11 @@ from .transforms import (
     small_train_transform,
 )
 
-# Importing the dataset modules registers them.
-from . import cifar10, digits, fashion_mnist, listfile  # noqa: E402,F401
+# Importing the dataset modules registers them: every module of this package is imported, so a
+# new dataset is one file with a @register_dataset factory.
+from ..registry import import_submodules  # noqa: E402
+
+import_submodules(__name__)
 
 __all__ = [
     "SPLIT_NAMES",

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..paths import data_candidates
+
 __all__ = [
     "ArrayImageSet",
     "assemble_splits",
@@ -308,8 +310,7 @@ def candidate_folders(root: str | os.PathLike | None, *, env_subfolder: str,
     ``$BRCD_DATA/<env_subfolder>`` and ``$BRCD_DATA`` (when set), then ``defaults``."""
     if root is not None:
         return [Path(root)]
-    env = os.environ.get("BRCD_DATA")
-    return ([Path(env) / env_subfolder, Path(env)] if env else []) + list(defaults)
+    return data_candidates(env_subfolder) + list(defaults)
 
 
 def locate_dataset(*, title: str, candidates: Sequence[Path], probe: Callable[[Path], Path | None],
@@ -339,11 +340,6 @@ def locate_dataset(*, title: str, candidates: Sequence[Path], probe: Callable[[P
         raise DatasetNotAvailableError(
             f"torchvision reported success but {download_target} lacks {expected}")
     return found
-
-
-def repo_root() -> Path:
-    """The repository folder (two levels above this package)."""
-    return Path(__file__).resolve().parents[2]
 
 
 def one_hot(class_ids: Any, n_classes: int) -> np.ndarray:

@@ -29,8 +29,8 @@ from .base import (
     check_top_k,
     locate_dataset,
     one_hot,
-    repo_root,
 )
+from ..paths import data_root
 from .registry import register_dataset
 from .splits import draw_per_class, load_or_create_split, random_partition
 
@@ -112,7 +112,7 @@ def _batch_folder(candidate: Path) -> Path | None:
 
 def _candidates(root: str | os.PathLike | None) -> list[Path]:
     return candidate_folders(root, env_subfolder="cifar10",
-                             defaults=[repo_root() / ".cache" / "data" / "cifar10"])
+                             defaults=[data_root() / "cifar10"])
 
 
 def _torchvision_download(target: Path) -> None:

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import (HashingSplits, candidate_folders, check_count, check_top_k, locate_dataset,
-                   repo_root)
+from ..paths import data_root
+from .base import HashingSplits, candidate_folders, check_count, check_top_k, locate_dataset
 from .cifar10 import check_protocol_counts, two_pool_splits
 from .registry import register_dataset
 from .transforms import resize_uint8_images
@@ -84,13 +84,12 @@ def _data_folder(candidate: Path) -> Path | None:
 def _download_target(root: str | os.PathLike | None) -> Path:
     if root is not None:
         return Path(root)
-    env = os.environ.get("BRCD_DATA")
-    return Path(env) if env else repo_root() / ".cache" / "data"
+    return data_root()
 
 
 def _candidates(root: str | os.PathLike | None) -> list[Path]:
     return candidate_folders(root, env_subfolder="fashion-mnist",
-                             defaults=[SYSTEM_ROOT, repo_root() / ".cache" / "data"])
+                             defaults=[SYSTEM_ROOT, data_root()])
 
 
 def _torchvision_download(target: Path) -> None:

@@ -35,8 +35,8 @@ from .base import (
     assemble_splits,
     check_count,
     check_top_k,
-    repo_root,
 )
+from ..paths import data_root
 from .registry import register_dataset
 from .splits import load_or_create_split
 
@@ -170,8 +170,7 @@ def list_validation_modes() -> list[str]:
 
 # -- dataset construction -----------------------------------------------------------------------
 def _default_root(name: str) -> Path:
-    env = os.environ.get("BRCD_DATA")
-    return (Path(env) if env else repo_root() / ".cache" / "data") / name
+    return data_root() / name
 
 
 def _missing_data(spec: ListDatasetSpec, root: Path, names: list[str], missing: list[str]) -> DatasetNotAvailableError:

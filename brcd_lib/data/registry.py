@@ -13,41 +13,36 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..registry import Registry
 from .base import HashingSplits
 
-__all__ = ["dataset_parameters", "get_dataset", "list_datasets", "register_dataset"]
+__all__ = ["DATASETS", "dataset_parameters", "get_dataset", "list_datasets", "register_dataset"]
 
 DatasetFactory = Callable[..., HashingSplits]
-_REGISTRY: dict[str, DatasetFactory] = {}
+DATASETS: Registry = Registry("dataset")
 _COMMON = ("root", "split_dir", "seed")
 
 
-def register_dataset(name: str) -> Callable[[DatasetFactory], DatasetFactory]:
-    """Decorator registering ``factory`` under ``name``."""
+def register_dataset(name: str, **meta: Any) -> Callable[[DatasetFactory], DatasetFactory]:
+    """Decorator registering ``factory`` under ``name`` (``meta``: free-form metadata)."""
 
     def deco(factory: DatasetFactory) -> DatasetFactory:
-        if name in _REGISTRY and _REGISTRY[name] is not factory:
-            raise ValueError(f"dataset {name!r} is registered twice")
         params = inspect.signature(factory).parameters
         missing = [p for p in _COMMON if p not in params]
         if missing:
             raise TypeError(f"dataset factory {name!r} must accept keyword arguments {missing}")
-        _REGISTRY[name] = factory
-        return factory
+        return DATASETS.register(name, **meta)(factory)
 
     return deco
 
 
 def list_datasets() -> list[str]:
     """Registered dataset names, sorted."""
-    return sorted(_REGISTRY)
+    return DATASETS.names()
 
 
 def _factory(name: str) -> DatasetFactory:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(list_datasets())}") from None
+    return DATASETS.get(name)
 
 
 def dataset_parameters(name: str) -> dict[str, Any]:

@@ -30,7 +30,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..io import atomic_write_bytes, atomic_write_text, sha256_bytes, sha256_file
-from .base import SPLIT_NAMES, repo_root
+from ..paths import cache_dir
+from .base import SPLIT_NAMES
 
 __all__ = [
     "LoadedSplit",
@@ -69,9 +70,7 @@ class LoadedSplit:
 
 def default_split_dir() -> Path:
     """``$BRCD_CACHE/splits`` when ``BRCD_CACHE`` is set, else ``<repo>/.cache/splits``."""
-    cache = os.environ.get("BRCD_CACHE")
-    base = Path(cache) if cache else repo_root() / ".cache"
-    return base / "splits"
+    return cache_dir("splits")
 
 
 def _fmt(value: Any) -> str:

@@ -23,6 +23,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
+from ..registry import Registry
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -181,19 +183,20 @@ class TwoViews:
 
 # -- registry -----------------------------------------------------------------------------------
 TransformFactory = Callable[..., Callable[[Any], torch.Tensor]]
-_REGISTRY: dict[str, dict[bool, TransformFactory]] = {}
+TRANSFORMS: Registry = Registry("transform kind")
 
 
 def register_transforms(kind: str, *, train: TransformFactory, test: TransformFactory) -> None:
-    """Register a pair of factories ``factory(size=..., **options)`` under ``kind``."""
-    if kind in _REGISTRY:
+    """Register a pair of factories ``factory(size=..., **options)`` under ``kind``: the entry's
+    factory builds the training transform, its ``test`` metadata the evaluation transform."""
+    if kind in TRANSFORMS:
         raise ValueError(f"transform kind {kind!r} is registered twice")
-    _REGISTRY[kind] = {True: train, False: test}
+    TRANSFORMS.add(kind, train, test=test)
 
 
 def list_transforms() -> list[str]:
     """Registered transform kinds, sorted."""
-    return sorted(_REGISTRY)
+    return TRANSFORMS.names()
 
 
 def get_transforms(kind: str, *, size: int, train: bool, **options: Any) -> Callable[[Any], torch.Tensor]:
@@ -201,11 +204,9 @@ def get_transforms(kind: str, *, size: int, train: bool, **options: Any) -> Call
 
     ``options`` go to the factory (e.g. ``center_crop=False`` for ``paper`` evaluation).
     """
-    try:
-        pair = _REGISTRY[kind]
-    except KeyError:
-        raise ValueError(f"unknown transform kind {kind!r}; valid kinds: {', '.join(list_transforms())}") from None
-    return pair[bool(train)](size=size, **options)
+    entry = TRANSFORMS.entry(kind)
+    factory = entry.factory if train else entry.meta["test"]
+    return factory(size=size, **options)
 
 
 register_transforms("paper", train=paper_train_transform, test=paper_test_transform)

@@ -1,9 +1,15 @@
 """Distillers: BRCD, the eight KD baselines and `none`, behind one registry."""
 from .base import DistillBatch, DistillContext, Distiller
-from .registry import distiller_class, get_distiller, list_distillers, register_distiller
+from .registry import (DISTILLERS, FAMILIES, distiller_class, get_distiller, list_distillers,
+                       list_methods, method_label, register_distiller)
+from ..registry import import_submodules
 from . import none  # noqa: F401  (registers "none")
+from . import baselines  # noqa: F401  (registers the eight KD baselines, in the paper's order)
 from . import brcd  # noqa: F401  (registers "brcd")
-from . import baselines  # noqa: F401  (registers the eight KD baselines)
 
-__all__ = ["DistillBatch", "DistillContext", "Distiller", "get_distiller", "list_distillers",
+# every other module of this package too: a new method is one file with @register_distiller
+import_submodules(__name__)
+
+__all__ = ["DISTILLERS", "FAMILIES", "DistillBatch", "DistillContext", "Distiller",
+           "distiller_class", "get_distiller", "list_distillers", "list_methods", "method_label",
            "register_distiller"]

@@ -71,7 +71,20 @@ class Distiller(nn.Module):
     """
 
     name: str = "base"
-    needs_rotations: bool = False
+    label: str = ""            # display name in tables (set by ``register_distiller``)
+    family: str = ""           # none / logit / relation / contrastive / ours
+    n_views: int = 2           # augmented views of each training image a step reads
+    needs_rotations: bool = False  # True: the batch carries rotated copies (``n_rotations``)
+
+    @property
+    def rotations(self) -> int:
+        """How many rotated copies of view 1 a step needs (0 = none)."""
+        return int(getattr(self, "n_rotations", 0)) if self.needs_rotations else 0
+
+    @property
+    def reads_labels(self) -> bool:
+        """True when this instance reads class labels (an upstream option; never by default)."""
+        return False
 
     def prepare(self, context: DistillContext) -> None:  # noqa: D401 - hook
         """Called once before the first step; the default needs nothing."""

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..registry import Registry
 from .base import DistillBatch, DistillContext, Distiller
 from .clustering import cached_kmeans, kmeans_codes, nearest_centroid
 from .registry import register_distiller
@@ -40,24 +41,17 @@ _COS_EPS = 1e-8
 # --------------------------------------------------------------------------------------------
 
 MaskRule = Callable[[torch.Tensor, float], torch.Tensor]
-_MASK_RULES: dict[str, MaskRule] = {}
+MASK_RULES: Registry = Registry("mask rule")
 
 
 def register_mask_rule(name: str) -> Callable[[MaskRule], MaskRule]:
     """Register ``fn(cluster_means (K, L) float64, margin) -> (K, L) mask`` under ``name``."""
-
-    def deco(fn: MaskRule) -> MaskRule:
-        if name in _MASK_RULES and _MASK_RULES[name] is not fn:
-            raise ValueError(f"mask rule {name!r} is registered twice")
-        _MASK_RULES[name] = fn
-        return fn
-
-    return deco
+    return MASK_RULES.register(name)
 
 
 def list_mask_rules() -> list[str]:
     """Names accepted by ``bit_masks(rule=...)``."""
-    return sorted(_MASK_RULES)
+    return MASK_RULES.names()
 
 
 @register_mask_rule("paper")
@@ -114,12 +108,7 @@ def bit_masks(codes, clusters, n_clusters: int, margin: float, rule: str = "pape
         ValueError: unknown rule, shapes that do not match, codes not +-1, labels out of range,
             or an empty cluster (named, with the advice to use a smaller K).
     """
-    try:
-        rule_fn = _MASK_RULES[rule]
-    except KeyError:
-        raise ValueError(
-            f"unknown mask rule {rule!r}; valid names: {', '.join(list_mask_rules())}"
-        ) from None
+    rule_fn = MASK_RULES.get(rule)
     c = _to_tensor(codes, "codes")
     y = _to_tensor(clusters, "clusters")
     if c.dim() != 2:
@@ -409,7 +398,7 @@ def ablation_variants() -> dict[str, dict]:
     }
 
 
-@register_distiller("brcd")
+@register_distiller("brcd", label="BRCD", family="ours")
 class BRCDDistiller(Distiller):
     """BRCD as a distiller (method.md section 3).
 
@@ -456,10 +445,7 @@ class BRCDDistiller(Distiller):
             raise ValueError(f"margin must be >= 0; got {margin}")
         if int(n_clusters) < 1:
             raise ValueError(f"n_clusters must be >= 1; got {n_clusters}")
-        if mask_rule not in _MASK_RULES:
-            raise ValueError(
-                f"unknown mask rule {mask_rule!r}; valid names: {', '.join(list_mask_rules())}"
-            )
+        MASK_RULES.entry(mask_rule)  # ValueError naming the valid rules
         if int(n_init) < 1 or int(kmeans_max_iter) < 1:
             raise ValueError(
                 f"n_init and kmeans_max_iter must be >= 1; got {n_init}, {kmeans_max_iter}"

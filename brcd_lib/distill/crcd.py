@@ -61,7 +61,7 @@ def relation_cosines(
     return cos.masked_fill(zero_relation, 0.0).clamp(-1.0, 1.0)
 
 
-@register_distiller("crcd")
+@register_distiller("crcd", label="CRCD", family="contrastive")
 class CRCDDistiller(ContrastiveDistiller):
     """Complementary relation contrastive distillation (feature relations, both sides).
 

@@ -139,7 +139,7 @@ class ContrastiveDistiller(Distiller):
             self.memory_t.update(index, f_t)
 
 
-@register_distiller("crd")
+@register_distiller("crd", label="CRD", family="contrastive")
 class CRDDistiller(ContrastiveDistiller):
     """Contrastive representation distillation with momentum memory banks.
 

@@ -63,7 +63,7 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) ->
     return F.kl_div(log_p_s, p_t, reduction="sum") * temperature**2 / student.shape[0]
 
 
-@register_distiller("kd")
+@register_distiller("kd", label="KD", family="logit")
 class KDDistiller(Distiller):
     """Hinton KD over the L code dimensions.
 

@@ -7,7 +7,7 @@ from .base import DistillBatch, Distiller
 from .registry import register_distiller
 
 
-@register_distiller("none")
+@register_distiller("none", label="Student (no KD)", family="none")
 class NoDistillation(Distiller):
     def forward(self, batch: DistillBatch) -> torch.Tensor:
         return batch.student.new_zeros(())

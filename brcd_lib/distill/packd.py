@@ -63,7 +63,7 @@ def sinkhorn_plan(
     return torch.exp(scaled(u, v))
 
 
-@register_distiller("packd")
+@register_distiller("packd", label="PACKD", family="contrastive")
 class PACKDDistiller(Distiller):
     """Positive-pair-aware contrastive KD with Sinkhorn-weighted positives.
 

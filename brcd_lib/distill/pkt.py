@@ -28,7 +28,7 @@ def pkt_loss(student: torch.Tensor, teacher: torch.Tensor, eps: float = 1e-7) ->
     return torch.mean(p_t * torch.log((p_t + eps) / (p_s + eps)))
 
 
-@register_distiller("pkt")
+@register_distiller("pkt", label="PKT", family="relation")
 class PKTDistiller(Distiller):
     """Probabilistic knowledge transfer.
 

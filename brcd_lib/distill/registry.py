@@ -1,36 +1,64 @@
-"""Name -> distiller class registry (``get_distiller("pkt")``, ``list_distillers()``)."""
+"""The distiller catalogue: name -> class, with each method's metadata registered by the method.
+
+``@register_distiller("kd", label="KD", family="logit")`` on a :class:`Distiller` subclass is all a
+new method needs to appear in every grid, table and test of the kit: the methods of a profile
+(:func:`list_methods`), their order in tables (family, then registration order) and their display
+labels (:func:`method_label`) are read from here.
+
+Families, in table order: ``none`` (the student without distillation), ``logit`` (KD),
+``relation`` (SP, PKT, RKD), ``contrastive`` (CRD, SSKD, CRCD, PACKD), ``ours`` (BRCD).
+"""
 from __future__ import annotations
 
 from typing import Callable
 
+from ..registry import Registry
 from .base import Distiller
 
-_REGISTRY: dict[str, type[Distiller]] = {}
+FAMILIES: tuple[str, ...] = ("none", "logit", "relation", "contrastive", "ours")
+DISTILLERS: Registry = Registry("distiller")
 
 
-def register_distiller(name: str) -> Callable[[type[Distiller]], type[Distiller]]:
+def register_distiller(name: str, *, label: str | None = None,
+                       family: str | None = None) -> Callable[[type[Distiller]], type[Distiller]]:
+    """Class decorator: register a distiller under ``name`` with its display ``label`` (default
+    ``name.upper()``) and ``family`` (one of :data:`FAMILIES`). Both are also set as class
+    attributes, beside the class's own metadata (``n_views``, ``needs_rotations``,
+    ``reads_labels``)."""
+
     def deco(cls: type[Distiller]) -> type[Distiller]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"distiller {name!r} is registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
+        fam = family if family is not None else cls.family
+        if fam not in FAMILIES:
+            raise ValueError(f"distiller {name!r}: family must be one of {', '.join(FAMILIES)}, "
+                             f"got {fam!r}")
+        cls.name, cls.label, cls.family = name, label or cls.label or name.upper(), fam
+        DISTILLERS.add(name, cls, label=cls.label, family=fam)
         return cls
 
     return deco
 
 
 def list_distillers() -> list[str]:
-    return sorted(_REGISTRY)
+    """Registered distiller names, sorted."""
+    return DISTILLERS.names()
+
+
+def list_methods() -> list[str]:
+    """Registered distiller names in table order: by family (:data:`FAMILIES`), then in
+    registration order. The default method list of every profile's main grid."""
+    entries = DISTILLERS.entries()
+    return [e.name for e in sorted(entries, key=lambda e: FAMILIES.index(e.meta["family"]))]
+
+
+def method_label(name: str) -> str:
+    """The display label of a registered distiller (``"none"`` -> ``"Student (no KD)"``); other
+    names (teacher, shallow hashers) are returned as given."""
+    return DISTILLERS.meta(name)["label"] if name in DISTILLERS else name
 
 
 def distiller_class(name: str) -> type[Distiller]:
     """The registered distiller class ``name`` (its class attributes, e.g. ``needs_rotations``)."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown distiller {name!r}; valid names: {', '.join(list_distillers())}"
-        ) from None
+    return DISTILLERS.get(name)
 
 
 def get_distiller(name: str, **kwargs) -> Distiller:

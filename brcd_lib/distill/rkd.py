@@ -56,7 +56,7 @@ def rkd_loss(
     return distance_weight * loss_d + angle_weight * loss_a
 
 
-@register_distiller("rkd")
+@register_distiller("rkd", label="RKD", family="relation")
 class RKDDistiller(Distiller):
     """Relational KD (distance + angle).
 

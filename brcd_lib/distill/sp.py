@@ -43,7 +43,7 @@ SP_VARIANTS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 }
 
 
-@register_distiller("sp")
+@register_distiller("sp", label="SP", family="relation")
 class SPDistiller(Distiller):
     """Similarity-preserving KD.
 

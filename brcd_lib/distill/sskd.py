@@ -49,7 +49,7 @@ def kept_rows(teacher_sim: torch.Tensor, n_copies: int, keep_wrong_ratio: float)
     return torch.sort(order[:n_keep]).values
 
 
-@register_distiller("sskd")
+@register_distiller("sskd", label="SSKD", family="contrastive")
 class SSKDDistiller(Distiller):
     """Self-supervision (rotation) KD term of SSKD.
 

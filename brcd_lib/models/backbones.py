@@ -32,7 +32,7 @@ import torch
 import torchvision
 from torch import nn
 
-from .registry import Registry
+from ..registry import Registry
 
 BACKBONES: Registry = Registry("backbone")
 ROLE_HINTS = ("teacher", "student", "any")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .registry import Registry
+from ..registry import Registry
 
 HEADS: Registry = Registry("head")
 _FAMILY_HEADS: dict[str, str] = {}

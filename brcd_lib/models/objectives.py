@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import Registry
+from ..registry import Registry
 
 OBJECTIVES: Registry = Registry("hashing objective")
 

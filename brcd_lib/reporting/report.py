@@ -6,7 +6,7 @@ import glob
 import json
 import os
 
-from .io import atomic_write_text
+from ..io import atomic_write_text
 
 # paper artefact -> (notebook, table stems, figure stems)
 MANIFEST = [

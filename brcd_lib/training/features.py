@@ -24,21 +24,14 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
-from .io import atomic_save
-from .models.pretrain import state_fingerprint, tensor_fingerprint
+from ..io import atomic_save
+from ..models.pretrain import state_fingerprint, tensor_fingerprint
+from ..paths import cache_root
+from .distributed import encode_sharded
+from .encode import compute_features
 
 log = logging.getLogger(__name__)
-
-
-def default_cache_dir() -> str:
-    """``$BRCD_CACHE`` or ``<repo>/.cache``."""
-    env = os.environ.get("BRCD_CACHE")
-    if env:
-        return env
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache")
 
 
 def module_fingerprint(module: nn.Module) -> str:
@@ -56,23 +49,11 @@ def module_fingerprint(module: nn.Module) -> str:
     return value
 
 
-@torch.inference_mode()
-def compute_features(fn: Callable[[torch.Tensor], torch.Tensor], dataset, *, batch_size: int = 256,
-                     device: str = "cpu", num_workers: int = 0, desc: str = "features",
-                     progress: bool = True) -> torch.Tensor:
-    """Apply ``fn`` to every item of ``dataset`` (which yields ``(image, index)``) in order."""
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    out = []
-    for x, _ in tqdm(loader, desc=desc, disable=not progress, leave=False):
-        out.append(fn(x.to(device)).float().cpu())
-    return torch.cat(out) if out else torch.empty(0)
-
-
 class FeatureStore:
     """Memory + disk cache of frozen-backbone outputs keyed by content."""
 
     def __init__(self, *, cache_dir: str | None = None, enabled: bool = True):
-        self.cache_dir = os.path.join(cache_dir or default_cache_dir(), "features")
+        self.cache_dir = os.path.join(cache_dir or cache_root(), "features")
         self.enabled = enabled
         self._memory: dict[str, torch.Tensor] = {}
 
@@ -102,8 +83,6 @@ class FeatureStore:
               device: str = "cpu", progress: bool = True) -> torch.Tensor:
         """Backbone features (n, d) of ``dataset`` under its (deterministic) transform."""
         key = _key("clean", module_fingerprint(net.backbone), split_hash, set_name, transform_desc)
-        from .distributed import encode_sharded  # one process: compute_features; several: shards
-
         return self.get(key, lambda: encode_sharded(
             net.features, dataset, device=device, desc=f"features {set_name}", progress=progress))
 

@@ -14,9 +14,9 @@ matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .analysis.plots import save_figure  # noqa: E402
-from .io import atomic_write_text  # noqa: E402
-from .results import write_frame  # noqa: E402
+from ..analysis.plots import save_figure  # noqa: E402
+from ..io import atomic_write_text  # noqa: E402
+from .tables import write_frame  # noqa: E402
 
 
 class Outputs:

@@ -12,8 +12,8 @@ import time
 import pandas as pd
 import torch
 
-from .models.complexity import count_flops, count_parameters
-from .provenance import device_description
+from ..models.complexity import count_flops, count_parameters
+from ..provenance import device_description
 
 
 @torch.inference_mode()

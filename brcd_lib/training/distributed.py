@@ -16,8 +16,8 @@ from that:
 * gradients are averaged across ranks with one flat all-reduce after every backward
   (:func:`average_gradients`; the replicas hold identical gradients, the all-reduce keeps them in
   lock-step) and the trainable parameters are broadcast from rank 0 when training starts;
-* only rank 0 writes checkpoints (:func:`brcd_lib.engine.save_checkpoint` is a no-op on the
-  other ranks), followed by a barrier;
+* only rank 0 writes checkpoints (:func:`brcd_lib.training.engine.save_checkpoint` is a no-op
+  on the other ranks), followed by a barrier;
 * the clean features of an evaluation set (the database) can be encoded with
   :func:`encode_sharded`: each rank encodes a contiguous shard and the shards are all-gathered.
 
@@ -30,8 +30,8 @@ images but different random views.
 Use: ``torchrun --nproc_per_node=4 -m brcd_lib.train --profile paper --role teacher --bits 64``;
 :func:`init_from_env` reads ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` / ``MASTER_ADDR`` /
 ``MASTER_PORT`` and picks ``nccl`` when CUDA is used, ``gloo`` otherwise.
-:func:`brcd_lib.engine.fit` switches to this scheme by itself when a process group with more
-than one rank is initialised.
+:func:`brcd_lib.training.engine.fit` switches to this scheme by itself when a process group with
+more than one rank is initialised.
 """
 from __future__ import annotations
 
@@ -44,6 +44,10 @@ from typing import Any, Iterable, Iterator
 
 import torch
 import torch.distributed as tdist
+from torch.utils.data import Subset
+
+from .encode import compute_features
+from .sources import PairBatch
 
 __all__ = [
     "DistContext",
@@ -288,7 +292,7 @@ def _gather_opt(t: torch.Tensor | None, ctx: DistContext, dim: int = 0) -> torch
 
 
 class ShardedPairSource:
-    """Wraps a :class:`brcd_lib.engine.PairSource` for several ranks: each rank produces its
+    """Wraps a :class:`brcd_lib.training.sources.PairSource` for several ranks: each rank produces its
     share of every global batch (``source.epoch(..., shard=(rank, world_size))``), and the
     shares are all-gathered into the global batch in one-process order."""
 
@@ -297,8 +301,6 @@ class ShardedPairSource:
         self.n = source.n
 
     def epoch(self, *, epoch: int, seed: int, batch_size: int):
-        from .engine import PairBatch  # local import: engine imports this module
-
         try:
             local = self.source.epoch(epoch=epoch, seed=seed, batch_size=batch_size,
                                       shard=(self.ctx.rank, self.ctx.world_size))
@@ -308,7 +310,7 @@ class ShardedPairSource:
             raise TypeError(
                 f"{type(self.source).__name__}.epoch() takes no 'shard' argument, so it cannot "
                 "be split across ranks; add 'shard: tuple[int, int] | None = None' to it (see "
-                "engine.BankPairSource) or train in a single process") from None
+                "sources.BankPairSource) or train in a single process") from None
         for pb in local:
             yield PairBatch(
                 index=_gather_opt(pb.index, self.ctx),
@@ -327,10 +329,6 @@ def encode_sharded(fn, dataset, ctx: DistContext | None = None, *, batch_size: i
     order: each rank encodes a contiguous shard (:func:`shard_range`), the shards are
     all-gathered. Use it for deterministic transforms only (clean evaluation sets): with random
     augmentations the result would depend on the number of ranks."""
-    from torch.utils.data import Subset
-
-    from .features import compute_features
-
     ctx = ctx or current()
     if ctx is None:
         return compute_features(fn, dataset, batch_size=batch_size, device=device,

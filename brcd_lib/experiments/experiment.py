@@ -1,39 +1,42 @@
-"""One profile's experiments: data, pretrained backbones, teachers, students, shallow baselines.
+"""One profile's experiments: data, pretrained backbones, features, teachers, students, shallow
+baselines.
 
-``Experiment`` is what the notebooks and the reproduction job call. Every training run is cached
-by a hash of everything that determines it (profile data, split hash, model, training and
-distillation configs, code length, seed, and for students the teacher's run): a finished run is
-loaded, an interrupted one resumes from its last checkpoint.
+``Experiment`` is what the notebooks and the reproduction job call. Every training run goes
+through the run store (:mod:`brcd_lib.experiments.runstore`), keyed by a hash of everything that
+determines it (profile data, split hash, model, training and distillation configs, code length,
+seed, the backbone's weights, and for students the teacher's run): a finished run is loaded, an
+interrupted one resumes from its last checkpoint.
 """
 from __future__ import annotations
 
-import copy
-import dataclasses
-import json
 import logging
 import os
 import time
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
-from . import distributed, engine
-from .config import DistillConfig, ModelConfig, TrainConfig, config_hash, to_dict
-from .data import get_dataset
-from .data.transforms import TwoViews, get_transforms
-from .distill import distiller_class, get_distiller
-from .features import FeatureStore, default_cache_dir, module_fingerprint
-from .io import atomic_write_text
-from .metrics import map_at_k
-from .models import build_hashing_network, get_objective
-from .models.pretrain import ssl_pretrain
-from .parallel import resolve_workers, torch_threads
+from ..config import DistillConfig, ModelConfig, TrainConfig, config_hash, to_dict
+from ..data import get_dataset
+from ..data.transforms import TwoViews, get_transforms
+from ..distill import get_distiller
+from ..io import json_safe
+from ..metrics import map_at_k
+from ..models import build_hashing_network, get_objective
+from ..models.pretrain import ssl_pretrain
+from ..models.shallow import get_shallow_hasher
+from ..paths import cache_root
+from ..provenance import provenance
+from ..training import engine
+from ..training.features import FeatureStore, module_fingerprint
+from ..training.parallel import resolve_workers, torch_threads
+from ..training.sources import BankPairSource, ImagePairSource, PairSource
 from .profiles import Profile, get_profile
-from .provenance import provenance
+from .runstore import PARADIGMS, RunStore, TrainedRun, TrainOutcome
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Experiment", "TrainedRun", "ShallowNotAvailable", "DegenerateTeacher", "SSL_INIT_SEED"]
 
 
 class ShallowNotAvailable(RuntimeError):
@@ -50,18 +53,6 @@ class DegenerateTeacher(ValueError):
     on these backbones); methods that cluster the codes cannot run. Studies record it."""
 
 
-@dataclass
-class TrainedRun:
-    """A finished run: the network with its selected head(s) and its test metrics."""
-
-    role: str
-    net: Any                       # HashingNetwork with the head selected for ``symmetric``
-    nets: dict[str, Any]           # paradigm -> network with that paradigm's best head
-    metrics: dict[str, float]      # paradigm -> test mAP@K
-    record: dict                   # everything written to result.json
-    run_dir: str
-
-
 class Experiment:
     """Experiments of one profile on one device, sharing splits, backbones and feature caches."""
 
@@ -69,13 +60,14 @@ class Experiment:
                  device: str | None = None, progress: bool = True, resume: bool = True,
                  workers: int | None = None):
         self.profile = profile if isinstance(profile, Profile) else get_profile(profile)
-        # CPU cores for grids (worker processes) and serial phases (threads): brcd_lib.parallel
+        # CPU cores for grids (worker processes) and serial phases (threads): training.parallel
         self.workers = resolve_workers(workers, profile_workers=self.profile.workers)
-        self.cache_dir = cache_dir or default_cache_dir()
+        self.cache_dir = str(cache_dir or cache_root())
         self.device = device or ("cuda" if torch.cuda.is_available() and not self.profile.runs_on_cpu
                                  else "cpu")
         self.progress, self.resume = progress, resume
         self.store = FeatureStore(cache_dir=self.cache_dir)
+        self.runs = RunStore(root=os.path.join(self.cache_dir, "runs", self.profile.name))
         self._splits = None
         self._backbones: dict[str, torch.nn.Module] = {}
         self._teachers: dict[str, TrainedRun] = {}
@@ -164,8 +156,11 @@ class Experiment:
         bank = self.view_bank(net, n_views).to(self.device)
         return torch.stack([engine.codes_from_features(net, b) for b in bank]).cpu()
 
-    def _source(self, net, train: TrainConfig, teacher=None, rotations: int = 0, *,
-                frozen: bool = True):
+    def source(self, net, train: TrainConfig, teacher=None, rotations: int = 0, *,
+               frozen: bool = True) -> PairSource:
+        """The training pairs of a run: cached view banks (``train.feature_views > 0`` and a
+        frozen backbone) or fresh augmentations through the backbones; with ``rotations`` the
+        rotated copies of view 1 a distiller such as SSKD reads."""
         if train.feature_views > 0 and frozen:
             sb = self.view_bank(net, train.feature_views).to(self.device)
             tb = None if teacher is None else self.view_bank(teacher, train.feature_views).to(self.device)
@@ -175,28 +170,21 @@ class Experiment:
                                      for r in range(rotations)]).to(self.device)
                 t_rot = torch.stack([self.view_bank(teacher, train.feature_views, rotation=r)
                                      for r in range(rotations)]).to(self.device)
-            return engine.BankPairSource(student_bank=sb, teacher_bank=tb, student_rot=s_rot,
-                                         teacher_rot=t_rot)
+            return BankPairSource(student_bank=sb, teacher_bank=tb, student_rot=s_rot,
+                                  teacher_rot=t_rot)
         ds = self.splits.train.with_transform(TwoViews(self.transform(train=True)))
-        return engine.ImagePairSource(dataset=ds, student_features=net.features,
-                                      teacher_features=None if teacher is None else teacher.features,
-                                      rotations=rotations, device=self.device,
-                                      num_workers=train.num_workers)
+        return ImagePairSource(dataset=ds, student_features=net.features,
+                               teacher_features=None if teacher is None else teacher.features,
+                               rotations=rotations, device=self.device,
+                               num_workers=train.num_workers)
 
-    def _map(self, query_codes, db_codes) -> float:
-        return float(map_at_k(query_codes, db_codes, self.labels("query"), self.labels("database"),
-                              self.splits.top_k))
-
-    def _val_map(self, query_codes, db_codes) -> float:
-        return float(map_at_k(query_codes, db_codes, self.labels("val"), self.labels("database"),
+    def evaluate(self, query_codes, db_codes, *, queries: str = "query") -> float:
+        """mAP@K of ``query_codes`` (of the set ``queries``: "query" or "val") against
+        ``db_codes`` of the database."""
+        return float(map_at_k(query_codes, db_codes, self.labels(queries), self.labels("database"),
                               self.splits.top_k))
 
     # ---------------------------------------------------------------- runs
-    def _run_dir(self, role: str, key: str) -> str:
-        path = os.path.join(self.cache_dir, "runs", self.profile.name, f"{role}-{key}")
-        os.makedirs(path, exist_ok=True)
-        return path
-
     def teacher(self, bits: int, *, model: ModelConfig | None = None,
                 train: TrainConfig | None = None) -> TrainedRun:
         """Train (or load) the hashing teacher for ``bits``."""
@@ -210,40 +198,44 @@ class Experiment:
         # the backbone's weights are part of the key: a changed architecture or pretraining is a miss
         key = config_hash("teacher", self.profile.data, self.splits.split_hash, model, train, bits,
                           seed, module_fingerprint(net.backbone))
-        run_dir = self._run_dir("teacher", key)
-        objective = get_objective(model.objective, **model.objective_kwargs)
-        result_path = os.path.join(run_dir, "result.json")
-        if os.path.exists(result_path):
-            record = json.load(open(result_path))
-            state = engine.load_checkpoint(os.path.join(run_dir, "best.pt"))
-            engine._load_head_state(net, state["head"])
-        else:
+
+        def fit(run_dir: str) -> TrainOutcome:
             t0 = time.time()
 
             def validate():
                 q = self.codes(net, "val")
-                return {"symmetric": self._val_map(q, self.codes(net, "database"))}
+                return {"symmetric": self.evaluate(q, self.codes(net, "database"), queries="val")}
 
+            objective = get_objective(model.objective, **model.objective_kwargs)
             loop = engine.fit(name=f"teacher {bits} bits", net=net, objective=objective,
-                              source=self._source(net, train, frozen=model.freeze_backbone), train_cfg=train, seed=seed,
-                              validate=validate, checkpoint_path=os.path.join(run_dir, "last.pt"),
+                              source=self.source(net, train, frozen=model.freeze_backbone),
+                              train_cfg=train, seed=seed, validate=validate,
+                              checkpoint_path=os.path.join(run_dir, "last.pt"),
                               resume=self.resume, progress=self.progress)
-            engine._load_head_state(net, loop.best_state["symmetric"]["head"])
-            engine.save_checkpoint(os.path.join(run_dir, "best.pt"), format=engine.CHECKPOINT_FORMAT,
-                                   head=engine._head_state(net), config=_json_safe(to_dict(model)),
-                                   bits=bits, epoch=loop.best_epoch["symmetric"])
-            q, db = self.codes(net, "query"), self.codes(net, "database")
-            value = self._map(q, db)
+            head = loop.best_state["symmetric"]["head"]
+            engine.load_head_state(net, head)
+            value = self.evaluate(self.codes(net, "query"), self.codes(net, "database"))
             record = self._record(role="teacher", key=key, bits=bits, seed=seed, model=model,
                                   train=train, distill=None, loop=loop,
                                   metrics={"symmetric": value, "asymmetric": value},
                                   wall_s=time.time() - t0)
-            if distributed.is_main():
-                atomic_write_text(result_path, json.dumps(record, indent=1))
-        run = TrainedRun("teacher", net, {"symmetric": net, "asymmetric": net}, record["metrics"],
-                         record, run_dir)
+            return TrainOutcome(heads={"symmetric": head},
+                                best_epoch={"symmetric": loop.best_epoch["symmetric"]},
+                                record=record)
+
+        run = self.runs.load_or_train(role="teacher", key=key, net=net, train=fit,
+                                      model_config=to_dict(model), bits=bits)
         self._teachers[memo] = run
         return run
+
+    def distill_config(self, method: str, distill_kwargs: dict | None = None,
+                       weight: float = 1.0) -> DistillConfig:
+        """The distiller settings of a student run: the paper defaults, the profile's overrides
+        of ``method`` (and BRCD's profile settings), then ``distill_kwargs``."""
+        kwargs = {**self.profile.method_kwargs.get(method, {}), **(distill_kwargs or {})}
+        if method == "brcd":
+            kwargs = {**self.profile.brcd, **kwargs}
+        return DistillConfig(method=method, kwargs=kwargs, weight=weight)
 
     def student(self, bits: int, *, method: str = "none", seed: int = 0,
                 distill_kwargs: dict | None = None, model: ModelConfig | None = None,
@@ -252,30 +244,19 @@ class Experiment:
         """Train (or load) a student distilled from the teacher with ``method``."""
         model = model or self.profile.student
         train = train or self.profile.student_train
-        kwargs = {**self.profile.method_kwargs.get(method, {}), **(distill_kwargs or {})}
-        if method == "brcd":
-            kwargs = {**self.profile.brcd, **kwargs}
-        distill = DistillConfig(method=method, kwargs=kwargs, weight=distill_weight)
+        distill = self.distill_config(method, distill_kwargs, distill_weight)
         teacher = self.teacher(bits, model=teacher_model)
         net = self.build_network(model, bits, role="student", seed=seed)
         key = config_hash("student", self.profile.data, self.splits.split_hash, model, train, bits,
                           seed, distill, teacher.record["key"], module_fingerprint(net.backbone))
-        run_dir = self._run_dir("student", key)
-        result_path = os.path.join(run_dir, "result.json")
         if teacher.net.code_length != net.code_length:
             raise ValueError(f"teacher ({teacher.net.code_length} bits) and student "
                              f"({net.code_length} bits) must have the same code length")
-        nets = {}
-        if os.path.exists(result_path):
-            record = json.load(open(result_path))
-            for paradigm in ("symmetric", "asymmetric"):
-                state = engine.load_checkpoint(os.path.join(run_dir, f"best_{paradigm}.pt"))
-                nets[paradigm] = copy.deepcopy(net)
-                engine._load_head_state(nets[paradigm], state["head"])
-        else:
+
+        def fit(run_dir: str) -> TrainOutcome:
             t0 = time.time()
             objective = get_objective(model.objective, **model.objective_kwargs)
-            distiller = get_distiller(method, **kwargs).to(self.device)
+            distiller = get_distiller(method, **distill.kwargs).to(self.device)
             teacher_net = teacher.net
             train_codes = self.codes(teacher_net, "train")
             n_distinct = len(torch.unique(train_codes, dim=0))
@@ -291,32 +272,26 @@ class Experiment:
                     f"{method}: the teacher's codes of the {len(train_codes)} training images take "
                     f"only {n_distinct} distinct values, too few to distil from ({err})") from err
             teacher_db = self.codes(teacher_net, "database")
-            rotations = 4 if getattr(distiller, "needs_rotations", False) else 0
 
             def validate():
                 q = self.codes(net, "val")
-                return {"symmetric": self._val_map(q, self.codes(net, "database")),
-                        "asymmetric": self._val_map(q, teacher_db)}
+                return {"symmetric": self.evaluate(q, self.codes(net, "database"), queries="val"),
+                        "asymmetric": self.evaluate(q, teacher_db, queries="val")}
 
             name = f"{label or method} {bits} bits seed {seed}"
             loop = engine.fit(name=name, net=net, objective=objective,
-                              source=self._source(net, train, teacher_net, rotations,
-                                                  frozen=model.freeze_backbone),
+                              source=self.source(net, train, teacher_net, distiller.rotations,
+                                                 frozen=model.freeze_backbone),
                               train_cfg=train, seed=seed, validate=validate, teacher=teacher_net,
-                              distiller=distiller, distill_weight=distill_weight,
+                              distiller=distiller, distill_weight=distill.weight,
                               checkpoint_path=os.path.join(run_dir, "last.pt"), resume=self.resume,
                               progress=self.progress)
-            metrics = {}
-            for paradigm in ("symmetric", "asymmetric"):
-                nets[paradigm] = engine.restore(net, loop.best_state[paradigm])
-                engine.save_checkpoint(os.path.join(run_dir, f"best_{paradigm}.pt"),
-                                       format=engine.CHECKPOINT_FORMAT,
-                                       head=loop.best_state[paradigm]["head"],
-                                       config=_json_safe(to_dict(model)), bits=bits,
-                                       epoch=loop.best_epoch[paradigm])
-            q_sym = self.codes(nets["symmetric"], "query")
-            metrics["symmetric"] = self._map(q_sym, self.codes(nets["symmetric"], "database"))
-            metrics["asymmetric"] = self._map(self.codes(nets["asymmetric"], "query"), teacher_db)
+            heads = {p: loop.best_state[p]["head"] for p in PARADIGMS}
+            best = {p: engine.restore(net, loop.best_state[p]) for p in PARADIGMS}
+            q_sym = self.codes(best["symmetric"], "query")
+            metrics = {"symmetric": self.evaluate(q_sym, self.codes(best["symmetric"], "database")),
+                       "asymmetric": self.evaluate(self.codes(best["asymmetric"], "query"),
+                                                   teacher_db)}
             extra = {}
             if hasattr(distiller, "kept_bit_fraction"):
                 extra["kept_bit_fraction"] = float(distiller.kept_bit_fraction)
@@ -324,18 +299,21 @@ class Experiment:
                                   train=train, distill=distill, loop=loop, metrics=metrics,
                                   wall_s=time.time() - t0, extra=extra,
                                   teacher_key=teacher.record["key"])
-            if distributed.is_main():
-                atomic_write_text(result_path, json.dumps(record, indent=1))
-        return TrainedRun("student", nets["symmetric"], nets, record["metrics"], record, run_dir)
+            return TrainOutcome(heads=heads, best_epoch=dict(loop.best_epoch), record=record)
+
+        return self.runs.load_or_train(role="student", key=key, net=net, train=fit,
+                                       model_config=to_dict(model), bits=bits)
 
     def prepare_inputs(self, bits: int, *, method: str = "none", seed: int = 0,
                        model: ModelConfig | None = None, teacher_model: ModelConfig | None = None,
-                       train: TrainConfig | None = None, **_run_options) -> None:
+                       train: TrainConfig | None = None, distill_kwargs: dict | None = None,
+                       **_run_options) -> None:
         """Build (or load) what a student run with these settings reads besides its own
         training: the teacher, the teacher's codes of the training set and the database, the
         student backbone's features of the evaluation sets and the view banks (with the rotated
         copies when the method needs them). Grids call it before they send runs to worker
-        processes, so that two workers never build the same cache (brcd_lib.parallel)."""
+        processes, so that two workers never build the same cache
+        (:func:`brcd_lib.experiments.studies.prefetch_students`)."""
         model = model or self.profile.student
         train = train or self.profile.student_train
         teacher = self.teacher(bits, model=teacher_model)
@@ -344,29 +322,32 @@ class Experiment:
             self.codes(teacher.net, set_name)
         for set_name in ("val", "query", "database"):
             self.features(net, set_name)
-        rotations = 4 if distiller_class(method).needs_rotations else 0
-        self._source(net, train, teacher.net, rotations, frozen=model.freeze_backbone)
+        rotations = get_distiller(method, **self.distill_config(method, distill_kwargs).kwargs).rotations
+        self.source(net, train, teacher.net, rotations, frozen=model.freeze_backbone)
+
+    def pixels(self, set_name: str) -> np.ndarray:
+        """Raw pixels of a set as float vectors in [0, 1] (array-backed datasets only)."""
+        s = getattr(self.splits, set_name)
+        if not hasattr(s, "images"):
+            raise ShallowNotAvailable(f"shallow hashers run on in-memory pixel arrays; "
+                                      f"{self.profile.data.name} is read from image files")
+        return s.images.reshape(len(s), -1).float().numpy() / 255.0
+
+    def shallow_codes(self, bits: int, name: str, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(query codes, database codes) of a shallow hasher (LSH, ITQ) fit on the training
+        images' raw pixels."""
+        hasher = get_shallow_hasher(name, code_length=bits, seed=seed)
+        hasher.fit(self.pixels("train"))
+        return hasher.encode(self.pixels("query")), hasher.encode(self.pixels("database"))
 
     def shallow(self, bits: int, name: str, *, seed: int = 0) -> dict[str, float]:
-        """LSH / ITQ on raw pixels, same protocol (symmetric paradigm only)."""
-        from .shallow import get_shallow_hasher
+        """A shallow hasher on raw pixels, same protocol (symmetric paradigm only)."""
+        return {"symmetric": self.evaluate(*self.shallow_codes(bits, name, seed=seed))}
 
-        def pixels(set_name):
-            s = getattr(self.splits, set_name)
-            if not hasattr(s, "images"):
-                raise ShallowNotAvailable(f"{name.upper()} runs on in-memory pixel arrays; "
-                                          f"{self.profile.data.name} is read from image files")
-            return s.images.reshape(len(s), -1).float().numpy() / 255.0
-
-        hasher = get_shallow_hasher(name, code_length=bits, seed=seed)
-        hasher.fit(pixels("train"))
-        return {"symmetric": self._map(hasher.encode(pixels("query")),
-                                       hasher.encode(pixels("database")))}
-
-    # ---------------------------------------------------------------- records and rows
+    # ---------------------------------------------------------------- records
     def _record(self, *, role, key, bits, seed, model, train, distill, loop, metrics, wall_s,
                 extra=None, teacher_key=None) -> dict:
-        return _json_safe({
+        return json_safe({
             "role": role, "key": key, "profile": self.profile.name, "dataset": self.profile.data.name,
             "bits": bits, "seed": seed, "split_hash": self.splits.split_hash,
             "top_k": self.splits.top_k, "model": to_dict(model), "train": to_dict(train),
@@ -376,40 +357,3 @@ class Experiment:
             "history": loop.history, "wall_s": wall_s, "extra": extra or {},
             **provenance(device=self.device),
         })
-
-    def rows(self, run: TrainedRun | dict, *, method: str, variant: str | None = None) -> list[dict]:
-        """Long-format result rows of a run (one per paradigm) with provenance."""
-        record = run.record if isinstance(run, TrainedRun) else run
-        metrics = record["metrics"]
-        return [{
-            "dataset": self.profile.data.name, "profile": self.profile.name, "method": method,
-            "variant": variant or method, "bits": record["bits"], "paradigm": paradigm,
-            "seed": record["seed"], "metric": f"mAP@{record['top_k'] or 'all'}", "value": value,
-            "config_hash": record["key"], "split_hash": record["split_hash"],
-            "commit": record["commit"], "versions": record["versions"], "device": record["device"],
-            "timestamp": record["timestamp"], "wall_s": record["wall_s"],
-        } for paradigm, value in metrics.items()]
-
-    def shallow_rows(self, bits: int, name: str, *, seed: int = 0) -> list[dict]:
-        metrics = self.shallow(bits, name, seed=seed)
-        prov = provenance(device="cpu")
-        return [{"dataset": self.profile.data.name, "profile": self.profile.name,
-                 "method": name.upper(), "variant": name, "bits": bits, "paradigm": paradigm,
-                 "seed": seed, "metric": f"mAP@{self.splits.top_k or 'all'}", "value": value,
-                 "config_hash": config_hash(name, bits, seed), "split_hash": self.splits.split_hash,
-                 **{k: prov[k] for k in ("commit", "versions", "device", "timestamp")}, "wall_s": 0.0}
-                for paradigm, value in metrics.items()]
-
-
-def _json_safe(obj):
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    if isinstance(obj, torch.Tensor):
-        return obj.tolist()
-    if dataclasses.is_dataclass(obj):
-        return _json_safe(dataclasses.asdict(obj))
-    return obj

@@ -16,6 +16,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..registry import Registry
+
 __all__ = [
     "ShallowHasher",
     "LSHHasher",
@@ -26,36 +28,30 @@ __all__ = [
     "lsh_codes",
 ]
 
-_REGISTRY: dict[str, type["ShallowHasher"]] = {}
+SHALLOW_HASHERS: Registry = Registry("shallow hasher")
 
 
-def register_shallow_hasher(name: str) -> Callable[[type["ShallowHasher"]], type["ShallowHasher"]]:
-    """Class decorator adding a hasher to the registry under ``name``."""
+def register_shallow_hasher(name: str, *, label: str | None = None
+                            ) -> Callable[[type["ShallowHasher"]], type["ShallowHasher"]]:
+    """Class decorator adding a hasher to the registry under ``name`` (``label``: the name shown
+    in tables, default ``name.upper()``)."""
 
     def deco(cls: type[ShallowHasher]) -> type[ShallowHasher]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"shallow hasher {name!r} is registered twice")
         cls.name = name
-        _REGISTRY[name] = cls
-        return cls
+        return SHALLOW_HASHERS.register(name, label=label or name.upper())(cls)
 
     return deco
 
 
 def list_shallow_hashers() -> list[str]:
-    """Registered shallow hasher names."""
-    return sorted(_REGISTRY)
+    """Registered shallow hasher names, sorted (``SHALLOW_HASHERS`` iterates in registration
+    order, the order of the tables)."""
+    return SHALLOW_HASHERS.names()
 
 
 def get_shallow_hasher(name: str, **kwargs) -> "ShallowHasher":
     """Build a registered hasher, e.g. ``get_shallow_hasher("itq", code_length=32, seed=0)``."""
-    try:
-        cls = _REGISTRY[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown shallow hasher {name!r}; valid names: {', '.join(list_shallow_hashers())}"
-        ) from None
-    return cls(**kwargs)
+    return SHALLOW_HASHERS.build(name, **kwargs)
 
 
 def _flatten(x, what: str) -> np.ndarray:

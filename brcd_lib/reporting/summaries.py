@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .metrics import hamming_distance, pr_curve, precision_at_k_curve
+from ..metrics import hamming_distance, pr_curve, precision_at_k_curve
 
 SPLITS = ("train", "val", "query", "database")
 

@@ -9,8 +9,8 @@ import pandas as pd
 import seaborn as sns
 import torch
 
+from ..experiments.experiment import Experiment
 from .outputs import Outputs
-from .pipeline import Experiment
 
 
 def setup(profile: str, results_root: str, *, progress: bool = False) -> tuple[Experiment, Outputs]:

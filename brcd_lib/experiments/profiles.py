@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Callable
 
-from .config import BackboneConfig, DataConfig, ModelConfig, TrainConfig
-
-ALL_METHODS = ("none", "kd", "sp", "pkt", "rkd", "crd", "sskd", "crcd", "packd", "brcd")
+from ..config import BackboneConfig, DataConfig, ModelConfig, TrainConfig
+from ..data import list_datasets
+from ..distill import list_methods
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Profile:
     seeds: tuple[int, ...] = (0, 1, 2)
     aux_seeds: tuple[int, ...] | None = None  # seeds of the ablation, sensitivity and generality grids (None = seeds)
     teacher_seed: int = 0
-    methods: tuple[str, ...] = ALL_METHODS
+    methods: tuple[str, ...] | None = None  # main-grid methods; None = every registered distiller
     brcd: dict = field(default_factory=lambda: {"n_clusters": 10, "margin": 0.5, "alpha": 0.8})
     # per-method overrides of the paper defaults (CPU concessions are listed here, nowhere else)
     method_kwargs: dict = field(default_factory=dict)
@@ -54,28 +54,32 @@ class Profile:
     workers: int = 1
 
 
-_PROFILES: dict[str, Callable[[], Profile]] = {}
+    def grid_methods(self) -> tuple[str, ...]:
+        """The main grid's methods: ``methods``, or every registered distiller in table order
+        (:func:`brcd_lib.distill.list_methods`), so a newly registered method joins every grid."""
+        return tuple(self.methods) if self.methods is not None else tuple(list_methods())
+
+
+PROFILES: Registry = Registry("profile")
 
 
 def register_profile(name: str):
-    def deco(fn: Callable[[], Profile]) -> Callable[[], Profile]:
-        _PROFILES[name] = fn
-        return fn
-
-    return deco
+    """Decorator registering a zero-argument factory that returns the :class:`Profile`."""
+    return PROFILES.register(name)
 
 
 def list_profiles() -> list[str]:
-    return list(_PROFILES)
+    """Profile names in registration order."""
+    return list(PROFILES)
 
 
 def get_profile(name: str, **overrides) -> Profile:
     if not isinstance(name, str):  # e.g. a papermill parameter injected with the wrong type
-        raise TypeError(f"profile must be a profile name (str), one of {', '.join(_PROFILES)}; "
+        raise TypeError(f"profile must be a profile name (str), one of {', '.join(PROFILES)}; "
                         f"got {type(name).__name__} {name!r}")
-    if name not in _PROFILES:
-        raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(_PROFILES)}")
-    profile = _PROFILES[name]()
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}")
+    profile = PROFILES.build(name)
     return dataclasses.replace(profile, **overrides) if overrides else profile
 
 
@@ -162,10 +166,8 @@ def _paper() -> Profile:
                         test_transform_options={"center_crop": False}),
         teacher=ModelConfig(backbone=BackboneConfig(name="vit_b_16", pretrained=True)),
         student=ModelConfig(backbone=BackboneConfig(name="efficientnet_b0", pretrained=True)),
-        teacher_train=TrainConfig(epochs=200, batch_size=64, lr=5e-4, eval_every=5, patience=3,
-                                  device="cuda"),
-        student_train=TrainConfig(epochs=400, batch_size=64, lr=1e-3, eval_every=10, patience=5,
-                                  device="cuda"),
+        teacher_train=TrainConfig(epochs=200, batch_size=64, lr=5e-4, eval_every=5, patience=3),
+        student_train=TrainConfig(epochs=400, batch_size=64, lr=1e-3, eval_every=10, patience=5),
         seeds=(8888,), teacher_seed=8888,
         student_backbones=("efficientnet_b0", "mobilenet_v2", "resnet18"),
         teacher_backbones=("vit_b_16", "vit_b_32", "vit_l_16"),
@@ -183,8 +185,6 @@ def paper_configurations(*, datasets: tuple[str, ...] = ("cifar10", "coco", "nus
     ViT-L/16), each once, with the default student on ``generality_dataset`` (``None`` = the
     profile's dataset, CIFAR-10). Unknown dataset names raise ``ValueError`` listing the valid ones.
     """
-    from .data import list_datasets
-
     paper = get_profile("paper")
     gen = generality_dataset if generality_dataset is not None else paper.data.name
     unknown = [d for d in (*datasets, gen) if d not in list_datasets()]

@@ -1,30 +1,18 @@
-"""Tidy result rows with provenance, and the tables (pivots) built from them.
+"""Tables built from result rows (schema: :mod:`brcd_lib.experiments.rows`), and their writer.
 
-Rows are long-format: one row per method x dataset x bits x paradigm x seed, each with the
-provenance columns of :func:`brcd_lib.provenance.provenance` plus ``config_hash``, ``split_hash``
-and ``seed``. Tables are pivots of rows, never typed by hand.
+Tables are pivots of rows, never typed by hand: :func:`mean_std_table` aggregates seeds,
+:func:`flatten_columns` makes the column labels readable, :func:`write_frame` writes CSV and
+Markdown atomically.
 """
 from __future__ import annotations
 
 import os
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from .io import atomic_write_text
-
-ROW_KEYS = ("dataset", "method", "bits", "paradigm", "seed", "metric", "value")
-PROVENANCE_KEYS = ("config_hash", "split_hash", "commit", "versions", "device", "timestamp")
-
-
-def rows_to_frame(rows: Iterable[dict]) -> pd.DataFrame:
-    frame = pd.DataFrame(list(rows))
-    missing = [k for k in ROW_KEYS if k not in frame.columns]
-    if len(frame) and missing:
-        raise ValueError(f"result rows lack the columns {missing}; every row needs {ROW_KEYS}")
-    return frame
-
+from ..io import atomic_write_text
 
 def write_frame(frame: pd.DataFrame, path: str, *, markdown: bool = True,
                 floatfmt: str = ".4f") -> None:

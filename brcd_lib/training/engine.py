@@ -7,9 +7,10 @@ keep the best checkpoint (per paradigm for the student), stop when neither parad
 
     student logits of two views -> hashing objective (CIBHash by default) -> + distiller(batch)
 
-Training inputs come from a :class:`PairSource`: either a cached bank of augmented views' backbone
-features (fast; ``TrainConfig.feature_views > 0``) or augmented images pushed through the
-backbones on every step (``feature_views = 0``). Both give the heads the same kind of input.
+Training inputs come from a :class:`~brcd_lib.training.sources.PairSource`: either a cached bank
+of augmented views' backbone features (fast; ``TrainConfig.feature_views > 0``) or augmented images
+pushed through the backbones on every step (``feature_views = 0``). Both give the heads the same
+kind of input.
 """
 from __future__ import annotations
 
@@ -22,13 +23,13 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..distill.base import DistillBatch, DistillContext, Distiller
+from ..io import atomic_save
+from ..models.hash_layers import sign_pm1
 from . import distributed
-from .distill.base import DistillBatch, DistillContext, Distiller
-from .io import atomic_save
-from .metrics import map_at_k
+from .sources import PairBatch, PairSource
 
 log = logging.getLogger(__name__)
 
@@ -38,160 +39,16 @@ class TrainingDiverged(RuntimeError):
 
 
 # --------------------------------------------------------------------------------------------
-# Training inputs
+# Codes
 # --------------------------------------------------------------------------------------------
-@dataclass
-class PairBatch:
-    """Backbone features of two views of B training images (and their dataset indices)."""
-
-    index: torch.Tensor
-    student: tuple[torch.Tensor, torch.Tensor]
-    teacher: tuple[torch.Tensor, torch.Tensor] | None = None
-    student_rot: torch.Tensor | None = None  # (R, B, d) features of rotated view 1
-    teacher_rot: torch.Tensor | None = None
-
-
-class PairSource:
-    """Yields :class:`PairBatch` es for one epoch; deterministic given (seed, epoch).
-
-    ``shard=(rank, world_size)`` (used by :class:`brcd_lib.distributed.ShardedPairSource`) asks
-    for rank's contiguous share (``tensor_split``) of every global batch of ``batch_size`` items,
-    the global batches being those of the unsharded call.
-    """
-
-    n: int
-
-    def epoch(self, *, epoch: int, seed: int, batch_size: int,
-              shard: tuple[int, int] | None = None) -> Any:  # pragma: no cover
-        raise NotImplementedError
-
-
-class BankPairSource(PairSource):
-    """Two different views per image drawn from cached feature banks (V, n, d)."""
-
-    def __init__(self, *, student_bank: torch.Tensor, teacher_bank: torch.Tensor | None = None,
-                 student_rot: torch.Tensor | None = None, teacher_rot: torch.Tensor | None = None):
-        if student_bank.shape[0] < 2:
-            raise ValueError("a feature bank needs at least 2 views per image; "
-                             "set TrainConfig.feature_views >= 2")
-        self.student_bank, self.teacher_bank = student_bank, teacher_bank
-        self.student_rot, self.teacher_rot = student_rot, teacher_rot  # (R, V, n, d)
-        self.n = student_bank.shape[1]
-
-    def epoch(self, *, epoch: int, seed: int, batch_size: int,
-              shard: tuple[int, int] | None = None):
-        g = torch.Generator().manual_seed(_mix(seed, epoch))
-        perm = torch.randperm(self.n, generator=g)
-        n_views = self.student_bank.shape[0]
-        v1 = torch.randint(n_views, (self.n,), generator=g)
-        v2 = (v1 + torch.randint(1, n_views, (self.n,), generator=g)) % n_views
-        for start in range(0, self.n - batch_size + 1 if self.n >= batch_size else 1, batch_size):
-            idx = perm[start:start + batch_size]
-            if shard is not None:
-                idx = idx.tensor_split(shard[1])[shard[0]]
-            a, b = v1[idx], v2[idx]
-            yield PairBatch(
-                index=idx,
-                student=(self.student_bank[a, idx], self.student_bank[b, idx]),
-                teacher=None if self.teacher_bank is None else
-                (self.teacher_bank[a, idx], self.teacher_bank[b, idx]),
-                student_rot=None if self.student_rot is None else self.student_rot[:, a, idx],
-                teacher_rot=None if self.teacher_rot is None else self.teacher_rot[:, a, idx],
-            )
-
-
-class ImagePairSource(PairSource):
-    """Fresh augmentations every step: images -> backbones (the uncached path)."""
-
-    def __init__(self, *, dataset, student_features: Callable, teacher_features: Callable | None,
-                 rotations: int = 0, device: str = "cpu", num_workers: int = 0):
-        self.dataset, self.n = dataset, len(dataset)
-        self.student_features, self.teacher_features = student_features, teacher_features
-        self.rotations, self.device, self.num_workers = rotations, device, num_workers
-
-    def epoch(self, *, epoch: int, seed: int, batch_size: int,
-              shard: tuple[int, int] | None = None):
-        g = torch.Generator().manual_seed(_mix(seed, epoch))
-        if shard is None:
-            torch.manual_seed(_mix(seed, epoch) + 1)  # the augmentations' randomness
-            loader = DataLoader(self.dataset, batch_size=batch_size, shuffle=True, generator=g,
-                                drop_last=self.n >= batch_size, num_workers=self.num_workers,
-                                worker_init_fn=_seed_worker)
-        else:
-            loader = self._shard_loader(g, seed=seed, epoch=epoch, batch_size=batch_size,
-                                        shard=shard)
-        for (x1, x2), idx in loader:
-            x1, x2 = x1.to(self.device), x2.to(self.device)
-            rots = None
-            if self.rotations:
-                rots = [torch.rot90(x1, r, dims=(2, 3)) for r in range(self.rotations)]
-            s_rot = None if rots is None else torch.stack([self.student_features(r) for r in rots])
-            t_rot = None
-            if rots is not None and self.teacher_features is not None:
-                with torch.no_grad():
-                    t_rot = torch.stack([self.teacher_features(r) for r in rots])
-            teacher = None
-            if self.teacher_features is not None:
-                with torch.no_grad():
-                    teacher = (self.teacher_features(x1), self.teacher_features(x2))
-            yield PairBatch(index=idx, student=(self.student_features(x1), self.student_features(x2)),
-                            teacher=teacher, student_rot=s_rot, teacher_rot=t_rot)
-
-    def _shard_loader(self, g: torch.Generator, *, seed: int, epoch: int, batch_size: int,
-                      shard: tuple[int, int]) -> DataLoader:
-        """A loader over rank's share of each global batch. The permutation is the one of the
-        unsharded loader (which draws its workers' base seed from ``g``, then the permutation);
-        the augmentations are seeded per (seed, epoch, rank)."""
-        rank, world = shard
-        torch.empty((), dtype=torch.int64).random_(generator=g)  # as DataLoader's base seed draw
-        perm = torch.randperm(self.n, generator=g)
-        stop = self.n - batch_size + 1 if self.n >= batch_size else 1
-        batches = [perm[s:s + batch_size].tensor_split(world)[rank].tolist()
-                   for s in range(0, stop, batch_size)]
-        mixed = _mix(seed, epoch) + 1 + 7_907 * rank
-        torch.manual_seed(mixed)
-        return DataLoader(self.dataset, batch_sampler=batches, num_workers=self.num_workers,
-                          worker_init_fn=_seed_worker,
-                          generator=torch.Generator().manual_seed(mixed))
-
-
-def _mix(seed: int, epoch: int) -> int:
-    return (int(seed) * 1_000_003 + int(epoch) * 7_919) % (2**62)
-
-
-def _seed_worker(worker_id: int) -> None:
-    import random
-
-    import numpy as np
-
-    s = torch.initial_seed() % 2**32
-    np.random.seed(s)
-    random.seed(s)
-
-
-# --------------------------------------------------------------------------------------------
-# Evaluation inputs
-# --------------------------------------------------------------------------------------------
-@dataclass
-class EvalSets:
-    """Backbone features (clean, test transform) and labels of the sets used for evaluation."""
-
-    query_feats: torch.Tensor
-    query_labels: Any
-    db_feats: torch.Tensor
-    db_labels: Any
-    top_k: int | None
-
-
 @torch.inference_mode()
 def codes_from_features(net, feats: torch.Tensor, *, batch_size: int = 4096) -> torch.Tensor:
-    """+-1 codes of the head on precomputed backbone features (sign, sign(0) = +1)."""
+    """+-1 float codes of the head on precomputed backbone features (sign(0) = +1)."""
     was_training = net.training
     net.eval()
-    out = [torch.where(net.head_forward(f) >= 0, 1.0, -1.0)
-           for f in feats.split(batch_size)]
+    out = [sign_pm1(net.head_forward(f).float()) for f in feats.split(batch_size)]
     net.train(was_training)
-    return torch.cat(out).float()
+    return torch.cat(out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,13 +83,14 @@ def load_checkpoint(path: str) -> dict:
 CHECKPOINT_FORMAT = "brcd-kit/1"
 
 
-def _head_state(net: nn.Module) -> dict[str, torch.Tensor]:
+def head_state(net: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the trainable part of a hashing network's state (everything but the backbone)."""
     return {k: v.detach().clone() for k, v in net.state_dict().items() if not k.startswith("backbone.")}
 
 
-def _load_head_state(net: nn.Module, state: dict[str, torch.Tensor]) -> None:
+def load_head_state(net: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load a :func:`head_state` into ``net`` (in place); a state that does not fit raises."""
     missing, unexpected = net.load_state_dict(state, strict=False)
-    unexpected = [k for k in unexpected]
     missing = [k for k in missing if not k.startswith("backbone.")]
     if missing or unexpected:
         raise RuntimeError(f"checkpoint does not fit this network: missing {missing[:5]}, "
@@ -281,7 +139,7 @@ def fit(*, name: str, net: nn.Module, objective: nn.Module, source: PairSource, 
     dist = dist if dist is not None else distributed.current()
     if resume and checkpoint_path and os.path.exists(checkpoint_path):
         ck = load_checkpoint(checkpoint_path)
-        _load_head_state(net, ck["head"])
+        load_head_state(net, ck["head"])
         if distiller is not None and ck.get("distiller"):
             distiller.load_state_dict(ck["distiller"])
         opt.load_state_dict(ck["optimizer"])
@@ -327,7 +185,7 @@ def fit(*, name: str, net: nn.Module, objective: nn.Module, source: PairSource, 
             for paradigm, value in scores.items():
                 if value > best.get(paradigm, -math.inf):
                     best[paradigm], best_epoch[paradigm] = value, epoch + 1
-                    best_state[paradigm] = {"head": _head_state(net),
+                    best_state[paradigm] = {"head": head_state(net),
                                             "distiller": _cpu_state(distiller)}
                     improved = True
             bad = 0 if improved else bad + 1
@@ -335,7 +193,7 @@ def fit(*, name: str, net: nn.Module, objective: nn.Module, source: PairSource, 
             bar.set_postfix(loss=f"{mean_loss:.4f}", **{k[:4]: f"{v:.3f}" for k, v in scores.items()})
             stopped = bad >= train_cfg.patience
             if checkpoint_path:
-                save_checkpoint(checkpoint_path, format=CHECKPOINT_FORMAT, head=_head_state(net),
+                save_checkpoint(checkpoint_path, format=CHECKPOINT_FORMAT, head=head_state(net),
                                 distiller=_cpu_state(distiller), optimizer=opt.state_dict(),
                                 epoch=epoch + 1, best=best, best_epoch=best_epoch,
                                 best_state=best_state, history=history, bad=bad,
@@ -384,34 +242,23 @@ def _step_loss(net, objective, pb: PairBatch, teacher, distiller, distill_weight
     if use_rot:
         s_rot = _ste_codes(torch.stack([net.head_forward(f) for f in pb.student_rot]))
         with torch.no_grad():
-            t_rot = _sign(torch.stack([teacher.head_forward(f) for f in pb.teacher_rot]))
-    batch = DistillBatch(student=out.codes1, student_other=out.codes2, teacher=_sign(t1),
-                         teacher_other=_sign(t2), index=pb.index, student_logits=s1,
+            t_rot = sign_pm1(torch.stack([teacher.head_forward(f) for f in pb.teacher_rot]))
+    batch = DistillBatch(student=out.codes1, student_other=out.codes2, teacher=sign_pm1(t1),
+                         teacher_other=sign_pm1(t2), index=pb.index, student_logits=s1,
                          student_logits_other=s2, teacher_logits=t1, teacher_logits_other=t2,
                          student_rot=s_rot, teacher_rot=t_rot)
     return loss + distill_weight * distiller(batch)
 
 
-def _sign(x: torch.Tensor) -> torch.Tensor:
-    return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
-
-
 def _ste_codes(x: torch.Tensor) -> torch.Tensor:
     """sign with a straight-through gradient (used for the rotated copies' codes)."""
-    return x + (_sign(x) - x).detach()
-
-
-def retrieval_scores(*, query_codes: torch.Tensor, db_codes: dict[str, torch.Tensor], eval_sets: EvalSets) -> dict[str, float]:
-    """mAP@K of ``query_codes`` against each named database code matrix."""
-    return {paradigm: float(map_at_k(query_codes, db, eval_sets.query_labels, eval_sets.db_labels,
-                                     eval_sets.top_k))
-            for paradigm, db in db_codes.items()}
+    return x + (sign_pm1(x) - x).detach()
 
 
 def restore(net: nn.Module, state: dict, distiller: Distiller | None = None) -> nn.Module:
     """Load a best-state dict (``{"head": ..., "distiller": ...}``) into a copy of ``net``."""
     net = copy.deepcopy(net)
-    _load_head_state(net, state["head"])
+    load_head_state(net, state["head"])
     if distiller is not None and state.get("distiller"):
         distiller.load_state_dict(state["distiller"])
     return net

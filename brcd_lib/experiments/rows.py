@@ -1,0 +1,79 @@
+"""The result-row schema, built in one place.
+
+A row is one method x dataset x bits x paradigm x seed (long format). Every row has the columns of
+:data:`ROW_COLUMNS`; rows of runs that diverged or could not run keep the schema with a NaN value
+and a ``status`` other than ``"ok"``. Tables and figures are pivots of these rows.
+
+Extra per-run values a distiller reports (``record["extra"]``, e.g. BRCD's kept-bit fraction)
+become ``extra_<name>`` columns; registered metric columns (:mod:`brcd_lib.experiments.columns`)
+become columns of their own name.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["ROW_COLUMNS", "PROVENANCE_COLUMNS", "metric_name", "run_rows", "failed_rows",
+           "reference_rows_of"]
+
+PROVENANCE_COLUMNS = ("config_hash", "split_hash", "commit", "versions", "device", "timestamp",
+                      "wall_s")
+ROW_COLUMNS = ("dataset", "profile", "method", "variant", "bits", "paradigm", "seed", "metric",
+               "value", "status") + PROVENANCE_COLUMNS
+
+
+def metric_name(top_k: int | None) -> str:
+    """``mAP@1000`` (``mAP@all`` when the whole database is ranked)."""
+    return f"mAP@{top_k or 'all'}"
+
+
+def _row(*, dataset: str, profile: str, method: str, variant: str | None, bits: int,
+         paradigm: str, seed: int, top_k: int | None, value: float, status: str,
+         provenance: dict[str, Any]) -> dict[str, Any]:
+    row = {"dataset": dataset, "profile": profile, "method": method, "variant": variant or method,
+           "bits": int(bits), "paradigm": paradigm, "seed": int(seed), "metric": metric_name(top_k),
+           "value": float(value), "status": status}
+    row.update({k: provenance.get(k) for k in PROVENANCE_COLUMNS})
+    return row
+
+
+def run_rows(record: dict, *, method: str, variant: str | None = None,
+             columns: dict[str, dict[str, float]] | None = None) -> list[dict]:
+    """Rows of a finished run (one per paradigm of ``record["metrics"]``) from its record.
+    ``columns``: paradigm -> {column: value} of registered metric columns."""
+    prov = {"config_hash": record["key"], **{k: record.get(k) for k in PROVENANCE_COLUMNS
+                                             if k != "config_hash"}}
+    rows = []
+    for paradigm, value in record["metrics"].items():
+        row = _row(dataset=record["dataset"], profile=record["profile"], method=method,
+                   variant=variant, bits=record["bits"], paradigm=paradigm, seed=record["seed"],
+                   top_k=record["top_k"], value=value, status="ok", provenance=prov)
+        row.update({f"extra_{k}": v for k, v in record.get("extra", {}).items()})
+        row.update((columns or {}).get(paradigm, {}))
+        rows.append(row)
+    return rows
+
+
+def failed_rows(*, dataset: str, profile: str, method: str, variant: str | None, bits: int,
+                seed: int, top_k: int | None, status: str,
+                paradigms: tuple[str, ...] = ("symmetric", "asymmetric")) -> list[dict]:
+    """Rows of a run that diverged or could not run: NaN value, the reason in ``status``."""
+    return [_row(dataset=dataset, profile=profile, method=method, variant=variant, bits=bits,
+                 paradigm=p, seed=seed, top_k=top_k, value=math.nan, status=status, provenance={})
+            for p in paradigms]
+
+
+def reference_rows_of(*, dataset: str, profile: str, method: str, bits: int, seed: int,
+                      top_k: int | None, metrics: dict[str, float], config_hash: str,
+                      split_hash: str, provenance: dict[str, Any],
+                      columns: dict[str, dict[str, float]] | None = None) -> list[dict]:
+    """Rows of a reference method computed without a training run (LSH, ITQ)."""
+    prov = {**provenance, "config_hash": config_hash, "split_hash": split_hash, "wall_s": 0.0}
+    rows = []
+    for paradigm, value in metrics.items():
+        row = _row(dataset=dataset, profile=profile, method=method, variant=method.lower(),
+                   bits=bits, paradigm=paradigm, seed=seed, top_k=top_k, value=value,
+                   status="ok", provenance=prov)
+        row.update((columns or {}).get(paradigm, {}))
+        rows.append(row)
+    return rows

@@ -1,0 +1,256 @@
+"""The paper's result grids as functions of an :class:`~brcd_lib.experiments.experiment.Experiment`.
+
+Each returns long-format rows (a DataFrame, schema :mod:`brcd_lib.experiments.rows`) with
+provenance; tables are pivots of them (:func:`brcd_lib.reporting.tables.mean_std_table`). Finished
+runs come from the run cache, so calling a study twice costs only the evaluation. With several
+workers (:mod:`brcd_lib.training.parallel`) a grid first trains its unfinished runs in worker
+processes (:func:`prefetch_students`), then its serial pass loads them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..config import config_hash
+from ..distill import get_distiller, list_methods, method_label
+from ..distill.brcd import ablation_variants
+from ..models.shallow import SHALLOW_HASHERS
+from ..provenance import provenance
+from ..training.engine import TrainingDiverged
+from ..training.parallel import resolve_workers, run_in_workers
+from . import rows as rowlib
+from .columns import COLUMNS
+from .experiment import DegenerateTeacher, Experiment, ShallowNotAvailable
+from .runstore import TrainedRun
+
+log = logging.getLogger(__name__)
+
+def display_label(method: str) -> str:
+    """The name a table shows for a row's ``method``: a distiller's registered label, "Teacher",
+    or a shallow hasher's label (LSH, ITQ)."""
+    if method == "teacher":
+        return "Teacher"
+    return method_label(method)
+
+
+def table_order() -> list[str]:
+    """Row order of the main table: shallow hashers, the teacher, then every registered
+    distiller in family order (the student without distillation first, BRCD last)."""
+    shallow = [e.meta["label"] for e in SHALLOW_HASHERS.entries()]
+    return shallow + ["teacher"] + list_methods()
+
+
+def non_students() -> list[str]:
+    """``method`` values that are not students (not candidates for "best student")."""
+    return [e.meta["label"] for e in SHALLOW_HASHERS.entries()] + ["teacher"]
+
+
+def column_values(exp: Experiment, pairs: dict) -> dict[str, dict[str, float]]:
+    """paradigm -> {column: value} of the registered metric columns, for ``pairs``: paradigm ->
+    (query codes, database codes). Empty when no column is registered."""
+    if not len(COLUMNS):
+        return {}
+    q_labels, db_labels, top_k = exp.labels("query"), exp.labels("database"), exp.splits.top_k
+    out = {}
+    for paradigm, (q, db) in pairs.items():
+        q, db = torch.as_tensor(q, dtype=torch.float32), torch.as_tensor(db, dtype=torch.float32)
+        out[paradigm] = {e.name: float(e.factory(query_codes=q, db_codes=db, query_labels=q_labels,
+                                                 db_labels=db_labels, top_k=top_k))
+                         for e in COLUMNS.entries()}
+    return out
+
+
+def run_code_pairs(exp: Experiment, run: TrainedRun, teacher_db=None) -> dict:
+    """paradigm -> (query codes, database codes) of a run: its own database codes in the
+    symmetric paradigm, the teacher's (``teacher_db``) in the asymmetric one."""
+    pairs = {}
+    for paradigm, net in run.nets.items():
+        own_db = paradigm == "symmetric" or teacher_db is None
+        pairs[paradigm] = (exp.codes(net, "query"),
+                           exp.codes(net, "database") if own_db else teacher_db)
+    return pairs
+
+
+def student_rows(exp: Experiment, *, bits: int, method: str, seed: int, variant: str | None = None,
+                 **kwargs) -> list[dict]:
+    """Rows of one student run (trained or loaded); a run that diverged, or whose teacher
+    collapsed, gives rows with a NaN value and the reason in ``status``."""
+    try:
+        run = exp.student(bits, method=method, seed=seed, label=variant, **kwargs)
+    except (TrainingDiverged, DegenerateTeacher) as err:
+        log.warning("%s", err)
+        status = "diverged" if isinstance(err, TrainingDiverged) else "not run"
+        return rowlib.failed_rows(dataset=exp.profile.data.name, profile=exp.profile.name,
+                                  method=method, variant=variant, bits=bits, seed=seed,
+                                  top_k=exp.splits.top_k, status=f"{status}: {err}")
+    columns = {}
+    if len(COLUMNS):
+        teacher = exp.teacher(bits, model=kwargs.get("teacher_model"))
+        columns = column_values(exp, run_code_pairs(exp, run, exp.codes(teacher.net, "database")))
+    return rowlib.run_rows(run.record, method=method, variant=variant, columns=columns)
+
+
+def teacher_rows(exp: Experiment, run: TrainedRun) -> list[dict]:
+    """Rows of a teacher run (its own codes in both paradigms)."""
+    columns = column_values(exp, run_code_pairs(exp, run)) if len(COLUMNS) else {}
+    return rowlib.run_rows(run.record, method="teacher", columns=columns)
+
+
+def shallow_rows(exp: Experiment, bits: int, name: str, *, seed: int = 0) -> list[dict]:
+    """Rows of a shallow hasher (symmetric paradigm) on raw pixels."""
+    q, db = exp.shallow_codes(bits, name, seed=seed)
+    metrics = {"symmetric": exp.evaluate(q, db)}
+    columns = column_values(exp, {"symmetric": (q, db)})
+    return rowlib.reference_rows_of(
+        dataset=exp.profile.data.name, profile=exp.profile.name,
+        method=SHALLOW_HASHERS.meta(name)["label"], bits=bits, seed=seed, top_k=exp.splits.top_k,
+        metrics=metrics, config_hash=config_hash(name, bits, seed),
+        split_hash=exp.splits.split_hash, provenance=provenance(device="cpu"), columns=columns)
+
+
+# --------------------------------------------------------------------------- worker processes
+_WORKER_EXP: Experiment | None = None
+
+
+def _init_worker(profile, cache_dir: str, device: str) -> None:
+    global _WORKER_EXP
+    _WORKER_EXP = Experiment(profile, cache_dir=cache_dir, device=device, progress=False,
+                             workers=1)
+
+
+def _run_student(job: dict) -> str | None:
+    """Train (or load) one student run in a worker; ``None`` or the error it ended with."""
+    try:
+        rows = student_rows(_WORKER_EXP, **job)
+    except Exception as err:  # reported to the caller; the serial pass raises it in context
+        return f"{type(err).__name__}: {err}"
+    bad = [r["status"] for r in rows if r.get("status") != "ok"]
+    return bad[0] if bad else None
+
+
+def prefetch_students(exp: Experiment, jobs: list[dict], *, workers: int | None = None,
+                      desc: str = "runs") -> int:
+    """Train the student runs ``jobs`` (keyword dicts of :func:`student_rows`) in ``workers``
+    processes (default ``exp.workers``) so that a serial pass over the same jobs only loads
+    them. Does nothing with one worker or fewer than two jobs. The inputs the jobs share
+    (teachers, their codes, the students' features and view banks) are built here first
+    (:meth:`Experiment.prepare_inputs`). Returns the number of jobs sent to workers; a job that
+    failed is logged and left to the serial pass (which records or raises it)."""
+    workers = exp.workers if workers is None else resolve_workers(workers)
+    if workers <= 1 or len(jobs) < 2:
+        return 0
+    prepared = set()  # shared inputs are built here, once, not by racing workers
+    for job in jobs:
+        exp.teacher(job["bits"], model=job.get("teacher_model"))
+        kwargs = exp.distill_config(job.get("method", "none"), job.get("distill_kwargs")).kwargs
+        rotations = get_distiller(job.get("method", "none"), **kwargs).rotations
+        needs = (job["bits"], repr(job.get("model")), repr(job.get("teacher_model")),
+                 repr(job.get("train")), rotations)
+        if needs not in prepared:
+            exp.prepare_inputs(**job)
+            prepared.add(needs)
+    results = run_in_workers(_run_student, jobs, workers=workers, initializer=_init_worker,
+                             initargs=(exp.profile, exp.cache_dir, exp.device), desc=desc,
+                             progress=exp.progress)
+    for job, error in results:
+        if error is not None:
+            log.warning("worker run %s ended with %s (the serial pass decides)", job, error)
+    return len(jobs)
+
+
+# --------------------------------------------------------------------------- the grids
+def reference_rows(exp: Experiment, bits_list=None) -> pd.DataFrame:
+    """LSH and ITQ on raw pixels, and the teacher, for every code length."""
+    rows = []
+    for bits in bits_list or exp.profile.bits:
+        for name in SHALLOW_HASHERS:
+            try:
+                rows += shallow_rows(exp, bits, name)
+            except ShallowNotAvailable as err:
+                log.warning("%s", err)
+        rows += teacher_rows(exp, exp.teacher(bits))
+    return pd.DataFrame(rows)
+
+
+def main_grid(exp: Experiment, *, methods=None, seeds=None, bits_list=None) -> pd.DataFrame:
+    """Teacher, LSH/ITQ, the student without KD, the eight baselines and BRCD."""
+    methods = methods or exp.profile.grid_methods()
+    seeds = seeds or exp.profile.seeds
+    bits_list = bits_list or exp.profile.bits
+    rows = [reference_rows(exp, bits_list)]
+    jobs = [dict(bits=b, method=m, seed=s) for b in bits_list for m in methods for s in seeds]
+    prefetch_students(exp, jobs, desc="main grid")
+    for job in tqdm(jobs, desc="main grid", disable=not exp.progress):
+        rows.append(pd.DataFrame(student_rows(exp, **job)))
+    return pd.concat(rows, ignore_index=True)
+
+
+def ablation_grid(exp: Experiment, *, seeds=None, bits_list=None) -> pd.DataFrame:
+    """BRCD and its ablations: no mask, no cluster handling, alpha = 1, alpha = 0, upstream mask."""
+    seeds = seeds or exp.profile.aux_seeds or exp.profile.seeds
+    bits_list = bits_list or exp.profile.bits
+    rows = []
+    jobs = [dict(bits=b, method="brcd", seed=s, variant=v, distill_kwargs=kw)
+            for b in bits_list for v, kw in ablation_variants().items() for s in seeds]
+    prefetch_students(exp, jobs, desc="ablations")
+    for job in tqdm(jobs, desc="ablations", disable=not exp.progress):
+        rows += student_rows(exp, **job)
+    return pd.DataFrame(rows)
+
+
+def sensitivity_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> pd.DataFrame:
+    """BRCD's mAP against alpha, delta (margin) and K, one parameter at a time."""
+    seeds = seeds or exp.profile.aux_seeds or exp.profile.seeds
+    bits = bits or exp.profile.sensitivity_bits
+    if bits not in exp.profile.bits:
+        bits = exp.profile.bits[-1]
+    grid = ([("alpha", a, {"alpha": a}) for a in exp.profile.alphas]
+            + [("margin", m, {"margin": m}) for m in exp.profile.margins]
+            + [("n_clusters", k, {"n_clusters": k}) for k in exp.profile.cluster_counts])
+    rows = []
+    jobs = [(p, v, dict(bits=bits, method="brcd", seed=s, variant=f"{p}={v}", distill_kwargs=kw))
+            for p, v, kw in grid for s in seeds]
+    prefetch_students(exp, [job for _, _, job in jobs], desc="sensitivity")
+    for param, value, job in tqdm(jobs, desc="sensitivity", disable=not exp.progress):
+        for r in student_rows(exp, **job):
+            r.update(parameter=param, setting=value)
+            rows.append(r)
+    return pd.DataFrame(rows)
+
+
+def generality_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> pd.DataFrame:
+    """BRCD and the strongest baselines across hashing objectives (teacher and student trained
+    with the same objective) and, where the profile lists them, across student backbones."""
+    seeds = seeds or exp.profile.aux_seeds or exp.profile.seeds
+    bits = bits or exp.profile.sensitivity_bits
+    if bits not in exp.profile.bits:
+        bits = exp.profile.bits[-1]
+    rows, jobs = [], []  # jobs: (axis, setting, keyword arguments of student_rows)
+    for objective in exp.profile.objectives:
+        teacher_model = dataclasses.replace(exp.profile.teacher, objective=objective)
+        student_model = dataclasses.replace(exp.profile.student, objective=objective)
+        teacher = exp.teacher(bits, model=teacher_model)
+        for r in teacher_rows(exp, teacher):
+            r.update(axis="hashing model", setting=objective)
+            rows.append(r)
+        jobs += [("hashing model", objective,
+                  dict(bits=bits, method=method, seed=seed, variant=f"{method}/{objective}",
+                       model=student_model, teacher_model=teacher_model))
+                 for method in exp.profile.generality_methods for seed in seeds]
+    for backbone in exp.profile.student_backbones:
+        student_model = dataclasses.replace(
+            exp.profile.student, backbone=dataclasses.replace(exp.profile.student.backbone, name=backbone))
+        jobs += [("student backbone", backbone,
+                  dict(bits=bits, method=method, seed=seed, variant=f"{method}/{backbone}",
+                       model=student_model))
+                 for method in exp.profile.generality_methods for seed in seeds]
+    prefetch_students(exp, [job for _, _, job in jobs], desc="generality")
+    for axis, setting, job in tqdm(jobs, desc="generality", disable=not exp.progress):
+        for r in student_rows(exp, **job):
+            r.update(axis=axis, setting=setting)
+            rows.append(r)
+    return pd.DataFrame(rows)
