@@ -13,7 +13,14 @@ Environment variables (each optional):
 ==================  =========================================================================
 
 Every function returns an absolute path, whatever the working directory (a relative value of a
-variable is resolved against the working directory once, when it is read).
+variable is resolved against the working directory once, when it is read). Before anything is
+handed to a notebook kernel or a worker process (which may run in another working directory),
+:func:`anchor_environment` rewrites relative values of these variables as absolute paths, so a
+relative ``BRCD_RESULTS=out`` cannot split outputs across two folders.
+
+:func:`portable` turns a path (or a text holding paths) into what may be written into committed
+outputs: repository-relative, or ``$BRCD_CACHE`` / ``$BRCD_RESULTS`` / ``$BRCD_DATA`` / ``~``-prefixed, never
+the machine's absolute path.
 """
 from __future__ import annotations
 
@@ -64,3 +71,64 @@ def results_root() -> Path:
 def notebooks_dir() -> Path:
     """The ordered notebooks: ``<repo>/notebooks``."""
     return repo_root() / "notebooks"
+
+
+def anchor_environment() -> dict[str, str]:
+    """Rewrite ``BRCD_CACHE`` / ``BRCD_DATA`` / ``BRCD_RESULTS`` in ``os.environ`` as absolute
+    paths (resolved against the current working directory, once) and return those that are set.
+    Child processes (notebook kernels, workers) inherit the absolute values."""
+    out = {}
+    for name in (ENV_CACHE, ENV_DATA, ENV_RESULTS):
+        path = _env_path(name)
+        if path is not None:
+            os.environ[name] = out[name] = str(path)
+    return out
+
+
+def find_repo(start: str | os.PathLike | None = None) -> Path | None:
+    """The brcd-kit repository holding ``start`` (default: the working directory): the first of
+    ``start`` and its parents with ``brcd_lib/paths.py`` and ``notebooks/``; ``None`` if none.
+    A notebook's kernel runs in its folder (or the repository root under papermill), so this is
+    the repository the notebook was opened from."""
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "brcd_lib" / "paths.py").is_file() and (folder / "notebooks").is_dir():
+            return folder
+    return None
+
+
+def _roots() -> list[tuple[Path, str]]:
+    """(absolute folder, portable name) pairs, most specific first."""
+    pairs = [(results_root(), f"${ENV_RESULTS}"), (cache_root(), f"${ENV_CACHE}"),
+             (data_root(), f"${ENV_DATA}"), (repo_root(), ".")]
+    # the repository's own results/ and .cache/ read better relative to the repository
+    pairs = [(p, repo_name(p) or name) for p, name in pairs]
+    pairs.append((Path.home().resolve(), "~"))
+    return sorted(pairs, key=lambda pair: len(str(pair[0])), reverse=True)
+
+
+def repo_name(path: str | os.PathLike) -> str | None:
+    """``path`` relative to the repository root (``results/digits``), or ``None`` outside it."""
+    try:
+        rel = Path(path).resolve().relative_to(repo_root())
+    except ValueError:
+        return None
+    return rel.as_posix() or "."
+
+
+def portable(value: str | os.PathLike) -> str:
+    """``value`` (a path, or a text holding absolute paths) with every absolute path under the
+    results / cache / data roots, the repository or the home folder written relative to it:
+    ``results/digits``, ``$BRCD_CACHE/splits/x.npz``, ``~/data``. Other text is left alone."""
+    import re
+
+    text = os.fspath(value)
+    for folder, name in _roots():
+        prefix = str(folder)
+        if prefix in ("/", ""):
+            continue
+        # the prefix as a whole path component: followed by a separator or the end of a path
+        pattern = re.compile(re.escape(prefix) + r"(/|\\|(?=[\s\"',;:)\]}]|$))")
+        text = pattern.sub(lambda m: ("" if name == "." else name + "/") if m.group(1) else name,
+                           text)
+    return text

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..paths import data_candidates
+from ..paths import data_candidates, portable
 
 __all__ = [
     "ArrayImageSet",
@@ -298,7 +298,7 @@ class HashingSplits:
         print(f"n_classes={self.n_classes}  top_k={self.top_k}  split_hash={self.split_hash}")
         split_file = self.protocol.get("split_file")
         if split_file:
-            print(f"split file: {split_file}")
+            print(f"split file: {portable(split_file)}")
         frame = self.summary()
         frame["expected"] = frame["expected"].map(lambda v: "unknown" if v is None else v)
         print(frame.to_string(index=False))
