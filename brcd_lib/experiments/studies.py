@@ -13,7 +13,7 @@ import logging
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from ..training.progress import tqdm
 
 from ..config import config_hash
 from ..distill import get_distiller, list_methods, method_label

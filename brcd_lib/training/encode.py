@@ -5,7 +5,7 @@ from typing import Callable
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 __all__ = ["compute_features"]
 

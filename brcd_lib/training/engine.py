@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from ..distill.base import DistillBatch, DistillContext, Distiller
 from ..io import atomic_save

@@ -27,7 +27,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 log = logging.getLogger(__name__)
 
