@@ -1,27 +1,42 @@
 """Where a notebook writes what it produces: ``results/<profile>/{tables,figures}``.
 
-``Outputs.table`` writes a frame as CSV and Markdown (atomically) and returns it for display;
-``Outputs.figure`` saves a PNG; ``Outputs.meta`` a small JSON (the config next to the result).
+``Outputs.table`` writes a frame as CSV and Markdown (atomically) and returns it;
+``Outputs.figure`` saves a PNG and returns a :class:`~brcd_lib.reporting.display.SavedFigure`,
+which a notebook displays as that very file (``image/png``); ``Outputs.meta`` writes a small JSON
+(the config next to the result) with machine paths made portable.
+
+Nothing here selects a matplotlib backend: the kit's figures are drawn on their own Agg canvas,
+so a kernel keeps its inline backend and the user's own ``plt`` plots render as images.
 """
 from __future__ import annotations
 
 import json
 import os
+import sys
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+from ..analysis.plots import save_figure
+from ..io import atomic_write_text
+from ..paths import portable
+from .display import SavedFigure
+from .tables import write_frame
 
-from ..analysis.plots import save_figure  # noqa: E402
-from ..io import atomic_write_text  # noqa: E402
-from .tables import write_frame  # noqa: E402
+
+def _portable_obj(obj):
+    """``obj`` (JSON-like) with absolute paths in its strings made portable."""
+    if isinstance(obj, dict):
+        return {k: _portable_obj(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_portable_obj(v) for v in obj]
+    if isinstance(obj, (str, os.PathLike)):
+        return portable(obj)
+    return obj
 
 
 class Outputs:
     def __init__(self, *, results_root: str, profile: str):
-        self.root = os.path.join(results_root, profile)
+        self.root = os.path.join(os.path.abspath(results_root), profile)
         self.tables = os.path.join(self.root, "tables")
         self.figures = os.path.join(self.root, "figures")
         for d in (self.tables, self.figures):
@@ -37,12 +52,15 @@ class Outputs:
         write_frame(frame, os.path.join(self.tables, f"{name}_rows.csv"), markdown=False)
         return frame
 
-    def figure(self, fig, name: str, *, dpi: int = 150) -> str:
-        """Save ``fig`` as ``figures/<name>.png`` (atomically) and return the path."""
+    def figure(self, fig, name: str, *, dpi: int = 150) -> SavedFigure:
+        """Save ``fig`` as ``figures/<name>.png`` (atomically); returns the saved figure, which
+        displays as the PNG file (the last line of a cell, or ``display(...)`` in a loop)."""
         path = os.path.join(self.figures, f"{name}.png")
         save_figure(fig, path, dpi=dpi)
-        plt.close(fig)
-        return path
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None:  # a pyplot figure would otherwise be shown a second time
+            pyplot.close(fig)
+        return SavedFigure(path, label=f"figures/{name}.png")
 
     @staticmethod
     def slug(name: str) -> str:
@@ -53,4 +71,4 @@ class Outputs:
 
     def meta(self, obj: dict, name: str) -> None:
         atomic_write_text(os.path.join(self.root, f"{name}.json"),
-                          json.dumps(obj, indent=1, default=str))
+                          json.dumps(_portable_obj(obj), indent=1, default=str))

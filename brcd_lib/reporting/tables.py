@@ -13,15 +13,18 @@ import numpy as np
 import pandas as pd
 
 from ..io import atomic_write_text
+from .display import table_markdown
 
-def write_frame(frame: pd.DataFrame, path: str, *, markdown: bool = True,
-                floatfmt: str = ".4f") -> None:
-    """Write ``frame`` as CSV (and Markdown beside it) atomically."""
+
+def write_frame(frame: pd.DataFrame, path: str, *, markdown: bool = True) -> None:
+    """Write ``frame`` as CSV (full precision) and, beside it, as Markdown formatted for reading
+    (:func:`brcd_lib.reporting.display.table_markdown`: integers as integers, rounding per
+    column, ``—`` for missing values), both atomically."""
     os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
     atomic_write_text(path, frame.to_csv(index=False))
     if markdown:
         md_path = os.path.splitext(path)[0] + ".md"
-        atomic_write_text(md_path, frame.to_markdown(index=False, floatfmt=floatfmt) + "\n")
+        atomic_write_text(md_path, table_markdown(frame) + "\n")
 
 
 def mean_std_table(frame: pd.DataFrame, *, index: Sequence[str] = ("method",),
