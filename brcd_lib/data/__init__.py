@@ -11,7 +11,7 @@ from .base import (
     HashingSplits,
     ImageSet,
 )
-from .registry import dataset_parameters, get_dataset, list_datasets, register_dataset
+from .registry import dataset_parameters, get_dataset, list_datasets, locate_files, register_dataset
 from .splits import (
     LoadedSplit,
     SplitIntegrityWarning,
@@ -51,6 +51,7 @@ __all__ = [
     "get_dataset",
     "get_transforms",
     "list_datasets",
+    "locate_files",
     "list_transforms",
     "load_or_create_split",
     "paper_test_transform",

@@ -131,7 +131,12 @@ def load_fashion_mnist_pools(folder: str | os.PathLike, *, image_size: int = 28
     return pools
 
 
-@register_dataset("fashion_mnist")
+def _locate(root: str | os.PathLike | None = None) -> Path:
+    """Where the files are, without downloading (raises ``DatasetNotAvailableError``)."""
+    return find_fashion_mnist(root, download=False)
+
+
+@register_dataset("fashion_mnist", locate=_locate)
 def fashion_mnist(*, root: Any = None, split_dir: Any = None, seed: int = 0,
                   n_train_per_class: int = 500, n_val: int = 5000, n_query: int = 5000,
                   image_size: int = 28, top_k: int | None = 1000,

@@ -302,5 +302,20 @@ def _make_factory(spec: ListDatasetSpec) -> Callable[..., HashingSplits]:
     return factory
 
 
+def _make_locate(spec: ListDatasetSpec) -> Callable[..., Path]:
+    def locate(root: Any = None, *, train_list: str = "train.txt", test_list: str = "test.txt",
+               database_list: str = "database.txt", **_: Any) -> Path:
+        """The dataset root holding the three list files (raises ``DatasetNotAvailableError``);
+        the images themselves are checked when they are opened."""
+        folder = Path(root) if root is not None else _default_root(spec.name)
+        names = [train_list, test_list, database_list]
+        missing = [n for n in names if not (folder / n).is_file()]
+        if missing:
+            raise _missing_data(spec, folder, names, missing)
+        return folder
+
+    return locate
+
+
 for _spec in LIST_DATASETS.values():
-    register_dataset(_spec.name)(_make_factory(_spec))
+    register_dataset(_spec.name, locate=_make_locate(_spec))(_make_factory(_spec))

@@ -16,7 +16,8 @@ import numpy as np
 from ..registry import Registry
 from .base import HashingSplits
 
-__all__ = ["DATASETS", "dataset_parameters", "get_dataset", "list_datasets", "register_dataset"]
+__all__ = ["DATASETS", "dataset_parameters", "get_dataset", "list_datasets", "locate_files",
+           "register_dataset"]
 
 DatasetFactory = Callable[..., HashingSplits]
 DATASETS: Registry = Registry("dataset")
@@ -24,7 +25,10 @@ _COMMON = ("root", "split_dir", "seed")
 
 
 def register_dataset(name: str, **meta: Any) -> Callable[[DatasetFactory], DatasetFactory]:
-    """Decorator registering ``factory`` under ``name`` (``meta``: free-form metadata)."""
+    """Decorator registering ``factory`` under ``name`` (``meta``: free-form metadata; ``locate``,
+    a callable ``locate(root, **protocol) -> folder``, finds a dataset's files on disk without
+    downloading and raises :class:`~brcd_lib.data.base.DatasetNotAvailableError` when they are
+    absent: see :func:`locate_files`)."""
 
     def deco(factory: DatasetFactory) -> DatasetFactory:
         params = inspect.signature(factory).parameters
@@ -73,3 +77,18 @@ def get_dataset(name: str, *, root: str | os.PathLike | None = None,
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     return factory(root=root, split_dir=split_dir, seed=int(seed), **protocol)
+
+
+def locate_files(name: str, *, root: str | os.PathLike | None = None, **protocol: Any):
+    """The folder holding dataset ``name``'s files, found without downloading anything; ``None``
+    for a dataset that ships with the kit (nothing to find). Raises
+    :class:`~brcd_lib.data.base.DatasetNotAvailableError` naming the folders searched and the fix
+    when the files are absent. Cheap: nothing is read or split."""
+    _factory(name)  # unknown names raise ValueError listing the valid ones
+    locate = DATASETS.meta(name).get("locate")
+    if locate is None:
+        return None
+    accepted = inspect.signature(locate).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        protocol = {k: v for k, v in protocol.items() if k in accepted}
+    return locate(root, **protocol)

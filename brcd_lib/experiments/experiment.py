@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..config import DistillConfig, ModelConfig, TrainConfig, config_hash, to_dict
-from ..data import get_dataset
+from ..data import dataset_parameters, get_dataset
 from ..data.transforms import TwoViews, get_transforms
 from ..distill import get_distiller
 from ..io import json_safe
@@ -31,6 +31,7 @@ from ..training import engine
 from ..training.features import FeatureStore, module_fingerprint
 from ..training.parallel import resolve_workers, torch_threads
 from ..training.sources import BankPairSource, ImagePairSource, PairSource
+from .preflight import download_allowed
 from .profiles import Profile, get_profile
 from .runstore import PARADIGMS, RunStore, TrainedRun, TrainOutcome
 
@@ -58,7 +59,7 @@ class Experiment:
 
     def __init__(self, profile: Profile | str = "digits", *, cache_dir: str | None = None,
                  device: str | None = None, progress: bool = True, resume: bool = True,
-                 workers: int | None = None):
+                 workers: int | None = None, download: bool | None = None):
         self.profile = profile if isinstance(profile, Profile) else get_profile(profile)
         # CPU cores for grids (worker processes) and serial phases (threads): training.parallel
         self.workers = resolve_workers(workers, profile_workers=self.profile.workers)
@@ -66,6 +67,8 @@ class Experiment:
         self.device = device or ("cuda" if torch.cuda.is_available() and not self.profile.runs_on_cpu
                                  else "cpu")
         self.progress, self.resume = progress, resume
+        # a dataset missing on disk is downloaded only when asked for ($BRCD_DOWNLOAD or download=)
+        self.download = download_allowed() if download is None else bool(download)
         self.store = FeatureStore(cache_dir=self.cache_dir)
         self.runs = RunStore(root=os.path.join(self.cache_dir, "runs", self.profile.name))
         self._splits = None
@@ -77,8 +80,11 @@ class Experiment:
     def splits(self):
         if self._splits is None:
             d = self.profile.data
+            protocol = dict(d.protocol)
+            if "download" in dataset_parameters(d.name):
+                protocol.setdefault("download", self.download)
             self._splits = get_dataset(d.name, root=d.root, seed=d.split_seed,
-                                       split_dir=os.path.join(self.cache_dir, "splits"), **d.protocol)
+                                       split_dir=os.path.join(self.cache_dir, "splits"), **protocol)
         return self._splits
 
     def transform(self, *, train: bool):
