@@ -1,16 +1,26 @@
 """Assemble ``results/<profile>/README.md`` from what the notebooks wrote, and the
-``results/README.md`` index. Nothing here computes a number: it embeds the generated files."""
+``results/README.md`` index. Nothing here computes a number: it embeds the generated files.
+
+The report opens with a table of contents, flags the notebooks whose outputs are missing (with
+the command that produces them), links only files that exist and leaves out empty tables. On a
+results folder that holds nothing to report, :func:`write_profile_report` raises
+:class:`NothingToReport` instead of writing a page of dashes.
+"""
 from __future__ import annotations
 
 import glob
 import json
 import os
+import re
+
+import pandas as pd
 
 from ..io import atomic_write_text
+from .display import table_markdown
 
 # paper artefact -> (notebook, table stems, figure stems)
 MANIFEST = [
-    ("Protocols and split sizes (method.md §5)", "01_data_protocols",
+    ("Protocols and split sizes", "01_data_protocols",
      ["data_splits", "data_label_distribution"], ["data_samples", "data_label_distribution"]),
     ("Main table: teacher row, LSH/ITQ reference rows", "02_teachers", ["teachers"],
      ["teacher_training_curves"]),
@@ -31,53 +41,132 @@ MANIFEST = [
      ["tsne_codes", "pr_curves", "precision_at_k", "case_study"]),
 ]
 
+#: tables a notebook writes only in some profiles (09 measures the paper backbones off `smoke`)
+OPTIONAL_TABLES = {"efficiency_paper_backbones", "ablation_kept_bit_fraction"}
 
-def _read(path: str) -> str:
-    with open(path) as f:
-        return f.read()
+
+class NothingToReport(RuntimeError):
+    """The results folder holds no output of the notebooks the report gathers."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+def anchor(title: str) -> str:
+    """The fragment GitHub gives a heading: lower case, punctuation dropped, spaces -> '-'."""
+    slug = re.sub(r"[^\w\- ]", "", title.strip().lower())
+    return slug.replace(" ", "-")
+
+
+def _table(path: str) -> pd.DataFrame | None:
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, pd.errors.EmptyDataError):
+        return None
+    return frame
+
+
+def status(root: str) -> pd.DataFrame:
+    """One row per notebook of :data:`MANIFEST`: its outputs present under ``root`` and whether
+    it counts as ``missing`` (none of its tables or figures), ``partial`` or ``ok``; with the
+    run log's status where there is one."""
+    run_log = _run_log(root)
+    rows = []
+    for what, nb, tabs, figs in MANIFEST:
+        have_t = [s for s in tabs if os.path.exists(os.path.join(root, "tables", f"{s}.csv"))]
+        have_f = [s for s in figs if os.path.exists(os.path.join(root, "figures", f"{s}.png"))]
+        complete = (all(s in have_t for s in tabs if s not in OPTIONAL_TABLES)
+                    and all(s in have_f for s in figs))
+        if not (have_t or have_f):
+            state = "missing"
+        elif complete:
+            state = "ok"
+        else:
+            state = "partial"
+        logged = run_log.get("notebooks", {}).get(f"{nb}.ipynb", {}).get("status")
+        if logged and logged != "ok":
+            state = f"{state} (last run {logged})"
+        rows.append({"notebook": nb, "artefact": what, "state": state,
+                     "tables": len(have_t), "figures": len(have_f)})
+    return pd.DataFrame(rows)
+
+
+def _run_log(root: str) -> dict:
+    path = os.path.join(root, "run_log.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def missing_notebooks(root: str) -> list[str]:
+    """Notebooks of :data:`MANIFEST` whose outputs are not (all) under ``root``."""
+    table = status(root)
+    return list(table.loc[table["state"] != "ok", "notebook"])
 
 
 def write_profile_report(root: str, *, profile) -> str:
-    """Write ``<root>/README.md`` and return its path."""
+    """Write ``<root>/README.md`` and return its path; raises :class:`NothingToReport` when no
+    notebook has written anything under ``root``."""
     name = profile.name
     tables, figures = os.path.join(root, "tables"), os.path.join(root, "figures")
-    run_log_path = os.path.join(root, "run_log.json")
-    run_log = json.load(open(run_log_path)) if os.path.exists(run_log_path) else {}
+    state = status(root)
+    if (state["state"].str.startswith("missing")).all():
+        raise NothingToReport(
+            f"results/{name} holds no output of notebooks 01-10 (no table or figure of the "
+            f"manifest), so there is nothing to report. Run them first: `python -m "
+            f"brcd_lib.reproduce --profile {name}` (it runs 11_report last).")
+    run_log = _run_log(root)
+    missing = state[state["state"] != "ok"]
+    sections = [(what, nb, tabs, figs) for what, nb, tabs, figs in MANIFEST
+                if not state.loc[state["notebook"] == nb, "state"].iloc[0].startswith("missing")]
     lines = [f"# Results: profile `{name}`", "", profile.description, "",
              "Every number below was computed by the notebooks in `notebooks/` "
              f"(`python -m brcd_lib.reproduce --profile {name}`); the raw rows with provenance "
              "(commit, config hash, split hash, seed, versions, device) are in `tables/*_rows.csv`.",
              ""]
+    if len(missing):
+        only = " ".join(nb[:2] for nb in missing["notebook"])
+        lines += ["> **Incomplete:** the outputs of " + ", ".join(
+            f"`{nb}` ({st})" for nb, st in zip(missing["notebook"], missing["state"]))
+            + f" are missing. Run `python -m brcd_lib.reproduce --profile {name} --only {only}`, "
+            "then this report again.", ""]
+    contents = (["Provenance"] if run_log else []) + ["Manifest"] + [s[0] for s in sections]
+    lines += ["## Contents", ""] + [f"- [{t}](#{anchor(t)})" for t in contents] + [""]
     if run_log:
         lines += ["## Provenance", "",
                   f"- commit: `{run_log.get('commit', 'unknown')}`",
                   f"- device: {run_log.get('device', 'unknown')}",
                   f"- versions: {run_log.get('versions', 'unknown')}",
                   f"- finished: {run_log.get('timestamp', 'unknown')}", "",
-                  "| notebook | status | wall time (s) |", "|---|---|---|"]
+                  "| notebook | status | wall time (s) |", "|---|---|--:|"]
         total = 0.0
         for nb, entry in sorted(run_log.get("notebooks", {}).items()):
-            lines.append(f"| {nb} | {entry.get('status')} | {entry.get('wall_s')} |")
-            total += float(entry.get("wall_s") or 0)
-        lines += [f"| **total** | | {total:.1f} |", ""]
+            wall = entry.get("wall_s")
+            lines.append(f"| {nb} | {entry.get('status')} | "
+                         f"{'—' if wall is None else f'{float(wall):.0f}'} |")
+            total += float(wall or 0)
+        lines += [f"| **total** | | {total:.0f} |", ""]
         lines += ["(This report is written by notebook 11 while it runs, so its own line shows the "
                   "previous run's time.)", ""]
     lines += ["## Manifest", "", "| paper artefact | notebook | tables | figures |", "|---|---|---|---|"]
     for what, nb, tabs, figs in MANIFEST:
         t = ", ".join(f"[{s}](tables/{s}.md)" for s in tabs if os.path.exists(os.path.join(tables, f"{s}.md")))
         f = ", ".join(f"[{s}](figures/{s}.png)" for s in figs if os.path.exists(os.path.join(figures, f"{s}.png")))
-        lines.append(f"| {what} | [{nb}](notebooks/{nb}.ipynb) | {t or '—'} | {f or '—'} |")
+        executed = os.path.exists(os.path.join(root, "notebooks", f"{nb}.ipynb"))
+        link = f"[{nb}](notebooks/{nb}.ipynb)" if executed else f"`{nb}` (not run)"
+        lines.append(f"| {what} | {link} | {t or '—'} | {f or '—'} |")
     lines.append("")
-    for what, nb, tabs, figs in MANIFEST:
-        present_t = [s for s in tabs if os.path.exists(os.path.join(tables, f"{s}.md"))]
-        present_f = [s for s in figs if os.path.exists(os.path.join(figures, f"{s}.png"))]
-        if not (present_t or present_f):
-            continue
+    for what, nb, tabs, figs in sections:
         lines += [f"## {what}", "", f"Notebook: `notebooks/{nb}.ipynb`", ""]
-        for s in present_t:
-            lines += [f"### {s}", "", _read(os.path.join(tables, f"{s}.md")).strip(), ""]
-        for s in present_f:
-            lines += [f"![{s}](figures/{s}.png)", ""]
+        for s in tabs:
+            frame = _table(os.path.join(tables, f"{s}.csv"))
+            if frame is None or frame.shape[0] == 0:
+                continue
+            lines += [f"### {s}", "", table_markdown(frame), ""]
+        for s in figs:
+            if os.path.exists(os.path.join(figures, f"{s}.png")):
+                lines += [f"![{s}](figures/{s}.png)", ""]
     path = os.path.join(root, "README.md")
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
@@ -88,15 +177,16 @@ def write_results_index(results_root: str) -> str:
     lines = ["# Results", "", "Generated by `python -m brcd_lib.reproduce --profile <name>`; "
              "each profile folder holds tables (CSV + Markdown), figures (PNG), the executed "
              "notebooks and `run_log.json` (wall time per notebook, commit, versions, device).", "",
-             "| profile | report | notebooks run | total wall time (s) |", "|---|---|---|---|"]
+             "| profile | report | notebooks run | total wall time (s) |", "|---|---|--:|--:|"]
     for d in sorted(glob.glob(os.path.join(results_root, "*", "README.md"))):
         prof = os.path.basename(os.path.dirname(d))
         log_path = os.path.join(os.path.dirname(d), "run_log.json")
         n, total = 0, 0.0
         if os.path.exists(log_path):
-            nbs = json.load(open(log_path)).get("notebooks", {})
+            with open(log_path, encoding="utf-8") as fh:
+                nbs = json.load(fh).get("notebooks", {})
             n, total = len(nbs), sum(float(e.get("wall_s") or 0) for e in nbs.values())
-        lines.append(f"| {prof} | [{prof}/README.md]({prof}/README.md) | {n} | {total:.1f} |")
+        lines.append(f"| {prof} | [{prof}/README.md]({prof}/README.md) | {n} | {total:.0f} |")
     bench = os.path.join(results_root, "benchmarks")
     if os.path.isdir(bench):
         lines += ["", "Benchmarks: [benchmarks/](benchmarks/) (speed and memory ratios, CSV + Markdown)."]
