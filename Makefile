@@ -8,8 +8,11 @@ PROFILE ?= digits
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.brcd-installed
+# the Jupyter kernel every notebook names (metadata.kernelspec); registered inside the venv
+KERNEL := brcd-kit
+LAB_PORT ?= 8888
 
-.PHONY: reproduce test test-fast lab benchmarks install clean-cache help
+.PHONY: reproduce test test-fast lab nbstripout benchmarks install clean-cache help
 
 help:
 	@sed -n '1,4p' Makefile
@@ -19,6 +22,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
 	$(BIN)/python -m pip install --quiet -e '.[dev,lab]' $(TORCH_SPEC)
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "brcd-kit (.venv)"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -35,9 +39,18 @@ test-fast: $(STAMP)
 benchmarks: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
-lab: $(STAMP)
-	$(BIN)/python -m ipykernel install --sys-prefix --name brcd-kit --display-name "brcd-kit (.venv)"
-	$(BIN)/jupyter lab notebooks/
+# JupyterLab on the repository root, opening START.md (links to every notebook, report and doc);
+# Markdown opens rendered (.jupyter/lab-settings/overrides.json). The nbstripout git filter named
+# in .gitattributes keeps notebook outputs out of commits.
+lab: $(STAMP) nbstripout
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --port=$(LAB_PORT) \
+	  --LabApp.app_settings_dir="$(CURDIR)/.jupyter/lab-settings" \
+	  --LabApp.default_url=/lab/tree/START.md
+
+nbstripout: $(STAMP)
+	git config filter.nbstripout.clean "'$(abspath $(BIN))/python' -m nbstripout --keep-id"
+	git config filter.nbstripout.smudge cat
+	git config diff.ipynb.textconv "'$(abspath $(BIN))/python' -m nbstripout --keep-id -t"
 
 clean-cache:
 	rm -rf .cache
