@@ -53,9 +53,15 @@ class NothingToReport(RuntimeError):
 
 
 def anchor(title: str) -> str:
-    """The fragment GitHub gives a heading: lower case, punctuation dropped, spaces -> '-'."""
+    """The fragment of a section: the slug GitHub gives its heading (lower case, punctuation
+    dropped, spaces -> '-'). Each section also carries it as an explicit ``<a id>``, because
+    JupyterLab's Markdown Preview names headings differently (case and punctuation kept)."""
     slug = re.sub(r"[^\w\- ]", "", title.strip().lower())
     return slug.replace(" ", "-")
+
+
+def _heading(title: str) -> list[str]:
+    return [f'<a id="{anchor(title)}"></a>', "", f"## {title}"]
 
 
 def _table(path: str) -> pd.DataFrame | None:
@@ -134,7 +140,7 @@ def write_profile_report(root: str, *, profile) -> str:
     contents = (["Provenance"] if run_log else []) + ["Manifest"] + [s[0] for s in sections]
     lines += ["## Contents", ""] + [f"- [{t}](#{anchor(t)})" for t in contents] + [""]
     if run_log:
-        lines += ["## Provenance", "",
+        lines += _heading("Provenance") + ["",
                   f"- commit: `{run_log.get('commit', 'unknown')}`",
                   f"- device: {run_log.get('device', 'unknown')}",
                   f"- versions: {run_log.get('versions', 'unknown')}",
@@ -149,7 +155,8 @@ def write_profile_report(root: str, *, profile) -> str:
         lines += [f"| **total** | | {total:.0f} |", ""]
         lines += ["(This report is written by notebook 11 while it runs, so its own line shows the "
                   "previous run's time.)", ""]
-    lines += ["## Manifest", "", "| paper artefact | notebook | tables | figures |", "|---|---|---|---|"]
+    lines += _heading("Manifest") + ["", "| paper artefact | notebook | tables | figures |",
+                                      "|---|---|---|---|"]
     for what, nb, tabs, figs in MANIFEST:
         t = ", ".join(f"[{s}](tables/{s}.md)" for s in tabs if os.path.exists(os.path.join(tables, f"{s}.md")))
         f = ", ".join(f"[{s}](figures/{s}.png)" for s in figs if os.path.exists(os.path.join(figures, f"{s}.png")))
@@ -158,7 +165,7 @@ def write_profile_report(root: str, *, profile) -> str:
         lines.append(f"| {what} | {link} | {t or '—'} | {f or '—'} |")
     lines.append("")
     for what, nb, tabs, figs in sections:
-        lines += [f"## {what}", "", f"Notebook: `notebooks/{nb}.ipynb`", ""]
+        lines += _heading(what) + ["", f"Notebook: `notebooks/{nb}.ipynb`", ""]
         for s in tabs:
             frame = _table(os.path.join(tables, f"{s}.csv"))
             if frame is None or frame.shape[0] == 0:
