@@ -45,7 +45,7 @@ benchmarks: $(STAMP)
 lab: $(STAMP) nbstripout
 	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --port=$(LAB_PORT) \
 	  --LabApp.app_settings_dir="$(CURDIR)/.jupyter/lab-settings" \
-	  --LabApp.default_url=/lab/tree/START.md
+	  --LabApp.default_url=/lab/tree/START.md $(if $(filter 0,$(shell id -u)),--allow-root)
 
 nbstripout: $(STAMP)
 	git config filter.nbstripout.clean "'$(abspath $(BIN))/python' -m nbstripout --keep-id"
