@@ -72,6 +72,9 @@ class TrainConfig:
     patience: int = 5
     feature_views: int = 0  # >0: train the head on a cached bank of this many augmented views
     num_workers: int = 0
+    # whose seed draws the augmentations of the view bank: "split" (one bank for every run, seeded
+    # by the split seed) or "run" (each run seed draws its own bank)
+    bank_seed: str = field(default="split", metadata=SCHEMA_ADDITION)
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,19 @@ class Profile:
     teacher_train: TrainConfig
     student_train: TrainConfig
     bits: tuple[int, ...] = (16, 32, 64)
-    seeds: tuple[int, ...] = (0, 1, 2)
-    aux_seeds: tuple[int, ...] | None = None  # seeds of the ablation, sensitivity and generality grids (None = seeds)
+    # Seeds. A student seed sets the head's initialisation, the batch order and view pairing,
+    # the k-means initialisation and (with TrainConfig.bank_seed="run") the augmentation bank;
+    # the data split, the pretrained backbones and the teacher (teacher_seed) stay fixed.
+    seeds: tuple[int, ...] = (0, 1, 2)  # main grid, every method
+    focus_methods: tuple[str, ...] = ("none", "kd", "brcd")  # main-grid methods run with focus_seeds
+    focus_seeds: tuple[int, ...] | None = None  # None = seeds
+    aux_seeds: tuple[int, ...] | None = None  # ablation and sensitivity grids (None = seeds)
+    generality_seeds: tuple[int, ...] | None = None  # generality grid (None = seeds)
     teacher_seed: int = 0
+    # the BRCD / KD / no-KD comparison at sensitivity_bits repeated under each of these teacher
+    # seeds, with the student seeds ``seeds`` (empty = not run)
+    teacher_seeds: tuple[int, ...] = ()
+    ablation_bits: tuple[int, ...] | None = None  # None = (sensitivity_bits,)
     methods: tuple[str, ...] | None = None  # main-grid methods; None = every registered distiller
     brcd: dict = field(default_factory=lambda: {"n_clusters": 10, "margin": 0.5, "alpha": 0.8})
     # per-method overrides of the paper defaults (CPU concessions are listed here, nowhere else)
@@ -53,6 +63,12 @@ class Profile:
     # (brcd_lib.parallel). 1 = one process, one thread, as the digits results were computed.
     workers: int = 1
 
+
+    def method_seeds(self, method: str) -> tuple[int, ...]:
+        """The main-grid seeds of ``method`` (``focus_seeds`` for the focus methods)."""
+        if method in self.focus_methods and self.focus_seeds is not None:
+            return tuple(self.focus_seeds)
+        return tuple(self.seeds)
 
     def grid_methods(self) -> tuple[str, ...]:
         """The main grid's methods: ``methods``, or every registered distiller in table order
@@ -108,7 +124,9 @@ def _digits() -> Profile:
         # CRCD's relation term costs B x B x negatives x dim per step (0.15 s on this CPU at 500
         # negatives); 128 negatives keep the digits grid inside its time budget.
         method_kwargs={"crcd": {"n_negatives": 128}},
-        aux_seeds=(0,),  # ablations, sensitivity, generality: one seed on the CPU (main table: 3)
+        # main table: 5 seeds for BRCD, KD and no KD, 3 for the other baselines; ablations and
+        # sensitivity (32 bits): 5 seeds; BRCD / KD / no KD under 3 teachers (3 seeds each)
+        focus_seeds=(0, 1, 2, 3, 4), aux_seeds=(0, 1, 2, 3, 4), teacher_seeds=(0, 1, 2),
     )
 
 
@@ -123,8 +141,8 @@ def _smoke() -> Profile:
         student=ModelConfig(backbone=dataclasses.replace(CPU_STUDENT, ssl_epochs=15)),
         teacher_train=dataclasses.replace(base.teacher_train, epochs=40, eval_every=10, feature_views=4),
         student_train=dataclasses.replace(base.student_train, epochs=10, eval_every=5, feature_views=4),
-        bits=(16,), seeds=(0,), elbow_ks=(2, 4, 6), alphas=(0.0, 0.8, 1.0), margins=(0.0, 0.5),
-        cluster_counts=(4, 10),
+        bits=(16,), seeds=(0,), focus_seeds=None, aux_seeds=None, teacher_seeds=(0, 1),
+        elbow_ks=(2, 4, 6), alphas=(0.0, 0.8, 1.0), margins=(0.0, 0.5), cluster_counts=(4, 10),
     )
 
 
