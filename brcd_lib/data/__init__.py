@@ -11,7 +11,7 @@ from .base import (
     HashingSplits,
     ImageSet,
 )
-from .registry import dataset_parameters, get_dataset, list_datasets, register_dataset
+from .registry import class_names, dataset_parameters, get_dataset, list_datasets, register_dataset
 from .splits import (
     LoadedSplit,
     SplitIntegrityWarning,
@@ -46,6 +46,7 @@ __all__ = [
     "LoadedSplit",
     "SplitIntegrityWarning",
     "TwoViews",
+    "class_names",
     "dataset_parameters",
     "default_split_dir",
     "get_dataset",

@@ -199,7 +199,8 @@ def check_protocol_counts(n_train_per_class: Any, n_val: Any, n_query: Any) -> t
             check_count("n_val", n_val), check_count("n_query", n_query, minimum=1))
 
 
-@register_dataset("cifar10")
+@register_dataset("cifar10", class_names=(
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"))
 def cifar10(*, root: Any = None, split_dir: Any = None, seed: int = 0, n_train_per_class: int = 500,
             n_val: int = 5000, n_query: int = 5000, top_k: int | None = 1000,
             download: bool = True) -> HashingSplits:

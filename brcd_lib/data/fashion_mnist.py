@@ -131,7 +131,9 @@ def load_fashion_mnist_pools(folder: str | os.PathLike, *, image_size: int = 28
     return pools
 
 
-@register_dataset("fashion_mnist")
+@register_dataset("fashion_mnist", class_names=(
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+    "Ankle boot"))
 def fashion_mnist(*, root: Any = None, split_dir: Any = None, seed: int = 0,
                   n_train_per_class: int = 500, n_val: int = 5000, n_query: int = 5000,
                   image_size: int = 28, top_k: int | None = 1000,
