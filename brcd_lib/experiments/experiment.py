@@ -66,7 +66,9 @@ class Experiment:
         self.device = device or ("cuda" if torch.cuda.is_available() and not self.profile.runs_on_cpu
                                  else "cpu")
         self.progress, self.resume = progress, resume
-        self.store = FeatureStore(cache_dir=self.cache_dir)
+        # the serial phases draw the augmented views with one loader worker per core
+        self.store = FeatureStore(cache_dir=self.cache_dir,
+                                  num_workers=self.workers if self.workers > 1 else 0)
         self.runs = RunStore(root=os.path.join(self.cache_dir, "runs", self.profile.name))
         self._splits = None
         self._backbones: dict[str, torch.nn.Module] = {}

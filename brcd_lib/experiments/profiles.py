@@ -59,9 +59,9 @@ class Profile:
     teacher_backbones: tuple[str, ...] = ()
     runs_on_cpu: bool = True
     # CPU cores to use: grids train runs in this many worker processes, the serial phases
-    # (pretraining, backbone features) use this many threads; BRCD_WORKERS overrides
-    # (brcd_lib.parallel). 1 = one process, one thread, as the digits results were computed.
-    workers: int = 1
+    # (pretraining, backbone features) use this many threads and loader workers; BRCD_WORKERS
+    # overrides (brcd_lib.training.parallel). None = every core of the machine; 1 = one process.
+    workers: int | None = None
 
 
     def method_seeds(self, method: str) -> tuple[int, ...]:
@@ -168,7 +168,7 @@ def _fashion() -> Profile:
                                           eval_every=10),
         student_train=dataclasses.replace(base.student_train, epochs=30, feature_views=8,
                                           eval_every=10),
-        seeds=(0, 1, 2), workers=2,
+        seeds=(0, 1, 2),
         alphas=(0.0, 0.5, 0.8, 1.0), margins=(0.0, 0.5, 0.9), cluster_counts=(5, 10, 20),
     )
 
