@@ -327,3 +327,21 @@ def test_small_vit_flops_include_attention_blocks():
     block = 2 * tokens * dim * (3 * dim) + 2 * tokens * dim * dim + 2 * 2 * tokens * dim * 2 * dim
     attention = 2 * 2 * tokens * tokens * dim
     assert count_flops(vit, (3, 16, 16)) == patch + block + attention
+
+
+def test_bf16_backbone_and_channels_last_keep_float32_features():
+    from brcd_lib.models import build_hashing_network
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 32, 32)
+    ref = build_hashing_network(role="student", backbone="resnet18", code_length=16)
+    fast = build_hashing_network(role="student", backbone="resnet18", code_length=16,
+                                 backbone_precision="bf16", channels_last=True)
+    fast.load_state_dict(ref.state_dict())
+    a, b = ref.features(x), fast.features(x)
+    assert b.dtype == torch.float32 and a.shape == b.shape
+    assert torch.allclose(a, b, rtol=0.05, atol=0.05 * float(a.abs().max()))
+    assert ref.feature_tag == "" and fast.feature_tag == "bf16+channels_last"
+    with pytest.raises(ValueError, match="backbone_precision"):
+        build_hashing_network(role="student", backbone="resnet18", code_length=16,
+                              backbone_precision="fp8")

@@ -99,13 +99,17 @@ class Experiment:
     def build_network(self, model: ModelConfig, bits: int, *, role: str, seed: int = 0):
         """A hashing network whose backbone is pretrained (SimCLR stand-in or real weights)."""
         bb = model.backbone
+        on_gpu = str(self.device).startswith("cuda")  # bf16 / channels-last are GPU speed options
 
         def build(init_seed: int):
             torch.manual_seed(init_seed)
             return build_hashing_network(role=role, backbone=bb.name, code_length=bits,
                                          pretrained=bb.pretrained, weights_path=bb.weights_path,
                                          freeze_backbone=model.freeze_backbone, head=model.head,
-                                         head_hidden=model.head_hidden, **bb.kwargs)
+                                         head_hidden=model.head_hidden,
+                                         backbone_precision=model.backbone_precision if on_gpu
+                                         else "fp32",
+                                         channels_last=model.channels_last and on_gpu, **bb.kwargs)
 
         key = config_hash(bb, self.profile.data, self.splits.split_hash)
         if bb.ssl_epochs > 0 and key not in self._backbones:
@@ -192,7 +196,7 @@ class Experiment:
         return ImagePairSource(dataset=ds, student_features=net.features,
                                teacher_features=None if teacher is None else teacher.features,
                                rotations=rotations, device=self.device,
-                               num_workers=train.num_workers)
+                               num_workers=train.num_workers, pin_memory=train.pin_memory)
 
     def evaluate(self, query_codes, db_codes, *, queries: str = "query") -> float:
         """mAP@K of ``query_codes`` (of the set ``queries``: "query" or "val") against

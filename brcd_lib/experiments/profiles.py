@@ -182,10 +182,17 @@ def _paper() -> Profile:
         # the released CIFAR-10 code resizes test images straight to 224 (no 256 + centre crop)
         data=DataConfig(name="cifar10", image_size=224, transform="paper",
                         test_transform_options={"center_crop": False}),
-        teacher=ModelConfig(backbone=BackboneConfig(name="vit_b_16", pretrained=True)),
-        student=ModelConfig(backbone=BackboneConfig(name="efficientnet_b0", pretrained=True)),
-        teacher_train=TrainConfig(epochs=200, batch_size=64, lr=5e-4, eval_every=5, patience=3),
-        student_train=TrainConfig(epochs=400, batch_size=64, lr=1e-3, eval_every=10, patience=5),
+        # GPU path: frozen backbones under bf16 autocast with channels-last images (both only on
+        # CUDA; the heads train in float32), 8 loader workers with pinned memory; fresh
+        # augmentations every step as released (feature_views=0; a bank would cache them)
+        teacher=ModelConfig(backbone=BackboneConfig(name="vit_b_16", pretrained=True),
+                            backbone_precision="bf16", channels_last=True),
+        student=ModelConfig(backbone=BackboneConfig(name="efficientnet_b0", pretrained=True),
+                            backbone_precision="bf16", channels_last=True),
+        teacher_train=TrainConfig(epochs=200, batch_size=64, lr=5e-4, eval_every=5, patience=3,
+                                  num_workers=8, pin_memory=True),
+        student_train=TrainConfig(epochs=400, batch_size=64, lr=1e-3, eval_every=10, patience=5,
+                                  num_workers=8, pin_memory=True),
         seeds=(8888,), teacher_seed=8888,
         student_backbones=("efficientnet_b0", "mobilenet_v2", "resnet18"),
         teacher_backbones=("vit_b_16", "vit_b_32", "vit_l_16"),

@@ -88,7 +88,8 @@ class FeatureStore:
     def clean(self, net, dataset, *, set_name: str, split_hash: str, transform_desc: str,
               device: str = "cpu", progress: bool = True) -> torch.Tensor:
         """Backbone features (n, d) of ``dataset`` under its (deterministic) transform."""
-        key = _key("clean", module_fingerprint(net.backbone), split_hash, set_name, transform_desc)
+        key = _key("clean", module_fingerprint(net.backbone) + _tag(net), split_hash, set_name,
+                   transform_desc)
         return self.get(key, lambda: encode_sharded(
             net.features, dataset, device=device, desc=f"features {set_name}", progress=progress))
 
@@ -117,7 +118,7 @@ class FeatureStore:
         """(n_views, n, d) backbone features of ``n_views`` seeded augmentations of each image,
         each optionally rotated by ``rotation`` x 90 degrees (SSKD). View ``v`` of an image is the
         same augmented image for every backbone and rotation (:meth:`augmented`)."""
-        key = _key("views", BANK_VERSION, module_fingerprint(net.backbone), split_hash,
+        key = _key("views", BANK_VERSION, module_fingerprint(net.backbone) + _tag(net), split_hash,
                    transform_desc, n_views, seed, rotation)
 
         def fn(x):
@@ -177,6 +178,12 @@ class SeededView(Dataset):
     def __getitem__(self, i: int):
         torch.manual_seed(item_seed(self.seed, self.view, i))
         return self.dataset[i]
+
+
+def _tag(net) -> str:
+    """"" for a float32 backbone in the default layout (keys unchanged), else "|bf16" etc."""
+    tag = getattr(net, "feature_tag", "")
+    return f"|{tag}" if tag else ""
 
 
 def _key(*parts) -> str:
