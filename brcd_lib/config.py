@@ -73,6 +73,13 @@ class TrainConfig:
     feature_views: int = 0  # >0: train the head on a cached bank of this many augmented views
     device: str = "cpu"
     num_workers: int = 0
+    # early stop when the count of non-improving validations "reaches" patience (kit) or
+    # "exceeds" it (the released code: one validation later)
+    stop_when: str = field(default="reaches", metadata=SCHEMA_ADDITION)
+
+    def __post_init__(self) -> None:
+        if self.stop_when not in ("reaches", "exceeds"):
+            raise ValueError(f"stop_when must be 'reaches' or 'exceeds', got {self.stop_when!r}")
 
 
 @dataclass(frozen=True)

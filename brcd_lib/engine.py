@@ -333,7 +333,9 @@ def fit(*, name: str, net: nn.Module, objective: nn.Module, source: PairSource, 
             bad = 0 if improved else bad + 1
             history.append({"epoch": epoch + 1, "loss": mean_loss, **{f"val_{k}": v for k, v in scores.items()}})
             bar.set_postfix(loss=f"{mean_loss:.4f}", **{k[:4]: f"{v:.3f}" for k, v in scores.items()})
-            stopped = bad >= train_cfg.patience
+            # "exceeds" (the release) stops one validation later than "reaches" (TrainConfig)
+            stopped = (bad > train_cfg.patience if getattr(train_cfg, "stop_when", "reaches") == "exceeds"
+                       else bad >= train_cfg.patience)
             if checkpoint_path:
                 save_checkpoint(checkpoint_path, format=CHECKPOINT_FORMAT, head=_head_state(net),
                                 distiller=_cpu_state(distiller), optimizer=opt.state_dict(),
