@@ -167,6 +167,7 @@ def _paper() -> Profile:
         student_train=TrainConfig(epochs=400, batch_size=64, lr=1e-3, eval_every=10, patience=5,
                                   device="cuda", stop_when="exceeds"),
         seeds=(8888,), teacher_seed=8888,
+        brcd={"n_clusters": 10, "margin": 0.5, "alpha": 0.8, "n_init": 30},  # released k-means restarts
         student_backbones=("efficientnet_b0", "mobilenet_v2", "resnet18"),
         teacher_backbones=("vit_b_16", "vit_b_32", "vit_l_16"),
         runs_on_cpu=False,
