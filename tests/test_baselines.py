@@ -400,6 +400,22 @@ def test_packd_teacher_embedding_is_plain_normalisation_when_embed_dim_covers_th
     assert list(d.embed_t.parameters()) == []
 
 
+def _sskd_kept_reference(t_rot, ratio):
+    """SSKD's error-level ranking, ranked on exact integer dot products of the +-1 teacher codes
+    (equal norms: the cosines' order), so that equal cosines tie on every CPU (issue #11: float
+    cosines of equal value can differ in their last bit). Returns (kept rows, #right, #wrong)."""
+    r, n, _ = t_rot.shape
+    dots = [[int(round(float(np.dot(t_rot[c][b], t_rot[0][j])))) for j in range(n)]
+            for b in range(n) for c in range(1, r)]
+    ranks = []
+    for row in range(len(dots)):
+        target = row // (r - 1)
+        ranks.append(sum(1 for j in range(n) if dots[row][j] > dots[row][target]))
+    right = [row for row in range(len(ranks)) if ranks[row] == 0]
+    wrong = sorted((row for row in range(len(ranks)) if ranks[row] > 0), key=lambda q: (ranks[q], q))
+    return sorted(right + wrong[: int(len(wrong) * ratio)]), len(right), len(wrong)
+
+
 def _sskd_reference(s_rot, t_rot, temp, ratio):
     r, n, _ = s_rot.shape
 
@@ -411,18 +427,12 @@ def _sskd_reference(s_rot, t_rot, temp, ratio):
         return np.array(rows)
 
     s_sim, t_sim = sims(s_rot), sims(t_rot)
-    ranks = []
-    for row in range(len(t_sim)):
-        target = row // (r - 1)
-        ranks.append(sum(1 for j in range(n) if t_sim[row, j] > t_sim[row, target]))
-    right = [row for row in range(len(ranks)) if ranks[row] == 0]
-    wrong = sorted((row for row in range(len(ranks)) if ranks[row] > 0), key=lambda q: (ranks[q], q))
-    keep = sorted(right + wrong[: int(len(wrong) * ratio)])
+    keep, n_right, n_wrong = _sskd_kept_reference(t_rot, ratio)
     total = 0.0
     for row in keep:
         p_t, p_s = softmax(t_sim[row] / temp), softmax(s_sim[row] / temp)
         total += sum(p_t[j] * (math.log(p_t[j]) - math.log(p_s[j])) for j in range(n))
-    return total / len(keep) * temp**2, len(right), len(wrong)
+    return total / len(keep) * temp**2, n_right, n_wrong
 
 
 @pytest.mark.parametrize("ratio", [1.0, 0.5])
@@ -431,6 +441,51 @@ def test_sskd_golden(ratio):
     expected, n_right, n_wrong = _sskd_reference(a["student_rot"], a["teacher_rot"], 0.5, ratio)
     assert n_right >= 1 and n_wrong >= 2  # the ranking rule is exercised
     close(get_distiller("sskd", keep_wrong_ratio=ratio)(batch), expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    b=st.integers(min_value=2, max_value=6),
+    l=st.sampled_from([2, 3, 4, 5, 7]),
+    ratio=st.sampled_from([0.0, 0.5, 0.75, 1.0]),
+    seed=st.integers(min_value=0, max_value=10_000),
+    noise=st.sampled_from([0.0, 1e-7, -1e-7]),
+)
+def test_sskd_ranking_is_exact_under_ties(b, l, ratio, seed, noise):
+    """Issue #11: short +-1 codes tie exactly (image 1's unrotated code is a copy of image 0's,
+    so every rotated copy of images 0 and 1 sees an exact tie). The kept rows must equal the
+    integer reference in float32 and float64, and must not move when the float cosines are
+    perturbed by 1e-7 column by column, as another CPU's rounding could."""
+    from brcd_lib.distill import sskd
+
+    rng = np.random.default_rng(seed)
+    t_rot = signs(rng, 4, b, l)
+    t_rot[0][1] = t_rot[0][0]
+    expected, _, _ = _sskd_kept_reference(t_rot, ratio)
+    for dtype in (torch.float32, torch.float64):
+        codes = torch.tensor(t_rot, dtype=dtype)
+        scores, tol = sskd.rotation_rank_scores(codes)
+        assert sskd.kept_rows(scores, 3, ratio, tol).tolist() == expected
+    s_rot = signs(rng, 4, b, l)
+    batch = DistillBatch(student=torch.tensor(s_rot[0], dtype=torch.float32),
+                         student_other=torch.tensor(s_rot[0], dtype=torch.float32),
+                         teacher=torch.tensor(t_rot[0], dtype=torch.float32),
+                         teacher_other=torch.tensor(t_rot[0], dtype=torch.float32),
+                         index=torch.arange(b),
+                         student_rot=torch.tensor(s_rot, dtype=torch.float32),
+                         teacher_rot=torch.tensor(t_rot, dtype=torch.float32))
+    d = get_distiller("sskd", keep_wrong_ratio=ratio)
+    original = sskd.rotation_similarities
+    with pytest.MonkeyPatch.context() as mp:
+        # column-dependent offsets of +-1e-7: equal cosines no longer compare equal as floats
+        mp.setattr(sskd, "rotation_similarities",
+                   lambda c: original(c) + noise * torch.linspace(-1.0, 1.0, c.shape[1]))
+        loss = d(batch)
+    if expected:
+        s_ref, _, _ = _sskd_reference(s_rot, t_rot, 0.5, ratio)
+        close(loss, s_ref, rtol=1e-4, atol=1e-5)
+    else:
+        assert float(loss) == 0.0
 
 
 # ----------------------------------------------------------------------------- gradients
