@@ -627,3 +627,45 @@ def test_sinkhorn_plan_has_uniform_marginals(p1, p2, seed):
     pi = sinkhorn_plan(x, y, eps=0.5, max_iter=300, tol=0.0)
     assert torch.allclose(pi.sum(dim=2), torch.full((3, p1), 1.0 / p1), atol=1e-4)
     assert torch.allclose(pi.sum(dim=1), torch.full((3, p2), 1.0 / p2), atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- metadata (issue #16)
+FAMILY = {"none": "none", "kd": "logit", "sp": "relation", "pkt": "relation", "rkd": "relation",
+          "sskd": "relation", "crd": "contrastive", "crcd": "contrastive", "packd": "contrastive",
+          "brcd": "ours"}
+
+
+def test_every_registered_distiller_declares_its_metadata():
+    from brcd_lib.distill import distiller_class
+    from brcd_lib.distill.base import FAMILIES
+
+    assert set(FAMILY) <= set(list_distillers())
+    labels = set()
+    for name in list_distillers():
+        cls = distiller_class(name)
+        assert "label" in vars(cls) and isinstance(cls.label, str) and cls.label, name
+        assert cls.family in FAMILIES, name
+        assert isinstance(cls.needs_rotations, bool), name
+        assert get_distiller(name).reads_labels is False, name  # defaults are unsupervised
+        labels.add(cls.label)
+        if name in FAMILY:
+            assert cls.family == FAMILY[name], name
+    assert len(labels) == len(list_distillers())  # display names are distinct
+    assert [n for n in FAMILY if distiller_class(n).needs_rotations] == ["sskd"]
+
+
+def test_registering_without_metadata_is_an_error():
+    from brcd_lib.distill import Distiller, register_distiller
+
+    class NoLabel(Distiller):
+        family = "logit"
+
+    class BadFamily(Distiller):
+        label = "x"
+        family = "feature"
+
+    with pytest.raises(ValueError, match="label"):
+        register_distiller("test-no-label")(NoLabel)
+    with pytest.raises(ValueError, match="family"):
+        register_distiller("test-bad-family")(BadFamily)
+    assert "test-no-label" not in list_distillers() and "test-bad-family" not in list_distillers()

@@ -63,15 +63,35 @@ class DistillBatch:
     teacher_rot: torch.Tensor | None = None
 
 
+#: Families of distillers (``Distiller.family``): no distillation, logit matching, relation /
+#: similarity matching, contrastive objectives with negatives, and the paper's own method.
+FAMILIES: tuple[str, ...] = ("none", "logit", "relation", "contrastive", "ours")
+
+
 class Distiller(nn.Module):
     """Base class. Subclasses set ``name`` and implement ``forward(batch) -> scalar tensor``.
 
     Trainable parameters of a distiller (CRD's embeddings, ...) are optimised together with the
     student's head. ``prepare`` is called once before training.
+
+    Class attributes (metadata, set by every registered distiller):
+        name: the registry name (set by ``register_distiller``).
+        label: display name in tables and figures.
+        family: one of :data:`FAMILIES`.
+        needs_rotations: the training loop must fill ``batch.student_rot`` / ``teacher_rot``.
+    Instance property ``reads_labels``: whether this configured instance reads the training
+    set's ground-truth labels (``DistillContext.train_labels``), i.e. is *not* unsupervised.
     """
 
     name: str = "base"
+    label: str = "base"
+    family: str = "none"
     needs_rotations: bool = False
+
+    @property
+    def reads_labels(self) -> bool:
+        """True when this instance uses class labels; False for every unsupervised setting."""
+        return False
 
     def prepare(self, context: DistillContext) -> None:  # noqa: D401 - hook
         """Called once before the first step; the default needs nothing."""

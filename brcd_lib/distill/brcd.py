@@ -434,6 +434,9 @@ class BRCDDistiller(Distiller):
     ``kept_bit_fraction`` and :meth:`stats`.
     """
 
+    label = "BRCD"
+    family = "ours"
+
     def __init__(
         self,
         *,

@@ -76,6 +76,9 @@ class CRCDDistiller(ContrastiveDistiller):
         eps: constant inside the NCE logs.
     """
 
+    label = "CRCD"
+    family = "contrastive"
+
     def __init__(
         self,
         *,

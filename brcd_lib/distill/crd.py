@@ -153,6 +153,9 @@ class CRDDistiller(ContrastiveDistiller):
         eps: RepDistiller's constant inside the NCE logs.
     """
 
+    label = "CRD"
+    family = "contrastive"
+
     def __init__(
         self,
         *,

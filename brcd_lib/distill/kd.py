@@ -73,6 +73,9 @@ class KDDistiller(Distiller):
         weight: multiplier of the loss.
     """
 
+    label = "KD"
+    family = "logit"
+
     def __init__(self, *, temperature: float = 4.0, inputs: str = "codes", weight: float = 1.0):
         super().__init__()
         if temperature <= 0:

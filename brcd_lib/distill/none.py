@@ -9,5 +9,9 @@ from .registry import register_distiller
 
 @register_distiller("none")
 class NoDistillation(Distiller):
+
+    label = "Student (no KD)"
+    family = "none"
+
     def forward(self, batch: DistillBatch) -> torch.Tensor:
         return batch.student.new_zeros(())

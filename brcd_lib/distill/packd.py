@@ -80,6 +80,9 @@ class PACKDDistiller(Distiller):
         weight: multiplier of the loss.
     """
 
+    label = "PACKD"
+    family = "contrastive"
+
     def __init__(
         self,
         *,

@@ -38,6 +38,9 @@ class PKTDistiller(Distiller):
         weight: multiplier of the loss.
     """
 
+    label = "PKT"
+    family = "relation"
+
     def __init__(self, *, eps: float = 1e-7, inputs: str = "codes", weight: float = 1.0):
         super().__init__()
         if eps <= 0:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .base import Distiller
+from .base import FAMILIES, Distiller
 
 _REGISTRY: dict[str, type[Distiller]] = {}
 
@@ -12,6 +12,10 @@ def register_distiller(name: str) -> Callable[[type[Distiller]], type[Distiller]
     def deco(cls: type[Distiller]) -> type[Distiller]:
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"distiller {name!r} is registered twice")
+        if cls.family not in FAMILIES:
+            raise ValueError(f"distiller {name!r}: family must be one of {FAMILIES}, got {cls.family!r}")
+        if "label" not in vars(cls):
+            raise ValueError(f"distiller {name!r} must set its display name (class attribute 'label')")
         cls.name = name
         _REGISTRY[name] = cls
         return cls

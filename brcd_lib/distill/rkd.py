@@ -67,6 +67,9 @@ class RKDDistiller(Distiller):
         weight: multiplier of the whole loss.
     """
 
+    label = "RKD"
+    family = "relation"
+
     def __init__(
         self,
         *,

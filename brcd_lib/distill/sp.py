@@ -53,6 +53,9 @@ class SPDistiller(Distiller):
         weight: multiplier of the loss.
     """
 
+    label = "SP"
+    family = "relation"
+
     def __init__(self, *, variant: str = "paper", inputs: str = "codes", weight: float = 1.0):
         super().__init__()
         if variant not in SP_VARIANTS:

@@ -80,6 +80,8 @@ class SSKDDistiller(Distiller):
         weight: multiplier of the loss (BRCD release: 1; SSKD's ``ss_weight``: 10).
     """
 
+    label = "SSKD"
+    family = "relation"  # transfers the teacher's similarity rows of rotated copies
     needs_rotations = True
 
     def __init__(
