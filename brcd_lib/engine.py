@@ -420,8 +420,9 @@ def restore(net: nn.Module, state: dict, distiller: Distiller | None = None) -> 
 
 
 def make_context(*, teacher_train_codes: torch.Tensor, seed: int, cache_dir: str | None,
-                 cache_key: str) -> DistillContext:
+                 cache_key: str, train_labels: torch.Tensor | None = None) -> DistillContext:
+    """``train_labels`` (row i = training index i) only for distillers with ``reads_labels``."""
     return DistillContext(teacher_train_codes=teacher_train_codes,
                           n_train=teacher_train_codes.shape[0],
                           code_length=teacher_train_codes.shape[1], seed=seed,
-                          cache_dir=cache_dir, cache_key=cache_key)
+                          cache_dir=cache_dir, cache_key=cache_key, train_labels=train_labels)

@@ -669,3 +669,104 @@ def test_registering_without_metadata_is_an_error():
     with pytest.raises(ValueError, match="family"):
         register_distiller("test-bad-family")(BadFamily)
     assert "test-no-label" not in list_distillers() and "test-bad-family" not in list_distillers()
+
+
+# ----------------------------------------------------------------------------- class negatives
+def labelled_context(labels, n_train: int = 10, l: int = L, seed: int = 0) -> DistillContext:
+    return DistillContext(teacher_train_codes=torch.ones(n_train, l), n_train=n_train,
+                          code_length=l, seed=seed, train_labels=labels)
+
+
+ONE_HOT_CLASSES = np.array([0, 0, 1, 1, 2, 2, 0, 1, 2, 0])
+
+
+@pytest.mark.parametrize("name", ["crd", "crcd", "packd"])
+def test_class_negatives_read_labels_and_need_them(name):
+    d = get_distiller(name, negatives="class")
+    assert d.reads_labels and not get_distiller(name).reads_labels
+    with pytest.raises(ValueError, match="train_labels"):
+        d.prepare(context())
+    with pytest.raises(ValueError, match="one row per training item"):
+        d.prepare(labelled_context(torch.zeros(9, 3, dtype=torch.uint8)))
+    with pytest.raises(ValueError, match="uniform, class"):
+        get_distiller(name, negatives="labels")
+
+
+@pytest.mark.parametrize("name", ["crd", "crcd", "packd"])
+@pytest.mark.parametrize("as_ids", [False, True])
+def test_class_negatives_end_to_end_come_from_other_classes(name, as_ids):
+    """get_distiller(name, negatives="class") trains with a labelled context; every negative it
+    draws has another class than its positive (one-hot labels, as CIFAR-10 in the release)."""
+    ids = torch.tensor(ONE_HOT_CLASSES)
+    labels = ids if as_ids else torch.nn.functional.one_hot(ids, 3).to(torch.uint8)
+    small = {"crd": dict(embed_dim=6), "crcd": dict(embed_dim=6), "packd": dict(embed_dim=4)}
+    d = get_distiller(name, negatives="class", n_negatives=7, **small[name])
+    d.prepare(labelled_context(labels))
+    memory = d.memory_t if name == "packd" else d.memory_s
+    drawn = []
+    original = memory.sample_class_negatives
+
+    def spy(index, k, lab):
+        out = original(index, k, lab)
+        drawn.append((index.clone(), out.clone()))
+        return out
+
+    memory.sample_class_negatives = spy
+    batch, _ = make_batch(30, n_train=10)
+    loss = d(batch)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert batch.student.grad is not None
+    (index, neg), = drawn
+    assert neg.shape == (B, 7)
+    for i, row in zip(index.tolist(), neg.tolist()):
+        assert all(ONE_HOT_CLASSES[j] != ONE_HOT_CLASSES[i] for j in row)
+
+
+def test_class_negatives_cover_exactly_the_other_classes_and_are_seeded():
+    labels = torch.nn.functional.one_hot(torch.tensor(ONE_HOT_CLASSES), 3).float()
+    mem = MomentumMemory(n_items=10, dim=3, momentum=0.5, seed=3)
+    neg = mem.sample_class_negatives(torch.tensor([2]), 500, labels)
+    assert set(neg.flatten().tolist()) == {i for i in range(10) if ONE_HOT_CLASSES[i] != 1}
+    draws = [MomentumMemory(n_items=10, dim=3, momentum=0.5, seed=s).sample_class_negatives(
+        torch.tensor([0, 4]), 9, labels) for s in (4, 4, 5)]
+    assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(min_value=2, max_value=25),
+    c=st.integers(min_value=1, max_value=5),
+    k=st.integers(min_value=1, max_value=30),
+    density=st.sampled_from([0.2, 0.5, 0.9]),
+    seed=st.integers(min_value=0, max_value=10_000),
+)
+def test_class_negatives_share_no_label_with_the_positive(n, c, k, density, seed):
+    """Multi-hot labels: a negative shares no label with its positive and is never the positive;
+    a row whose every other item shares a label falls back to all other items."""
+    from brcd_lib.distill.memory import label_matrix
+
+    rng = np.random.default_rng(seed)
+    multi_hot = (rng.random((n, c)) < density).astype(np.uint8)
+    labels = label_matrix(torch.tensor(multi_hot), n, "test")
+    mem = MomentumMemory(n_items=n, dim=2, momentum=0.5, seed=seed)
+    index = torch.arange(n)
+    neg = mem.sample_class_negatives(index, k, labels)
+    assert neg.shape == (n, k) and neg.dtype == torch.long
+    for i in range(n):
+        disjoint = [j for j in range(n) if j != i and not (multi_hot[i] & multi_hot[j]).any()]
+        allowed = set(disjoint) if disjoint else set(range(n)) - {i}
+        assert set(neg[i].tolist()) <= allowed
+
+
+def test_class_negative_sampler_state_survives_a_checkpoint():
+    d = get_distiller("crd", negatives="class", embed_dim=6, n_negatives=5)
+    d.prepare(labelled_context(torch.tensor(ONE_HOT_CLASSES)))
+    d(make_batch(31, n_train=10)[0])
+    state = {k: (v.clone() if torch.is_tensor(v) else v) for k, v in d.state_dict().items()}
+    index = torch.tensor([1, 5, 8])
+    expected = d._contrast_indices(index)
+    other = get_distiller("crd", negatives="class", embed_dim=6, n_negatives=5)
+    other.prepare(labelled_context(torch.tensor(ONE_HOT_CLASSES), seed=9))
+    other.load_state_dict(state)
+    assert torch.equal(other._contrast_indices(index), expected)

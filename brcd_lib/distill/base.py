@@ -26,6 +26,10 @@ class DistillContext:
     cache_dir: a folder where the distiller may cache artifacts (k-means), or None.
     cache_key: a string that identifies teacher checkpoint + split + code length; part of any
         cache key the distiller builds.
+    train_labels: the training images' ground-truth labels, row i = dataset index i, as a
+        (n_train, C) multi-hot 0/1 tensor (uint8 or bool) or (n_train,) integer class ids; ``None``
+        (default) for unsupervised runs. Only a distiller whose ``reads_labels`` is True uses
+        them (CRD, CRCD and PACKD with ``negatives="class"``, the released code's negatives).
     """
 
     teacher_train_codes: torch.Tensor
@@ -35,6 +39,7 @@ class DistillContext:
     cache_dir: str | None = None
     cache_key: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    train_labels: torch.Tensor | None = None
 
 
 @dataclass

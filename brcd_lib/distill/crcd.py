@@ -21,7 +21,9 @@ incomplete, and its copy in the BRCD release):
   vector ``a_b - a_b``, which the public code turns into an arbitrary direction by adding 1e-6
   to every coordinate. With ``self_anchor=True`` those pairs are kept and any zero relation
   (a contrast row that *is* the anchor row) scores cosine 0;
-- cosines are computed from inner products (no B x B x (1 + K) x d tensor).
+- cosines are computed from inner products (no B x B x (1 + K) x d tensor);
+- ``negatives="class"`` draws the negatives from other classes with the training labels, as the
+  BRCD release does (see ``crd.py`` / ``memory.py``); the default ``"uniform"`` needs no labels.
 """
 from __future__ import annotations
 
@@ -29,7 +31,6 @@ import torch
 
 from .base import DistillBatch
 from .crd import ContrastiveDistiller, fix_normaliser, nce_loss
-from .memory import contrast_indices
 from .registry import register_distiller
 
 
@@ -74,6 +75,7 @@ class CRCDDistiller(ContrastiveDistiller):
         inputs: ``"codes"`` (default) or ``"logits"``.
         weight: multiplier of the loss.
         eps: constant inside the NCE logs.
+        negatives: ``"uniform"`` (default) or ``"class"`` (the release; reads the labels).
     """
 
     label = "CRCD"
@@ -90,6 +92,7 @@ class CRCDDistiller(ContrastiveDistiller):
         inputs: str = "codes",
         weight: float = 1.0,
         eps: float = 1e-7,
+        negatives: str = "uniform",
     ):
         super().__init__(
             embed_dim=embed_dim,
@@ -99,6 +102,7 @@ class CRCDDistiller(ContrastiveDistiller):
             inputs=inputs,
             weight=weight,
             eps=eps,
+            negatives=negatives,
         )
         self.self_anchor = bool(self_anchor)
 
@@ -113,7 +117,7 @@ class CRCDDistiller(ContrastiveDistiller):
         f_s, f_t, index = self._embed(batch)
         if not self.self_anchor and index.numel() < 2:
             raise ValueError("CRCD needs a batch of at least 2 images (anchors are the other items).")
-        idx = contrast_indices(index, self.memory_s.sample_negatives(index, self.n_negatives))
+        idx = self._contrast_indices(index)
         cos_s = relation_cosines(
             f_s, self.memory_t.gather(index), self.memory_t.gather(idx), idx, index
         )

@@ -14,6 +14,10 @@ embedding and a running teacher embedding per training image. For a batch with d
   for each side; the two sides are added;
 - after the step (training mode only) both banks are momentum-updated at ``y``.
 
+Negatives (``negatives=``): ``"uniform"`` (default, unsupervised) over all other training items,
+or ``"class"`` over the items sharing no label with the positive, the BRCD release's
+label-based sampler (needs ``DistillContext.train_labels``; see ``memory.py``).
+
 Parameters (the two embeddings) and banks are created in ``prepare()``: build the optimiser
 after calling it.
 """
@@ -25,7 +29,7 @@ from torch import nn
 
 from .base import DistillBatch, DistillContext, Distiller
 from .kd import check_inputs, student_teacher
-from .memory import MomentumMemory, contrast_indices
+from .memory import MomentumMemory, check_negatives, contrast_indices, label_matrix
 from .registry import register_distiller
 
 
@@ -89,6 +93,7 @@ class ContrastiveDistiller(Distiller):
         inputs: str,
         weight: float,
         eps: float,
+        negatives: str = "uniform",
     ):
         super().__init__()
         if embed_dim < 1 or n_negatives < 1 or temperature <= 0:
@@ -103,7 +108,9 @@ class ContrastiveDistiller(Distiller):
         self.inputs = check_inputs(inputs)
         self.weight = float(weight)
         self.eps = float(eps)
+        self.negatives = check_negatives(negatives)
         self.n_data = 0
+        self.class_labels: torch.Tensor | None = None  # (n_train, C) 0/1, CPU, negatives="class"
         self.embed_s: Embed | None = None
         self.embed_t: Embed | None = None
         self.memory_s: MomentumMemory | None = None
@@ -111,10 +118,18 @@ class ContrastiveDistiller(Distiller):
         # Z for the student-anchored side (slot 0) and the teacher-anchored side (slot 1).
         self.register_buffer("z", torch.full((2,), -1.0))
 
+    @property
+    def reads_labels(self) -> bool:
+        """True with ``negatives="class"`` (negatives drawn from other classes)."""
+        return self.negatives == "class"
+
     def prepare(self, context: DistillContext) -> None:
-        """Create the embeddings (seeded by ``context.seed``) and the n_train-row banks."""
+        """Create the embeddings (seeded by ``context.seed``) and the n_train-row banks; with
+        ``negatives="class"`` read ``context.train_labels`` (ValueError when missing)."""
         seed = int(context.seed)
         self.n_data = int(context.n_train)
+        self.class_labels = (label_matrix(context.train_labels, self.n_data, self.name)
+                             if self.reads_labels else None)
         self.embed_s = Embed(dim_in=context.code_length, dim_out=self.embed_dim, seed=seed)
         self.embed_t = Embed(dim_in=context.code_length, dim_out=self.embed_dim, seed=seed + 1)
         self.memory_s = MomentumMemory(
@@ -132,6 +147,15 @@ class ContrastiveDistiller(Distiller):
         s, t = student_teacher(batch, self.inputs)
         index = batch.index.long().to(self.memory_s.bank.device)
         return self.embed_s(s), self.embed_t(t), index
+
+    def _contrast_indices(self, index: torch.Tensor) -> torch.Tensor:
+        """(B, 1 + K): the positive, then ``n_negatives`` negatives under the ``negatives`` rule
+        (drawn from the student bank's seeded sampler)."""
+        if self.negatives == "class":
+            neg = self.memory_s.sample_class_negatives(index, self.n_negatives, self.class_labels)
+        else:
+            neg = self.memory_s.sample_negatives(index, self.n_negatives)
+        return contrast_indices(index, neg)
 
     def _update(self, index: torch.Tensor, f_s: torch.Tensor, f_t: torch.Tensor) -> None:
         if self.training:
@@ -151,6 +175,7 @@ class CRDDistiller(ContrastiveDistiller):
         inputs: ``"codes"`` (default) or ``"logits"``.
         weight: multiplier of the loss.
         eps: RepDistiller's constant inside the NCE logs.
+        negatives: ``"uniform"`` (default) or ``"class"`` (the release; reads the labels).
     """
 
     label = "CRD"
@@ -166,6 +191,7 @@ class CRDDistiller(ContrastiveDistiller):
         inputs: str = "codes",
         weight: float = 1.0,
         eps: float = 1e-7,
+        negatives: str = "uniform",
     ):
         super().__init__(
             embed_dim=embed_dim,
@@ -175,11 +201,12 @@ class CRDDistiller(ContrastiveDistiller):
             inputs=inputs,
             weight=weight,
             eps=eps,
+            negatives=negatives,
         )
 
     def forward(self, batch: DistillBatch) -> torch.Tensor:
         f_s, f_t, index = self._embed(batch)
-        idx = contrast_indices(index, self.memory_s.sample_negatives(index, self.n_negatives))
+        idx = self._contrast_indices(index)
         w_t = self.memory_t.gather(idx)  # (B, 1 + K, d) teacher bank
         w_s = self.memory_s.gather(idx)  # (B, 1 + K, d) student bank
         out_s = torch.exp(torch.einsum("bkd,bd->bk", w_t, f_s) / self.temperature)
