@@ -770,3 +770,61 @@ def test_class_negative_sampler_state_survives_a_checkpoint():
     other.prepare(labelled_context(torch.tensor(ONE_HOT_CLASSES), seed=9))
     other.load_state_dict(state)
     assert torch.equal(other._contrast_indices(index), expected)
+
+
+# ----------------------------------------------------------------------------- bank scoring (issue #17)
+@pytest.mark.parametrize("name", ["crd", "crcd"])
+def test_whole_bank_scoring_equals_gathering_the_sampled_rows(name, monkeypatch):
+    """Scoring against the whole bank then reading the sampled columns gives the loss and the
+    gradients of the gather-then-multiply form (both paths of bank_scores)."""
+    from brcd_lib.distill import crd as crd_module
+
+    results = []
+    for factor in (1e9, 0.0):  # always dense, never dense
+        monkeypatch.setattr(crd_module, "DENSE_FACTOR", factor)
+        d = build(name, n_train=40, n_negatives=12)
+        batch, _ = make_batch(32, n_train=40)
+        loss = d(batch)
+        loss.backward()
+        grads = [p.grad.clone() for p in d.embed_s.parameters()]
+        results.append((loss.detach(), batch.student.grad.clone(), grads, d.memory_s.bank.clone()))
+    (l1, g1, p1, m1), (l2, g2, p2, m2) = results
+    assert torch.allclose(l1, l2, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(g1, g2, rtol=1e-4, atol=1e-6)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(p1, p2))
+    assert torch.allclose(m1, m2, atol=1e-6)
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_bank_relation_cosines_equal_the_plain_form(dense, monkeypatch):
+    """CRCD's whole-bank relation cosines, (B, 1 + K, B) layout, equal the plain gathered form
+    (B, B, 1 + K), zero relations included (a contrast row that is an anchor's own row)."""
+    from brcd_lib.distill import crd as crd_module
+    from brcd_lib.distill.crcd import bank_relation_cosines, relation_cosines
+
+    monkeypatch.setattr(crd_module, "DENSE_FACTOR", 1e9 if dense else 0.0)
+    g = torch.Generator().manual_seed(5)
+    bank = torch.nn.functional.normalize(torch.randn(30, 6, generator=g, dtype=torch.float64), dim=1)
+    fresh = torch.nn.functional.normalize(torch.randn(5, 6, generator=g, dtype=torch.float64), dim=1)
+    index = torch.tensor([3, 8, 0, 21, 14])
+    idx = torch.cat([index.unsqueeze(1), torch.randint(0, 30, (5, 7), generator=g)], dim=1)
+    idx[0, 3] = index[2]  # a zero relation for anchor j = 2
+    ours = bank_relation_cosines(fresh, bank, idx, index)
+    plain = relation_cosines(fresh, bank[index], bank[idx], idx, index)
+    assert ours.shape == (5, 8, 5)
+    assert torch.allclose(ours, plain.permute(0, 2, 1), atol=1e-12)
+    assert float(ours[0, 3, 2]) == 0.0
+
+
+def test_log_domain_nce_equals_the_nce_loss():
+    from brcd_lib.distill.crcd import log_nce_loss
+    from brcd_lib.distill.crd import nce_loss
+
+    g = torch.Generator().manual_seed(6)
+    scores = torch.randn(4, 6, 3, generator=g, dtype=torch.float64) * 5
+    weights = torch.ones(4, 3, dtype=torch.float64)
+    weights[1, 2] = weights[3, 0] = 0.0
+    z = torch.tensor(2.5, dtype=torch.float64)
+    rows = (torch.exp(scores) / z).permute(0, 2, 1)[weights.bool()]
+    assert float(log_nce_loss(scores, torch.log(z), 40, weights)) == pytest.approx(
+        float(nce_loss(rows, 40)), rel=1e-12)

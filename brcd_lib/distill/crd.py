@@ -18,6 +18,10 @@ Negatives (``negatives=``): ``"uniform"`` (default, unsupervised) over all other
 or ``"class"`` over the items sharing no label with the positive, the BRCD release's
 label-based sampler (needs ``DistillContext.train_labels``; see ``memory.py``).
 
+Scoring: each side is one (B, d) x (d, n_train) product of the fresh embeddings with the whole
+bank, whose sampled columns are then read (:func:`bank_scores`); no (B, 1 + K, d) tensor of bank
+rows is formed unless the bank is much larger than the number of sampled entries.
+
 Parameters (the two embeddings) and banks are created in ``prepare()``: build the optimiser
 after calling it.
 """
@@ -59,6 +63,29 @@ class Embed(nn.Module):
         if self.linear is not None:
             x = self.linear(x)
         return F.normalize(x, dim=-1)
+
+
+#: :func:`bank_scores` multiplies with the whole bank when it has at most this many times as many
+#: rows as there are sampled entries (B (1 + K)); beyond that it gathers the sampled rows.
+DENSE_FACTOR = 4.0
+
+
+def use_dense(n_bank: int, n_sampled: int) -> bool:
+    """Whether scoring against the whole bank is cheaper than gathering ``n_sampled`` rows."""
+    return n_bank <= DENSE_FACTOR * n_sampled
+
+
+def bank_scores(memory: MomentumMemory, fresh: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """(B, 1 + K) inner products ``<bank[idx[b, k]], fresh[b]>`` (the bank carries no gradient).
+
+    One (B, d) x (d, n) matrix product against the whole bank followed by a gather of the sampled
+    columns, or, when the bank is far larger than the sample (:func:`use_dense`), a gather of the
+    sampled rows and a batched product."""
+    bank = memory.bank.detach()
+    idx = idx.long().to(bank.device)
+    if use_dense(bank.shape[0], idx.numel()):
+        return torch.gather(fresh @ bank.t(), 1, idx)
+    return torch.einsum("bkd,bd->bk", memory.gather(idx), fresh)
 
 
 def nce_loss(probs: torch.Tensor, n_data: int, eps: float = 1e-7) -> torch.Tensor:
@@ -207,10 +234,8 @@ class CRDDistiller(ContrastiveDistiller):
     def forward(self, batch: DistillBatch) -> torch.Tensor:
         f_s, f_t, index = self._embed(batch)
         idx = self._contrast_indices(index)
-        w_t = self.memory_t.gather(idx)  # (B, 1 + K, d) teacher bank
-        w_s = self.memory_s.gather(idx)  # (B, 1 + K, d) student bank
-        out_s = torch.exp(torch.einsum("bkd,bd->bk", w_t, f_s) / self.temperature)
-        out_t = torch.exp(torch.einsum("bkd,bd->bk", w_s, f_t) / self.temperature)
+        out_s = torch.exp(bank_scores(self.memory_t, f_s, idx) / self.temperature)  # teacher bank
+        out_t = torch.exp(bank_scores(self.memory_s, f_t, idx) / self.temperature)  # student bank
         z_s = fix_normaliser(self.z, 0, out_s, self.n_data)
         z_t = fix_normaliser(self.z, 1, out_t, self.n_data)
         loss = nce_loss(out_s / z_s, self.n_data, self.eps) + nce_loss(out_t / z_t, self.n_data, self.eps)

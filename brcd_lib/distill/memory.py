@@ -147,7 +147,8 @@ class MomentumMemory(nn.Module):
         if self.overwrite_first:
             m = torch.where(self.written[index].unsqueeze(1), m, torch.zeros_like(m))
         new = m * self.bank[index] + (1.0 - m) * emb
-        self.bank.index_copy_(0, index, F.normalize(new, dim=1))
+        # out of place: a step's scores may have saved the bank for their backward pass
+        self.bank = self.bank.index_copy(0, index, F.normalize(new, dim=1))
         self.written[index] = True
 
     # ------------------------------------------------------------------ checkpointing
