@@ -828,3 +828,48 @@ def test_log_domain_nce_equals_the_nce_loss():
     rows = (torch.exp(scores) / z).permute(0, 2, 1)[weights.bool()]
     assert float(log_nce_loss(scores, torch.log(z), 40, weights)) == pytest.approx(
         float(nce_loss(rows, 40)), rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- PACKD warm-up (issue #16)
+def test_memory_warmup_overwrites_for_a_number_of_updates_and_is_checkpointed():
+    emb = torch.tensor([[1.0, 2.0, 2.0], [0.0, -3.0, 4.0], [2.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    mem = MomentumMemory(n_items=5, dim=3, momentum=0.5, seed=0, warmup_updates=2)
+    mem.update(torch.tensor([1]), emb[:1])
+    np.testing.assert_allclose(mem.bank[1].numpy(), unit(emb[0].numpy()), rtol=1e-6)
+    mem.update(torch.tensor([1]), emb[1:2])  # second update: still momentum 0
+    np.testing.assert_allclose(mem.bank[1].numpy(), unit(emb[1].numpy()), rtol=1e-6)
+    state = {k: (v.clone() if torch.is_tensor(v) else v) for k, v in mem.state_dict().items()}
+    before = mem.bank[1].clone()
+    mem.update(torch.tensor([1]), emb[2:3])  # third update: momentum 0.5
+    np.testing.assert_allclose(mem.bank[1].numpy(), unit(0.5 * before.numpy() + 0.5 * emb[2].numpy()), rtol=1e-6)
+    resumed = MomentumMemory(n_items=5, dim=3, momentum=0.5, seed=7, warmup_updates=2)
+    resumed.load_state_dict(state)
+    assert resumed.n_updates == 2
+    resumed.update(torch.tensor([1]), emb[2:3])
+    assert torch.allclose(resumed.bank, mem.bank)
+
+
+def test_packd_warmup_counts_iterations_as_released():
+    d = get_distiller("packd")
+    assert d.warmup_iters == 782 and not d.overwrite_first  # the release's hard-coded count
+    d = build("packd", warmup_iters=2)
+    assert d.memory_t.warmup_updates == 2
+    index = torch.tensor([3, 1, 7, 5])
+    batches = [make_batch(33 + i)[0] for i in range(3)]
+    rows, embedded = [], []
+    for batch in batches:
+        batch.index = index
+        d(batch)
+        rows.append(d.memory_t.bank[3].clone())
+        embedded.append(d.embed_t(batch.teacher)[0].detach())
+    assert not torch.allclose(embedded[1], embedded[2])
+    assert torch.allclose(rows[0], embedded[0], atol=1e-6)  # update 1: overwritten
+    assert torch.allclose(rows[1], embedded[1], atol=1e-6)  # update 2: overwritten
+    mixed = torch.nn.functional.normalize(0.5 * embedded[1] + 0.5 * embedded[2], dim=0)
+    assert torch.allclose(rows[2], mixed, atol=1e-6)  # update 3: momentum 0.5
+    batch = batches[0]
+    d.eval()
+    d(batch)
+    assert d.memory_t.n_updates == 3  # no update outside training mode
+    with pytest.raises(ValueError, match="warmup_iters"):
+        get_distiller("packd", warmup_iters=-1)

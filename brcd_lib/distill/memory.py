@@ -39,8 +39,11 @@ class MomentumMemory(nn.Module):
             then L2-normalised (RepDistiller's ``nce_m``; 0 overwrites).
         seed: seeds both the initial bank and the negative sampler.
         overwrite_first: when True an entry that was never written is overwritten (momentum 0)
-            on its first update. PACKD's released code uses momentum 0 during the first epoch;
-            this is the same rule without knowing the epoch length.
+            on its first update.
+        warmup_updates: the first ``warmup_updates`` calls of :meth:`update` use momentum 0
+            (overwrite), the later ones ``momentum``. PACKD's released memory does this for its
+            first 782 updates (``memory_change_num // 782 == 0``), about 10 epochs of the
+            5,000-image CIFAR-10 training set at batch 64. The count is saved in the state dict.
 
     The initial bank is uniform in ``[-s, s]`` with ``s = 1 / sqrt(dim / 3)`` (RepDistiller's
     initialisation) and then L2-normalised per row (as the CRCD and PACKD releases do).
@@ -54,6 +57,7 @@ class MomentumMemory(nn.Module):
         momentum: float,
         seed: int,
         overwrite_first: bool = False,
+        warmup_updates: int = 0,
     ) -> None:
         super().__init__()
         if int(n_items) < 2:
@@ -70,6 +74,10 @@ class MomentumMemory(nn.Module):
         self.momentum = float(momentum)
         self.seed = int(seed)
         self.overwrite_first = bool(overwrite_first)
+        if int(warmup_updates) < 0:
+            raise ValueError(f"warmup_updates must be >= 0; got {warmup_updates}.")
+        self.warmup_updates = int(warmup_updates)
+        self.n_updates = 0
         self._generator = torch.Generator().manual_seed(self.seed)
         stdv = 1.0 / math.sqrt(self.dim / 3.0)
         bank = torch.rand(self.n_items, self.dim, generator=self._generator) * (2 * stdv) - stdv
@@ -144,19 +152,23 @@ class MomentumMemory(nn.Module):
             )
         emb = embeddings.detach().to(self.bank.dtype)
         m = torch.full((index.numel(), 1), self.momentum, dtype=emb.dtype, device=emb.device)
+        if self.n_updates < self.warmup_updates:
+            m = torch.zeros_like(m)
         if self.overwrite_first:
             m = torch.where(self.written[index].unsqueeze(1), m, torch.zeros_like(m))
         new = m * self.bank[index] + (1.0 - m) * emb
         # out of place: a step's scores may have saved the bank for their backward pass
         self.bank = self.bank.index_copy(0, index, F.normalize(new, dim=1))
         self.written[index] = True
+        self.n_updates += 1
 
     # ------------------------------------------------------------------ checkpointing
     def get_extra_state(self) -> Any:
-        return {"generator_state": self._generator.get_state()}
+        return {"generator_state": self._generator.get_state(), "n_updates": self.n_updates}
 
     def set_extra_state(self, state: Any) -> None:
         self._generator.set_state(state["generator_state"])
+        self.n_updates = int(state.get("n_updates", 0))  # absent in checkpoints before the warm-up option
 
 
 NEGATIVE_RULES: tuple[str, ...] = ("uniform", "class")

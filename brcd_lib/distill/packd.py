@@ -4,10 +4,13 @@ What is implemented (following the released PACKD code and its copy in the BRCD 
 - embeddings: ``feat = min(embed_dim, L)``; the student code goes through a trainable linear map
   L -> feat, the teacher code through one only when ``embed_dim < L`` (otherwise it is just
   L2-normalised, as the released code does when ``feat_dim >= t_dim``); both are L2-normalised;
-- one teacher momentum bank of size n_train (momentum 0.5). The released code writes the bank with
-  momentum 0 for its first epoch; here an entry is overwritten on its first write
-  (``overwrite_first=True``) and momentum-updated afterwards. As in the released code the bank is
-  updated with the teacher's view-1 embeddings *before* the negatives are read;
+- one teacher momentum bank of size n_train (momentum 0.5). As in the released code the bank is
+  written with momentum 0 (overwritten) during its first ``warmup_iters`` = 782 updates (one per
+  training step; the release hard-codes 782, about 10 epochs of its 5,000 CIFAR-10 training
+  images at batch 64 = 79 steps per epoch) and momentum-updated afterwards. ``warmup_iters=0,
+  overwrite_first=True`` gives the kit's earlier rule (each entry overwritten on its own first
+  write). As in the released code the bank is updated with the teacher's view-1 embeddings
+  *before* the negatives are read;
 - positives: the ``views`` augmented views of the same image. Student embeddings of the views
   (points x_1..x_V) and teacher embeddings of the views (y_1..y_V, plus ``mined_positives`` bank
   entries, see below) are matched by an entropic optimal-transport plan ``pi`` (Sinkhorn,
@@ -74,7 +77,9 @@ class PACKDDistiller(Distiller):
         n_negatives: negatives per sample from the teacher bank (paper: 500).
         temperature: InfoNCE temperature (released code: 0.07).
         momentum: bank momentum (0.5).
-        overwrite_first: overwrite a bank entry on its first write (see the module docstring).
+        overwrite_first: overwrite a bank entry on its first write (default off; see the module
+            docstring).
+        warmup_iters: bank updates written with momentum 0 first (released: 782).
         negatives: ``"uniform"`` (default) or ``"class"`` (the release; reads the labels).
         views: 1 or 2 augmented views used as positives (default 2).
         mined_positives: bank rows promoted from negatives to positives (default 0).
@@ -93,7 +98,8 @@ class PACKDDistiller(Distiller):
         n_negatives: int = 500,
         temperature: float = 0.07,
         momentum: float = 0.5,
-        overwrite_first: bool = True,
+        overwrite_first: bool = False,
+        warmup_iters: int = 782,
         negatives: str = "uniform",
         views: int = 2,
         mined_positives: int = 0,
@@ -118,6 +124,9 @@ class PACKDDistiller(Distiller):
         self.temperature = float(temperature)
         self.momentum = float(momentum)
         self.overwrite_first = bool(overwrite_first)
+        if int(warmup_iters) < 0:
+            raise ValueError(f"warmup_iters must be >= 0; got {warmup_iters}.")
+        self.warmup_iters = int(warmup_iters)
         self.negatives = check_negatives(negatives)
         self.class_labels: torch.Tensor | None = None
         self.views = int(views)
@@ -151,6 +160,7 @@ class PACKDDistiller(Distiller):
             momentum=self.momentum,
             seed=seed,
             overwrite_first=self.overwrite_first,
+            warmup_updates=self.warmup_iters,
         )
         self.to(context.teacher_train_codes.device)
 
