@@ -82,7 +82,8 @@ def bank_relation_cosines(
     instead when the bank is far larger than the sample, ``crd.use_dense``). Everything that
     does not depend on ``fresh`` (the contrast rows' relation norms, the anchor terms, the
     zero-relation mask) is computed without autograd and in place, so that only a few
-    (B, 1 + K, B) tensors carry a gradient.
+    (B, 1 + K, B) tensors carry a gradient. Unlike :func:`relation_cosines` the values are not
+    clamped to [-1, 1] (they can exceed it by rounding only).
     """
     bank = bank.detach()
     idx = idx.long().to(bank.device)
@@ -110,7 +111,7 @@ def bank_relation_cosines(
     inv_norm_f = (ff.unsqueeze(1) - 2.0 * fa + aa).clamp_min(eps * eps).rsqrt()  # (B, Bj)
     # <w - a_j, f - a_j> = <w, f> - <f, a_j> + (<a_j, a_j> - <w, a_j>)
     numerator = (wf.unsqueeze(2) - fa.unsqueeze(1)) + anchor_term
-    return (numerator * inv_norm_w * inv_norm_f.unsqueeze(1)).clamp(-1.0, 1.0)
+    return numerator * (inv_norm_w * inv_norm_f.unsqueeze(1))
 
 
 def log_nce_loss(scores: torch.Tensor, log_z: torch.Tensor, n_data: int, weights: torch.Tensor,
@@ -120,15 +121,16 @@ def log_nce_loss(scores: torch.Tensor, log_z: torch.Tensor, n_data: int, weights
     scores: (B, 1 + K, J) logits, the positive at ``k = 0``; each (b, j) is one NCE row, counted
     with ``weights`` (B, J) (0 drops a row, e.g. a self-anchored pair). With ``P = exp(s - log Z)``
     and ``c = K / n_data``: ``log(P / (P + c + eps)) = (s - log Z) - logaddexp(s - log Z,
-    log(c + eps))`` and ``log(c / (P + c + eps)) = log c - logaddexp(s - log Z, log(c + eps))``.
+    log(c + eps))`` and ``log(c / (P + c + eps)) = log c - logaddexp(s - log Z, log(c + eps))``,
+    with ``logaddexp(x, a) = a + softplus(x - a)`` (one transcendental per entry and direction).
     """
     m = scores.shape[1] - 1
     noise = m / float(n_data)
-    log_noise_eps = torch.tensor(math.log(noise + eps), dtype=scores.dtype, device=scores.device)
-    shifted = scores - log_z
-    soft = torch.logaddexp(shifted, log_noise_eps)  # (B, 1 + K, J)
-    log_d1 = shifted[:, 0] - soft[:, 0]  # (B, J)
-    log_d0 = m * math.log(noise) - soft[:, 1:].sum(dim=1)  # (B, J)
+    lc = math.log(noise + eps)
+    # logaddexp(x, lc) = lc + softplus(x - lc), with x = s - log Z
+    soft = torch.nn.functional.softplus(scores - (log_z + lc))  # (B, 1 + K, J)
+    log_d1 = scores[:, 0] - log_z - lc - soft[:, 0]  # (B, J)
+    log_d0 = m * (math.log(noise) - lc) - soft[:, 1:].sum(dim=1)  # (B, J)
     return -((log_d1 + log_d0) * weights).sum() / weights.sum()
 
 
