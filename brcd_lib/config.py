@@ -79,6 +79,13 @@ class TrainConfig:
     # whose seed draws the augmentations of the view bank: "split" (one bank for every run, seeded
     # by the split seed) or "run" (each run seed draws its own bank)
     bank_seed: str = field(default="split", metadata=SCHEMA_ADDITION)
+    # early stop when the count of non-improving validations "reaches" patience (kit) or
+    # "exceeds" it (the released code: one validation later)
+    stop_when: str = field(default="reaches", metadata=SCHEMA_ADDITION)
+
+    def __post_init__(self) -> None:
+        if self.stop_when not in ("reaches", "exceeds"):
+            raise ValueError(f"stop_when must be 'reaches' or 'exceeds', got {self.stop_when!r}")
 
 
 @dataclass(frozen=True)

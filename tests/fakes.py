@@ -232,7 +232,7 @@ def tiny_settings(*, student_ssl_epochs: int = 2, student_epochs: int = 4) -> li
     """``--set`` overrides that shrink the smoke profile to seconds per run, with a teacher whose
     codes BRCD can cluster (BiHalf codes are balanced by construction)."""
     return [
-        "teacher.backbone.ssl_epochs=1", f"student.backbone.ssl_epochs={student_ssl_epochs}",
+        "teacher.backbone.ssl_epochs=5", f"student.backbone.ssl_epochs={student_ssl_epochs}",
         "teacher.objective=bihalf", "teacher_train.epochs=10", "teacher_train.feature_views=2",
         f"student_train.epochs={student_epochs}", "student_train.eval_every=2",
         "student_train.batch_size=32", "student_train.feature_views=2", "brcd.n_clusters=4",

@@ -190,10 +190,11 @@ def _paper() -> Profile:
         student=ModelConfig(backbone=BackboneConfig(name="efficientnet_b0", pretrained=True),
                             backbone_precision="bf16", channels_last=True),
         teacher_train=TrainConfig(epochs=200, batch_size=64, lr=5e-4, eval_every=5, patience=3,
-                                  num_workers=8, pin_memory=True),
+                                  num_workers=8, pin_memory=True, stop_when="exceeds"),
         student_train=TrainConfig(epochs=400, batch_size=64, lr=1e-3, eval_every=10, patience=5,
-                                  num_workers=8, pin_memory=True),
+                                  num_workers=8, pin_memory=True, stop_when="exceeds"),
         seeds=(8888,), teacher_seed=8888,
+        brcd={"n_clusters": 10, "margin": 0.5, "alpha": 0.8, "n_init": 30},  # released k-means restarts
         student_backbones=("efficientnet_b0", "mobilenet_v2", "resnet18"),
         teacher_backbones=("vit_b_16", "vit_b_32", "vit_l_16"),
         runs_on_cpu=False,
