@@ -58,3 +58,11 @@ def test_bank_seed_switch(tiny):
     assert not torch.equal(a, b) and torch.equal(a, again)
     with pytest.raises(ValueError, match="bank_seed must be"):
         tiny.bank_seed(dataclasses.replace(train, bank_seed="epoch"), 0)
+
+
+@pytest.mark.slow
+def test_upstream_baselines_grid_gives_class_negatives_the_labels(tiny):
+    rows = studies.upstream_baselines_grid(tiny, seeds=(0,), methods=["crd"])
+    assert set(rows["negatives"]) == {"uniform", "class"} and (rows["status"] == "ok").all()
+    assert rows.groupby("negatives")["config_hash"].nunique().tolist() == [1, 1]
+    assert rows["config_hash"].nunique() == 2  # two different runs

@@ -285,10 +285,13 @@ class Experiment:
             train_codes = self.codes(teacher_net, "train")
             n_distinct = len(torch.unique(train_codes, dim=0))
             try:
+                # class labels reach a distiller only when it asks for them (an upstream option)
+                labels = (torch.as_tensor(self.labels("train")) if distiller.reads_labels
+                          else None)
                 distiller.prepare(engine.make_context(
                     teacher_train_codes=train_codes.to(self.device), seed=seed,
                     cache_dir=os.path.join(self.cache_dir, "clusters"),
-                    cache_key=teacher.record["key"]))
+                    cache_key=teacher.record["key"], train_labels=labels))
             except ValueError as err:
                 if n_distinct >= max(2, len(train_codes) // 10):
                     raise

@@ -121,9 +121,11 @@ def _digits() -> Profile:
                                   feature_views=12),
         student_train=TrainConfig(epochs=60, batch_size=64, lr=1e-3, eval_every=5, patience=5,
                                   feature_views=12),
-        # CRCD's relation term costs B x B x negatives x dim per step (0.15 s on this CPU at 500
-        # negatives); 128 negatives keep the digits grid inside its time budget.
-        method_kwargs={"crcd": {"n_negatives": 128}},
+        # CPU concessions: CRCD's relation term costs B x B x negatives x dim per step (0.15 s on
+        # this CPU at 500 negatives); 128 negatives keep the digits grid inside its time budget.
+        # PACKD writes its bank with momentum 0 for the release's 782 steps = 10 of its epochs
+        # (79 steps each); digits has 15 steps per epoch, so 10 epochs are 150 steps.
+        method_kwargs={"crcd": {"n_negatives": 128}, "packd": {"warmup_iters": 150}},
         # main table: 5 seeds for BRCD, KD and no KD, 3 for the other baselines; ablations and
         # sensitivity (32 bits): 5 seeds; BRCD / KD / no KD under 3 teachers (3 seeds each)
         focus_seeds=(0, 1, 2, 3, 4), aux_seeds=(0, 1, 2, 3, 4), teacher_seeds=(0, 1, 2),
@@ -164,6 +166,8 @@ def _fashion() -> Profile:
         teacher=ModelConfig(backbone=dataclasses.replace(CPU_TEACHER, ssl_pool="train",
                                                          ssl_epochs=30)),
         student=ModelConfig(backbone=dataclasses.replace(CPU_STUDENT, ssl_pool="train")),
+        # PACKD: the released 782 warm-up steps are 10 epochs of this profile's 78 steps too
+        method_kwargs={"crcd": {"n_negatives": 128}},
         teacher_train=dataclasses.replace(base.teacher_train, epochs=40, feature_views=8,
                                           eval_every=10),
         student_train=dataclasses.replace(base.student_train, epochs=30, feature_views=8,

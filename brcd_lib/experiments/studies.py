@@ -9,6 +9,7 @@ processes (:func:`prefetch_students`), then its serial pass loads them.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 
 import pandas as pd
@@ -16,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import config_hash
-from ..distill import get_distiller, list_methods, method_label
+from ..distill import distiller_class, get_distiller, list_methods, method_label
 from ..distill.brcd import ablation_variants
 from ..models.shallow import SHALLOW_HASHERS
 from ..provenance import provenance
@@ -287,4 +288,25 @@ def teacher_seed_grid(exp: Experiment, *, teacher_seeds=None, seeds=None, bits: 
     prefetch_students(exp, jobs, desc="teacher seeds")
     for job in tqdm(jobs, desc="teacher seeds", disable=not exp.progress):
         rows += student_rows(exp, **job)
+    return pd.DataFrame(rows)
+
+
+def upstream_baselines_grid(exp: Experiment, *, seeds=None, bits: int | None = None,
+                            methods=None) -> pd.DataFrame:
+    """The contrastive baselines that can draw their negatives from other classes as released
+    (``negatives="class"``: supervised information in an unsupervised benchmark) next to the kit's
+    default (``"uniform"``), at one code length. Rows: ``variant`` = ``<method>/<negatives>``."""
+    seeds = seeds or exp.profile.seeds
+    bits = bits or study_bits(exp)
+    methods = methods or [m for m in exp.profile.grid_methods()
+                          if "negatives" in inspect.signature(distiller_class(m)).parameters]
+    jobs = [dict(bits=bits, method=m, seed=s, variant=f"{m}/{neg}",
+                 distill_kwargs={} if neg == "uniform" else {"negatives": "class"})
+            for m in methods for neg in ("uniform", "class") for s in seeds]
+    prefetch_students(exp, jobs, desc="upstream baselines")
+    rows = []
+    for job in tqdm(jobs, desc="upstream baselines", disable=not exp.progress):
+        for r in student_rows(exp, **job):
+            r["negatives"] = job["variant"].split("/")[1]
+            rows.append(r)
     return pd.DataFrame(rows)
