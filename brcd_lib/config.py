@@ -59,6 +59,9 @@ class ModelConfig:
     head: str | None = None  # None = the backbone family's default head
     head_hidden: int | None = None
     freeze_backbone: bool = True
+    # GPU speed options of the frozen backbone: "bf16" autocast, channels-last images
+    backbone_precision: str = field(default="fp32", metadata=SCHEMA_ADDITION)
+    channels_last: bool = field(default=False, metadata=SCHEMA_ADDITION)
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,18 @@ class TrainConfig:
     eval_every: int = 10
     patience: int = 5
     feature_views: int = 0  # >0: train the head on a cached bank of this many augmented views
-    num_workers: int = 0
+    num_workers: int = 0  # data-loader workers of the online (uncached) pipeline
+    pin_memory: bool = field(default=False, metadata=SCHEMA_ADDITION)  # pinned batches (GPU)
+    # whose seed draws the augmentations of the view bank: "split" (one bank for every run, seeded
+    # by the split seed) or "run" (each run seed draws its own bank)
+    bank_seed: str = field(default="split", metadata=SCHEMA_ADDITION)
+    # early stop when the count of non-improving validations "reaches" patience (kit) or
+    # "exceeds" it (the released code: one validation later)
+    stop_when: str = field(default="reaches", metadata=SCHEMA_ADDITION)
+
+    def __post_init__(self) -> None:
+        if self.stop_when not in ("reaches", "exceeds"):
+            raise ValueError(f"stop_when must be 'reaches' or 'exceeds', got {self.stop_when!r}")
 
 
 @dataclass(frozen=True)

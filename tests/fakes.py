@@ -17,6 +17,8 @@ exercise format quirks such as bytes keys and PNG files).
 from __future__ import annotations
 
 import functools
+import gzip
+import struct
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,9 +232,34 @@ def tiny_settings(*, student_ssl_epochs: int = 2, student_epochs: int = 4) -> li
     """``--set`` overrides that shrink the smoke profile to seconds per run, with a teacher whose
     codes BRCD can cluster (BiHalf codes are balanced by construction)."""
     return [
-        "teacher.backbone.ssl_epochs=1", f"student.backbone.ssl_epochs={student_ssl_epochs}",
+        "teacher.backbone.ssl_epochs=5", f"student.backbone.ssl_epochs={student_ssl_epochs}",
         "teacher.objective=bihalf", "teacher_train.epochs=10", "teacher_train.feature_views=2",
         f"student_train.epochs={student_epochs}", "student_train.eval_every=2",
         "student_train.batch_size=32", "student_train.feature_views=2", "brcd.n_clusters=4",
         "data.protocol.n_train_per_class=10",
     ]
+
+
+def write_idx(path: Path, array: np.ndarray, *, gz: bool) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    if gz:
+        with gzip.open(str(path) + ".gz", "wb") as f:
+            f.write(payload)
+    else:
+        path.write_bytes(payload)
+
+
+def write_fake_fashion(folder: Path, *, gz: bool, n_train_per_class=3, n_test=20):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    train_y = np.repeat(np.arange(10), n_train_per_class)
+    rng.shuffle(train_y)
+    test_y = rng.integers(0, 10, n_test)
+    train_x = rng.integers(0, 256, (len(train_y), 28, 28))
+    test_x = rng.integers(0, 256, (n_test, 28, 28))
+    write_idx(folder / "train-images-idx3-ubyte", train_x, gz=gz)
+    write_idx(folder / "train-labels-idx1-ubyte", train_y, gz=gz)
+    write_idx(folder / "t10k-images-idx3-ubyte", test_x, gz=gz)
+    write_idx(folder / "t10k-labels-idx1-ubyte", test_y, gz=gz)
+    return train_x, train_y, test_x, test_y

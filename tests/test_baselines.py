@@ -402,6 +402,22 @@ def test_packd_teacher_embedding_is_plain_normalisation_when_embed_dim_covers_th
     assert list(d.embed_t.parameters()) == []
 
 
+def _sskd_kept_reference(t_rot, ratio):
+    """SSKD's error-level ranking, ranked on exact integer dot products of the +-1 teacher codes
+    (equal norms: the cosines' order), so that equal cosines tie on every CPU (issue #11: float
+    cosines of equal value can differ in their last bit). Returns (kept rows, #right, #wrong)."""
+    r, n, _ = t_rot.shape
+    dots = [[int(round(float(np.dot(t_rot[c][b], t_rot[0][j])))) for j in range(n)]
+            for b in range(n) for c in range(1, r)]
+    ranks = []
+    for row in range(len(dots)):
+        target = row // (r - 1)
+        ranks.append(sum(1 for j in range(n) if dots[row][j] > dots[row][target]))
+    right = [row for row in range(len(ranks)) if ranks[row] == 0]
+    wrong = sorted((row for row in range(len(ranks)) if ranks[row] > 0), key=lambda q: (ranks[q], q))
+    return sorted(right + wrong[: int(len(wrong) * ratio)]), len(right), len(wrong)
+
+
 def _sskd_reference(s_rot, t_rot, temp, ratio):
     r, n, _ = s_rot.shape
 
@@ -413,18 +429,12 @@ def _sskd_reference(s_rot, t_rot, temp, ratio):
         return np.array(rows)
 
     s_sim, t_sim = sims(s_rot), sims(t_rot)
-    ranks = []
-    for row in range(len(t_sim)):
-        target = row // (r - 1)
-        ranks.append(sum(1 for j in range(n) if t_sim[row, j] > t_sim[row, target]))
-    right = [row for row in range(len(ranks)) if ranks[row] == 0]
-    wrong = sorted((row for row in range(len(ranks)) if ranks[row] > 0), key=lambda q: (ranks[q], q))
-    keep = sorted(right + wrong[: int(len(wrong) * ratio)])
+    keep, n_right, n_wrong = _sskd_kept_reference(t_rot, ratio)
     total = 0.0
     for row in keep:
         p_t, p_s = softmax(t_sim[row] / temp), softmax(s_sim[row] / temp)
         total += sum(p_t[j] * (math.log(p_t[j]) - math.log(p_s[j])) for j in range(n))
-    return total / len(keep) * temp**2, len(right), len(wrong)
+    return total / len(keep) * temp**2, n_right, n_wrong
 
 
 @pytest.mark.parametrize("ratio", [1.0, 0.5])
@@ -433,6 +443,51 @@ def test_sskd_golden(ratio):
     expected, n_right, n_wrong = _sskd_reference(a["student_rot"], a["teacher_rot"], 0.5, ratio)
     assert n_right >= 1 and n_wrong >= 2  # the ranking rule is exercised
     close(get_distiller("sskd", keep_wrong_ratio=ratio)(batch), expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    b=st.integers(min_value=2, max_value=6),
+    l=st.sampled_from([2, 3, 4, 5, 7]),
+    ratio=st.sampled_from([0.0, 0.5, 0.75, 1.0]),
+    seed=st.integers(min_value=0, max_value=10_000),
+    noise=st.sampled_from([0.0, 1e-7, -1e-7]),
+)
+def test_sskd_ranking_is_exact_under_ties(b, l, ratio, seed, noise):
+    """Issue #11: short +-1 codes tie exactly (image 1's unrotated code is a copy of image 0's,
+    so every rotated copy of images 0 and 1 sees an exact tie). The kept rows must equal the
+    integer reference in float32 and float64, and must not move when the float cosines are
+    perturbed by 1e-7 column by column, as another CPU's rounding could."""
+    from brcd_lib.distill import sskd
+
+    rng = np.random.default_rng(seed)
+    t_rot = signs(rng, 4, b, l)
+    t_rot[0][1] = t_rot[0][0]
+    expected, _, _ = _sskd_kept_reference(t_rot, ratio)
+    for dtype in (torch.float32, torch.float64):
+        codes = torch.tensor(t_rot, dtype=dtype)
+        scores, tol = sskd.rotation_rank_scores(codes)
+        assert sskd.kept_rows(scores, 3, ratio, tol).tolist() == expected
+    s_rot = signs(rng, 4, b, l)
+    batch = DistillBatch(student=torch.tensor(s_rot[0], dtype=torch.float32),
+                         student_other=torch.tensor(s_rot[0], dtype=torch.float32),
+                         teacher=torch.tensor(t_rot[0], dtype=torch.float32),
+                         teacher_other=torch.tensor(t_rot[0], dtype=torch.float32),
+                         index=torch.arange(b),
+                         student_rot=torch.tensor(s_rot, dtype=torch.float32),
+                         teacher_rot=torch.tensor(t_rot, dtype=torch.float32))
+    d = get_distiller("sskd", keep_wrong_ratio=ratio)
+    original = sskd.rotation_similarities
+    with pytest.MonkeyPatch.context() as mp:
+        # column-dependent offsets of +-1e-7: equal cosines no longer compare equal as floats
+        mp.setattr(sskd, "rotation_similarities",
+                   lambda c: original(c) + noise * torch.linspace(-1.0, 1.0, c.shape[1]))
+        loss = d(batch)
+    if expected:
+        s_ref, _, _ = _sskd_reference(s_rot, t_rot, 0.5, ratio)
+        close(loss, s_ref, rtol=1e-4, atol=1e-5)
+    else:
+        assert float(loss) == 0.0
 
 
 # ----------------------------------------------------------------------------- gradients
@@ -574,3 +629,249 @@ def test_sinkhorn_plan_has_uniform_marginals(p1, p2, seed):
     pi = sinkhorn_plan(x, y, eps=0.5, max_iter=300, tol=0.0)
     assert torch.allclose(pi.sum(dim=2), torch.full((3, p1), 1.0 / p1), atol=1e-4)
     assert torch.allclose(pi.sum(dim=1), torch.full((3, p2), 1.0 / p2), atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- metadata (issue #16)
+FAMILY = {"none": "none", "kd": "logit", "sp": "relation", "pkt": "relation", "rkd": "relation",
+          "sskd": "relation", "crd": "contrastive", "crcd": "contrastive", "packd": "contrastive",
+          "brcd": "ours"}
+
+
+def test_every_registered_distiller_declares_its_metadata():
+    from brcd_lib.distill import distiller_class
+    from brcd_lib.distill.base import FAMILIES
+
+    assert set(FAMILY) <= set(list_distillers())
+    labels = set()
+    for name in list_distillers():
+        cls = distiller_class(name)
+        assert "label" in vars(cls) and isinstance(cls.label, str) and cls.label, name
+        assert cls.family in FAMILIES, name
+        assert isinstance(cls.needs_rotations, bool), name
+        assert get_distiller(name).reads_labels is False, name  # defaults are unsupervised
+        labels.add(cls.label)
+        if name in FAMILY:
+            assert cls.family == FAMILY[name], name
+    assert len(labels) == len(list_distillers())  # display names are distinct
+    assert [n for n in FAMILY if distiller_class(n).needs_rotations] == ["sskd"]
+
+
+def test_registering_without_metadata_is_an_error():
+    from brcd_lib.distill import Distiller, register_distiller
+
+    class NoLabel(Distiller):
+        family = "logit"
+
+    class BadFamily(Distiller):
+        label = "x"
+        family = "feature"
+
+    with pytest.raises(ValueError, match="label"):
+        register_distiller("test-no-label")(NoLabel)
+    with pytest.raises(ValueError, match="family"):
+        register_distiller("test-bad-family")(BadFamily)
+    assert "test-no-label" not in list_distillers() and "test-bad-family" not in list_distillers()
+
+
+# ----------------------------------------------------------------------------- class negatives
+def labelled_context(labels, n_train: int = 10, l: int = L, seed: int = 0) -> DistillContext:
+    return DistillContext(teacher_train_codes=torch.ones(n_train, l), n_train=n_train,
+                          code_length=l, seed=seed, train_labels=labels)
+
+
+ONE_HOT_CLASSES = np.array([0, 0, 1, 1, 2, 2, 0, 1, 2, 0])
+
+
+@pytest.mark.parametrize("name", ["crd", "crcd", "packd"])
+def test_class_negatives_read_labels_and_need_them(name):
+    d = get_distiller(name, negatives="class")
+    assert d.reads_labels and not get_distiller(name).reads_labels
+    with pytest.raises(ValueError, match="train_labels"):
+        d.prepare(context())
+    with pytest.raises(ValueError, match="one row per training item"):
+        d.prepare(labelled_context(torch.zeros(9, 3, dtype=torch.uint8)))
+    with pytest.raises(ValueError, match="uniform, class"):
+        get_distiller(name, negatives="labels")
+
+
+@pytest.mark.parametrize("name", ["crd", "crcd", "packd"])
+@pytest.mark.parametrize("as_ids", [False, True])
+def test_class_negatives_end_to_end_come_from_other_classes(name, as_ids):
+    """get_distiller(name, negatives="class") trains with a labelled context; every negative it
+    draws has another class than its positive (one-hot labels, as CIFAR-10 in the release)."""
+    ids = torch.tensor(ONE_HOT_CLASSES)
+    labels = ids if as_ids else torch.nn.functional.one_hot(ids, 3).to(torch.uint8)
+    small = {"crd": dict(embed_dim=6), "crcd": dict(embed_dim=6), "packd": dict(embed_dim=4)}
+    d = get_distiller(name, negatives="class", n_negatives=7, **small[name])
+    d.prepare(labelled_context(labels))
+    memory = d.memory_t if name == "packd" else d.memory_s
+    drawn = []
+    original = memory.sample_class_negatives
+
+    def spy(index, k, lab):
+        out = original(index, k, lab)
+        drawn.append((index.clone(), out.clone()))
+        return out
+
+    memory.sample_class_negatives = spy
+    batch, _ = make_batch(30, n_train=10)
+    loss = d(batch)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert batch.student.grad is not None
+    (index, neg), = drawn
+    assert neg.shape == (B, 7)
+    for i, row in zip(index.tolist(), neg.tolist()):
+        assert all(ONE_HOT_CLASSES[j] != ONE_HOT_CLASSES[i] for j in row)
+
+
+def test_class_negatives_cover_exactly_the_other_classes_and_are_seeded():
+    labels = torch.nn.functional.one_hot(torch.tensor(ONE_HOT_CLASSES), 3).float()
+    mem = MomentumMemory(n_items=10, dim=3, momentum=0.5, seed=3)
+    neg = mem.sample_class_negatives(torch.tensor([2]), 500, labels)
+    assert set(neg.flatten().tolist()) == {i for i in range(10) if ONE_HOT_CLASSES[i] != 1}
+    draws = [MomentumMemory(n_items=10, dim=3, momentum=0.5, seed=s).sample_class_negatives(
+        torch.tensor([0, 4]), 9, labels) for s in (4, 4, 5)]
+    assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(min_value=2, max_value=25),
+    c=st.integers(min_value=1, max_value=5),
+    k=st.integers(min_value=1, max_value=30),
+    density=st.sampled_from([0.2, 0.5, 0.9]),
+    seed=st.integers(min_value=0, max_value=10_000),
+)
+def test_class_negatives_share_no_label_with_the_positive(n, c, k, density, seed):
+    """Multi-hot labels: a negative shares no label with its positive and is never the positive;
+    a row whose every other item shares a label falls back to all other items."""
+    from brcd_lib.distill.memory import label_matrix
+
+    rng = np.random.default_rng(seed)
+    multi_hot = (rng.random((n, c)) < density).astype(np.uint8)
+    labels = label_matrix(torch.tensor(multi_hot), n, "test")
+    mem = MomentumMemory(n_items=n, dim=2, momentum=0.5, seed=seed)
+    index = torch.arange(n)
+    neg = mem.sample_class_negatives(index, k, labels)
+    assert neg.shape == (n, k) and neg.dtype == torch.long
+    for i in range(n):
+        disjoint = [j for j in range(n) if j != i and not (multi_hot[i] & multi_hot[j]).any()]
+        allowed = set(disjoint) if disjoint else set(range(n)) - {i}
+        assert set(neg[i].tolist()) <= allowed
+
+
+def test_class_negative_sampler_state_survives_a_checkpoint():
+    d = get_distiller("crd", negatives="class", embed_dim=6, n_negatives=5)
+    d.prepare(labelled_context(torch.tensor(ONE_HOT_CLASSES)))
+    d(make_batch(31, n_train=10)[0])
+    state = {k: (v.clone() if torch.is_tensor(v) else v) for k, v in d.state_dict().items()}
+    index = torch.tensor([1, 5, 8])
+    expected = d._contrast_indices(index)
+    other = get_distiller("crd", negatives="class", embed_dim=6, n_negatives=5)
+    other.prepare(labelled_context(torch.tensor(ONE_HOT_CLASSES), seed=9))
+    other.load_state_dict(state)
+    assert torch.equal(other._contrast_indices(index), expected)
+
+
+# ----------------------------------------------------------------------------- bank scoring (issue #17)
+@pytest.mark.parametrize("name", ["crd", "crcd"])
+def test_whole_bank_scoring_equals_gathering_the_sampled_rows(name, monkeypatch):
+    """Scoring against the whole bank then reading the sampled columns gives the loss and the
+    gradients of the gather-then-multiply form (both paths of bank_scores)."""
+    from brcd_lib.distill import crd as crd_module
+
+    results = []
+    for factor in (1e9, 0.0):  # always dense, never dense
+        monkeypatch.setattr(crd_module, "DENSE_FACTOR", factor)
+        d = build(name, n_train=40, n_negatives=12)
+        batch, _ = make_batch(32, n_train=40)
+        loss = d(batch)
+        loss.backward()
+        grads = [p.grad.clone() for p in d.embed_s.parameters()]
+        results.append((loss.detach(), batch.student.grad.clone(), grads, d.memory_s.bank.clone()))
+    (l1, g1, p1, m1), (l2, g2, p2, m2) = results
+    assert torch.allclose(l1, l2, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(g1, g2, rtol=1e-4, atol=1e-6)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(p1, p2))
+    assert torch.allclose(m1, m2, atol=1e-6)
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_bank_relation_cosines_equal_the_plain_form(dense, monkeypatch):
+    """CRCD's whole-bank relation cosines, (B, 1 + K, B) layout, equal the plain gathered form
+    (B, B, 1 + K), zero relations included (a contrast row that is an anchor's own row)."""
+    from brcd_lib.distill import crd as crd_module
+    from brcd_lib.distill.crcd import bank_relation_cosines, relation_cosines
+
+    monkeypatch.setattr(crd_module, "DENSE_FACTOR", 1e9 if dense else 0.0)
+    g = torch.Generator().manual_seed(5)
+    bank = torch.nn.functional.normalize(torch.randn(30, 6, generator=g, dtype=torch.float64), dim=1)
+    fresh = torch.nn.functional.normalize(torch.randn(5, 6, generator=g, dtype=torch.float64), dim=1)
+    index = torch.tensor([3, 8, 0, 21, 14])
+    idx = torch.cat([index.unsqueeze(1), torch.randint(0, 30, (5, 7), generator=g)], dim=1)
+    idx[0, 3] = index[2]  # a zero relation for anchor j = 2
+    ours = bank_relation_cosines(fresh, bank, idx, index)
+    plain = relation_cosines(fresh, bank[index], bank[idx], idx, index)
+    assert ours.shape == (5, 8, 5)
+    assert torch.allclose(ours, plain.permute(0, 2, 1), atol=1e-12)
+    assert float(ours[0, 3, 2]) == 0.0
+
+
+def test_log_domain_nce_equals_the_nce_loss():
+    from brcd_lib.distill.crcd import log_nce_loss
+    from brcd_lib.distill.crd import nce_loss
+
+    g = torch.Generator().manual_seed(6)
+    scores = torch.randn(4, 6, 3, generator=g, dtype=torch.float64) * 5
+    weights = torch.ones(4, 3, dtype=torch.float64)
+    weights[1, 2] = weights[3, 0] = 0.0
+    z = torch.tensor(2.5, dtype=torch.float64)
+    rows = (torch.exp(scores) / z).permute(0, 2, 1)[weights.bool()]
+    assert float(log_nce_loss(scores, torch.log(z), 40, weights)) == pytest.approx(
+        float(nce_loss(rows, 40)), rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- PACKD warm-up (issue #16)
+def test_memory_warmup_overwrites_for_a_number_of_updates_and_is_checkpointed():
+    emb = torch.tensor([[1.0, 2.0, 2.0], [0.0, -3.0, 4.0], [2.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    mem = MomentumMemory(n_items=5, dim=3, momentum=0.5, seed=0, warmup_updates=2)
+    mem.update(torch.tensor([1]), emb[:1])
+    np.testing.assert_allclose(mem.bank[1].numpy(), unit(emb[0].numpy()), rtol=1e-6)
+    mem.update(torch.tensor([1]), emb[1:2])  # second update: still momentum 0
+    np.testing.assert_allclose(mem.bank[1].numpy(), unit(emb[1].numpy()), rtol=1e-6)
+    state = {k: (v.clone() if torch.is_tensor(v) else v) for k, v in mem.state_dict().items()}
+    before = mem.bank[1].clone()
+    mem.update(torch.tensor([1]), emb[2:3])  # third update: momentum 0.5
+    np.testing.assert_allclose(mem.bank[1].numpy(), unit(0.5 * before.numpy() + 0.5 * emb[2].numpy()), rtol=1e-6)
+    resumed = MomentumMemory(n_items=5, dim=3, momentum=0.5, seed=7, warmup_updates=2)
+    resumed.load_state_dict(state)
+    assert resumed.n_updates == 2
+    resumed.update(torch.tensor([1]), emb[2:3])
+    assert torch.allclose(resumed.bank, mem.bank)
+
+
+def test_packd_warmup_counts_iterations_as_released():
+    d = get_distiller("packd")
+    assert d.warmup_iters == 782 and not d.overwrite_first  # the release's hard-coded count
+    d = build("packd", warmup_iters=2)
+    assert d.memory_t.warmup_updates == 2
+    index = torch.tensor([3, 1, 7, 5])
+    batches = [make_batch(33 + i)[0] for i in range(3)]
+    rows, embedded = [], []
+    for batch in batches:
+        batch.index = index
+        d(batch)
+        rows.append(d.memory_t.bank[3].clone())
+        embedded.append(d.embed_t(batch.teacher)[0].detach())
+    assert not torch.allclose(embedded[1], embedded[2])
+    assert torch.allclose(rows[0], embedded[0], atol=1e-6)  # update 1: overwritten
+    assert torch.allclose(rows[1], embedded[1], atol=1e-6)  # update 2: overwritten
+    mixed = torch.nn.functional.normalize(0.5 * embedded[1] + 0.5 * embedded[2], dim=0)
+    assert torch.allclose(rows[2], mixed, atol=1e-6)  # update 3: momentum 0.5
+    batch = batches[0]
+    d.eval()
+    d(batch)
+    assert d.memory_t.n_updates == 3  # no update outside training mode
+    with pytest.raises(ValueError, match="warmup_iters"):
+        get_distiller("packd", warmup_iters=-1)

@@ -65,7 +65,7 @@ def test_registering_a_bad_family_or_a_second_class_fails(toy):
     with pytest.raises(ValueError, match="family must be one of"):
         register_distiller("bad", family="feature")(type("Bad", (Distiller,), {}))
     with pytest.raises(ValueError, match="registered twice"):
-        register_distiller("toy", family="relation")(type("Other", (Distiller,), {}))
+        register_distiller("toy", label="Other", family="relation")(type("Other", (Distiller,), {}))
 
 
 @pytest.mark.slow

@@ -35,6 +35,8 @@ from brcd_lib.data import fashion_mnist as fm_mod
 from brcd_lib.data.splits import partition_per_class
 from brcd_lib.io import sha256_file
 
+from fakes import write_fake_fashion, write_idx
+
 torch.set_num_threads(1)
 SPLITS = ("train", "val", "query", "database")
 
@@ -52,7 +54,8 @@ def _class_of(labels: np.ndarray) -> np.ndarray:
 # registry
 # =============================================================================================
 def test_registry_lists_all_datasets():
-    assert list_datasets() == ["cifar10", "coco", "digits", "fashion_mnist", "imagenet100", "nuswide"]
+    assert list_datasets() == ["cifar10", "coco", "digits", "fashion_mnist", "fashion_mosaic",
+                             "imagenet100", "nuswide"]
 
 
 def test_unknown_dataset_and_option_raise_value_error(tmp_path):
@@ -273,34 +276,11 @@ def test_partition_per_class_property(ids, a, b, seed):
 # =============================================================================================
 # Fashion-MNIST
 # =============================================================================================
-def _write_idx(path: Path, array: np.ndarray, *, gz: bool) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
-    payload = header + array.astype(np.uint8).tobytes()
-    if gz:
-        with gzip.open(str(path) + ".gz", "wb") as f:
-            f.write(payload)
-    else:
-        path.write_bytes(payload)
-
-
-def _fake_fashion(folder: Path, *, gz: bool, n_train_per_class=3, n_test=20):
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    train_y = np.repeat(np.arange(10), n_train_per_class)
-    rng.shuffle(train_y)
-    test_y = rng.integers(0, 10, n_test)
-    train_x = rng.integers(0, 256, (len(train_y), 28, 28))
-    test_x = rng.integers(0, 256, (n_test, 28, 28))
-    _write_idx(folder / "train-images-idx3-ubyte", train_x, gz=gz)
-    _write_idx(folder / "train-labels-idx1-ubyte", train_y, gz=gz)
-    _write_idx(folder / "t10k-images-idx3-ubyte", test_x, gz=gz)
-    _write_idx(folder / "t10k-labels-idx1-ubyte", test_y, gz=gz)
-    return train_x, train_y, test_x, test_y
 
 
 @pytest.mark.parametrize("gz", [True, False])
 def test_fashion_mnist_fake_idx_root(tmp_path, gz):
-    train_x, train_y, test_x, test_y = _fake_fashion(tmp_path / "fm", gz=gz)
+    train_x, train_y, test_x, test_y = write_fake_fashion(tmp_path / "fm", gz=gz)
     ds = get_dataset("fashion_mnist", root=tmp_path / "fm", split_dir=tmp_path / "s",
                      n_train_per_class=2, n_val=8, n_query=10, download=False)
     assert (len(ds.train), len(ds.val), len(ds.query), len(ds.database)) == (20, 8, 10, len(train_y))
@@ -323,7 +303,7 @@ def test_fashion_mnist_fake_idx_root(tmp_path, gz):
 
 
 def test_fashion_mnist_torchvision_layout_and_errors(tmp_path, monkeypatch):
-    _fake_fashion(tmp_path / "tv" / "FashionMNIST" / "raw", gz=False)
+    write_fake_fashion(tmp_path / "tv" / "FashionMNIST" / "raw", gz=False)
     ds = get_dataset("fashion_mnist", root=tmp_path / "tv", split_dir=tmp_path / "s",
                      n_train_per_class=1, n_val=5, n_query=5, download=False)
     assert len(ds.train) == 10
@@ -347,7 +327,7 @@ def test_fashion_mnist_torchvision_layout_and_errors(tmp_path, monkeypatch):
 
 def test_read_idx_errors(tmp_path):
     arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
-    _write_idx(tmp_path / "ok", arr, gz=False)
+    write_idx(tmp_path / "ok", arr, gz=False)
     np.testing.assert_array_equal(fm_mod.read_idx(tmp_path / "ok"), arr)
     (tmp_path / "bad").write_bytes(b"\x01\x02\x08\x01" + b"\x00" * 8)
     with pytest.raises(ValueError, match="not an IDX file"):

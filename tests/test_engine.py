@@ -22,11 +22,12 @@ def _bank(n=96, d=8, views=4, seed=0):
 
 
 def _fit(tmp_path, *, epochs=6, patience=10, resume=True, ckpt="last.pt", validate=None,
-         distiller=None, teacher=None, seed=0, lr=1e-2):
+         distiller=None, teacher=None, seed=0, lr=1e-2, stop_when="reaches"):
     net = TinyNet()
     bank = _bank()
     source = sources.BankPairSource(student_bank=bank, teacher_bank=bank if teacher else None)
-    cfg = TrainConfig(epochs=epochs, batch_size=32, lr=lr, eval_every=2, patience=patience)
+    cfg = TrainConfig(epochs=epochs, batch_size=32, lr=lr, eval_every=2, patience=patience,
+                      stop_when=stop_when)
     calls = []
 
     def default_validate():
@@ -53,6 +54,28 @@ def test_early_stopping_after_patience(tmp_path):
     net, loop = _fit(tmp_path, epochs=20, patience=2, validate=lambda: {"symmetric": 0.5})
     # first validation improves (from -inf), the next two do not -> stop at epoch 6
     assert loop.stopped_early and loop.epochs_run == 6
+
+
+@pytest.mark.parametrize("patience", [1, 2, 3])
+@pytest.mark.parametrize("stop_when, extra", [("reaches", 0), ("exceeds", 1)])
+def test_early_stopping_boundary(tmp_path, patience, stop_when, extra):
+    """Patience p: "reaches" (kit) stops after exactly p non-improving validations, "exceeds"
+    (the released code, ``bad_epochs > num_bad_epochs``) after p + 1."""
+    net, loop = _fit(tmp_path, epochs=40, patience=patience, stop_when=stop_when,
+                     validate=lambda: {"symmetric": 0.5})
+    n_validations = 1 + patience + extra  # the first improves (from -inf), the rest do not
+    assert loop.stopped_early
+    assert [h["epoch"] for h in loop.history] == [2 * (i + 1) for i in range(n_validations)]
+    assert loop.epochs_run == 2 * n_validations
+
+
+def test_stop_when_is_a_schema_addition_and_is_checked():
+    from brcd_lib.config import config_hash, hash_view
+
+    assert "stop_when" not in hash_view(TrainConfig())  # cached runs keep their keys
+    assert config_hash(TrainConfig(stop_when="exceeds")) != config_hash(TrainConfig())
+    with pytest.raises(ValueError, match="stop_when"):
+        TrainConfig(stop_when="never")
 
 
 def test_resume_gives_identical_result(tmp_path):

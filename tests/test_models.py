@@ -309,13 +309,14 @@ def test_count_parameters_by_hand():
 
 
 def test_count_flops_by_hand():
+    """FLOPs are multiply-adds (one per multiply-add)."""
     conv = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False))
-    assert count_flops(conv, (3, 5, 5)) == 2 * (8 * 5 * 5) * (3 * 3 * 3)
+    assert count_flops(conv, (3, 5, 5)) == (8 * 5 * 5) * (3 * 3 * 3)
     lin = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 5))
     lin.train()
-    assert count_flops(lin, (3, 4, 4)) == 2 * 48 * 5
+    assert count_flops(lin, (3, 4, 4)) == 48 * 5
     assert lin.training  # mode restored
-    assert count_flops(lin, 4) == 2 * 48 * 5  # int side means 3 x side x side
+    assert count_flops(lin, 4) == 48 * 5  # int side means 3 x side x side
     with pytest.raises(ValueError, match="input_size"):
         count_flops(lin, (4, 4))
 
@@ -323,7 +324,64 @@ def test_count_flops_by_hand():
 def test_small_vit_flops_include_attention_blocks():
     vit = create_backbone("small_vit", dim=32, depth=1, heads=2, mlp_ratio=2.0)
     tokens, dim = 1 + 16, 32
-    patch = 2 * 16 * 32 * (3 * 4 * 4)
-    block = 2 * tokens * dim * (3 * dim) + 2 * tokens * dim * dim + 2 * 2 * tokens * dim * 2 * dim
-    attention = 2 * 2 * tokens * tokens * dim
+    patch = 16 * 32 * (3 * 4 * 4)
+    block = tokens * dim * (3 * dim) + tokens * dim * dim + 2 * tokens * dim * 2 * dim
+    attention = 2 * tokens * tokens * dim  # Q K^T and P V over all heads
     assert count_flops(vit, (3, 16, 16)) == patch + block + attention
+
+
+def test_bf16_backbone_and_channels_last_keep_float32_features():
+    from brcd_lib.models import build_hashing_network
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 32, 32)
+    ref = build_hashing_network(role="student", backbone="resnet18", code_length=16)
+    fast = build_hashing_network(role="student", backbone="resnet18", code_length=16,
+                                 backbone_precision="bf16", channels_last=True)
+    fast.load_state_dict(ref.state_dict())
+    a, b = ref.features(x), fast.features(x)
+    assert b.dtype == torch.float32 and a.shape == b.shape
+    assert torch.allclose(a, b, rtol=0.05, atol=0.05 * float(a.abs().max()))
+    assert ref.feature_tag == "" and fast.feature_tag == "bf16+channels_last"
+    with pytest.raises(ValueError, match="backbone_precision"):
+        build_hashing_network(role="student", backbone="resnet18", code_length=16,
+                              backbone_precision="fp8")
+
+
+def test_multihead_attention_fast_path_is_counted_and_restored():
+    """nn.MultiheadAttention in eval mode takes a fused fast path the counter cannot see; the
+    count must include its projections and attention products all the same."""
+    tokens, dim = 5, 8
+
+    class Attn(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mha = nn.MultiheadAttention(dim, 2, batch_first=True)
+
+        def forward(self, x):
+            x = x.reshape(1, tokens, dim)
+            return self.mha(x, x, x, need_weights=False)[0]
+
+    expected = tokens * dim * 3 * dim + tokens * dim * dim + 2 * tokens * tokens * dim
+    before = torch.backends.mha.get_fastpath_enabled()
+    assert count_flops(Attn(), (1, tokens, dim)) == expected
+    assert torch.backends.mha.get_fastpath_enabled() == before
+
+
+@pytest.mark.parametrize("name, weights", [
+    ("vit_b_16", "ViT_B_16_Weights"), ("efficientnet_b0", "EfficientNet_B0_Weights"),
+    ("mobilenet_v2", "MobileNet_V2_Weights"), ("resnet18", "ResNet18_Weights")])
+def test_paper_backbones_match_torchvision_multiply_adds(name, weights):
+    """Within 5% of the published multiply-add counts at 224 px. Source: the torchvision model
+    cards' "GFLOPS" column, stored in the installed torchvision as
+    ``<Model>_Weights.IMAGENET1K_V1.meta["_ops"]`` (added in pytorch/vision PR #6936, "Adding FLOPs
+    and size to model metadata"). Random weights on the meta device: no arithmetic runs."""
+    import torchvision
+
+    meta = getattr(torchvision.models, weights).IMAGENET1K_V1.meta
+    if "_ops" not in meta:
+        pytest.skip("this torchvision has no '_ops' field in its weight metadata")
+    with torch.device("meta"):
+        model = getattr(torchvision.models, name)()
+    ours = count_flops(model, 224) / 1e9
+    assert ours == pytest.approx(meta["_ops"], rel=0.05)

@@ -168,6 +168,61 @@ def test_bihalf_loss_matches_loop(pairs):
     assert obj.encode(torch.tensor([[0.0, -0.1]])).tolist() == [[1.0, -1.0]]
 
 
+class _OneViewBiHalf(torch.autograd.Function):
+    """DeepHash-pytorch's ``Unsupervised_BiHalf.py`` Hash function, written here from its formula:
+    per column the N // 2 largest entries -> +1 (ties: earlier row), backward
+    ``g + gamma * (U - B) / numel(B)``."""
+
+    @staticmethod
+    def forward(ctx, u, gamma):
+        b = torch.tensor(loop_bihalf(u.tolist()), dtype=u.dtype)
+        ctx.save_for_backward(u, b)
+        ctx.gamma = gamma
+        return b
+
+    @staticmethod
+    def backward(ctx, g):
+        u, b = ctx.saved_tensors
+        return g + ctx.gamma * (u - b) / b.numel(), None
+
+
+def _one_view_bihalf_reference(u: torch.Tensor, feats: torch.Tensor, gamma: float):
+    """One-view Bi-half loss as DeepHash-pytorch: MSE of half/half pair cosines; (loss, dloss/du)."""
+    u = u.detach().clone().requires_grad_(True)
+    b = _OneViewBiHalf.apply(u, gamma)
+    h = len(b) // 2
+    cos_b = (b[:h] * b[h:2 * h]).sum(1) / (b[:h].norm(dim=1) * b[h:2 * h].norm(dim=1))
+    cos_x = (feats[:h] * feats[h:2 * h]).sum(1) / (feats[:h].norm(dim=1) * feats[h:2 * h].norm(dim=1))
+    loss = ((cos_b - cos_x) ** 2).mean()
+    loss.backward()
+    return loss.detach(), u.grad
+
+
+@pytest.mark.parametrize("gamma", [6.0, 0.0, 2.5])
+def test_bihalf_two_identical_views_match_the_one_view_reference(gamma):
+    """Issue #16: two views must keep DeepHash-pytorch's gamma semantics (the Bi-half term's
+    weight relative to the MSE term). Two identical views: the loss equals the one-view loss and
+    each view receives exactly half of the one-view gradient (the same tensor passed as both
+    views receives the whole of it)."""
+    u = torch.tensor(LOGITS1, dtype=torch.float64)
+    feats = torch.tensor(FEATS1, dtype=torch.float64)
+    ref_loss, ref_grad = _one_view_bihalf_reference(u, feats, gamma)
+    obj = get_objective("bihalf", gamma=gamma)
+    l1, l2 = u.clone().requires_grad_(True), u.clone().requires_grad_(True)
+    out = obj(l1, l2, feats, feats)
+    out.loss.backward()
+    assert math.isclose(out.loss.item(), ref_loss.item(), rel_tol=1e-12)
+    assert torch.allclose(l1.grad, ref_grad / 2, rtol=1e-12, atol=1e-15)
+    assert torch.allclose(l2.grad, ref_grad / 2, rtol=1e-12, atol=1e-15)
+    same = u.clone().requires_grad_(True)
+    obj(same, same, feats, feats).loss.backward()
+    assert torch.allclose(same.grad, ref_grad, rtol=1e-12, atol=1e-15)
+    # the Bi-half term is not negligible here: without it the gradient differs
+    if gamma:
+        _, no_term = _one_view_bihalf_reference(u, feats, 0.0)
+        assert not torch.allclose(no_term, ref_grad)
+
+
 def test_greedy_penalty_by_hand():
     h = torch.tensor([[0.0, 2.0], [-0.5, 1.0]])
     assert math.isclose(greedy_penalty(h).item(), (1 + 1 + 0.125 + 0) / 4, rel_tol=1e-7)

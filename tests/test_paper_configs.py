@@ -37,9 +37,11 @@ import torch
 from brcd_lib.config import DataConfig, ModelConfig
 from brcd_lib.data import get_dataset, list_datasets
 from brcd_lib.data.listfile import LIST_DATASETS
+from brcd_lib.distill import get_distiller
 from brcd_lib.metrics import evaluate_paradigms
 from brcd_lib.models import list_backbones
 from brcd_lib.models.backbones import backbone_info
+from brcd_lib.experiments import rows as rowlib, studies
 from brcd_lib.experiments.experiment import Experiment
 from brcd_lib.experiments.profiles import Profile, get_profile, paper_configurations
 from fakes import CIFAR10_CLASSES, LIST_LAYOUTS, write_fake_dataset
@@ -131,7 +133,7 @@ class Workspace:
             run = exp.teacher(BITS)
             self._teachers[key] = SharedTeacher(
                 record=run.record, run_dir=run.run_dir,
-                db_codes=exp.codes(run.net, "database"), rows=exp.rows(run, method="teacher"))
+                db_codes=exp.codes(run.net, "database"), rows=studies.teacher_rows(exp, run))
         return self._teachers[key]
 
 
@@ -185,6 +187,16 @@ def test_paper_test_profile_changes_only_the_cpu_settings(tmp_path):
     assert {k: v for k, v in prof.brcd.items() if k != "n_clusters"} == {
         k: v for k, v in PAPER.brcd.items() if k != "n_clusters"}
     assert prof.name == "paper" and not prof.runs_on_cpu
+
+
+def test_paper_profile_follows_the_released_stopping_rule_and_kmeans_restarts():
+    """Issue #16: the release stops when the count of non-improving validations exceeds the
+    patience, and its k-means (get_mask/centroid_get.py) uses n_init=30."""
+    assert PAPER.teacher_train.stop_when == PAPER.student_train.stop_when == "exceeds"
+    assert PAPER.brcd["n_init"] == 30
+    assert get_distiller("brcd", **PAPER.brcd).n_init == 30
+    for name in ("digits", "smoke", "fashion"):  # the CPU profiles keep the kit's rule
+        assert get_profile(name).student_train.stop_when == "reaches"
 
 
 def test_fake_cifar10_reads_back_exactly(tmp_path):
@@ -277,4 +289,4 @@ def test_paper_configuration_end_to_end(workspace, config):
         teacher_db=teacher.db_codes, query_labels=exp.labels("query"),
         db_labels=exp.labels("database"), k=exp.splits.top_k)
     assert scores == pytest.approx(rec["metrics"], abs=1e-12)
-    _check_rows(exp.rows(student, method="brcd"), dataset=dataset, method="brcd")
+    _check_rows(rowlib.run_rows(student.record, method="brcd"), dataset=dataset, method="brcd")

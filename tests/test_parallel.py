@@ -35,9 +35,11 @@ def test_resolve_workers_sources_and_cap(monkeypatch):
         resolve_workers(0)
 
 
-def test_fashion_profile_uses_two_workers_and_digits_one():
-    assert get_profile("fashion").workers == 2
-    assert get_profile("digits").workers == 1
+def test_cpu_profiles_use_every_core_by_default(monkeypatch):
+    monkeypatch.delenv(parallel.ENV_WORKERS, raising=False)
+    for name in ("digits", "fashion"):
+        assert get_profile(name).workers is None
+        assert resolve_workers(profile_workers=get_profile(name).workers) == (os.cpu_count() or 1)
 
 
 def test_torch_threads_restores_the_setting():

@@ -35,7 +35,7 @@ EPOCHS = 8
 TRAIN_ARGS = [
     "--profile", "smoke", "--role", "student", "--bits", "16", "--method", "brcd", "--seed", "0",
     "--epochs", str(EPOCHS), "--eval-every", "1", "--patience", "100", "--feature-views", "2",
-    "--set", "teacher.backbone.ssl_epochs=1", "--set", "student.backbone.ssl_epochs=1",
+    "--set", "teacher.backbone.ssl_epochs=5", "--set", "student.backbone.ssl_epochs=1",
     "--set", "teacher.objective=bihalf", "--set", "teacher_train.epochs=10",
     "--set", "teacher_train.feature_views=2", "--set", "brcd.n_clusters=4",
     "--set", "data.protocol.n_train_per_class=10", "--no-progress",

@@ -93,18 +93,43 @@ def plot_redundancy_vs_delta(
     return fig
 
 
+def _per_model_bars(ax, frame: pd.DataFrame, *, y: str, single_label: str, mean_lines: bool):
+    """Bars of ``y`` per bit; with a ``model`` column, one colour per model side by side (never
+    stacked at the same position), and each model's mean as a line of its colour."""
+    models = list(dict.fromkeys(frame["model"])) if "model" in frame else [None]
+    colors = sns.color_palette("tab10", len(models))
+    width = 0.8 / len(models)
+    for i, (model, color) in enumerate(zip(models, colors)):
+        sub = frame if model is None else frame[frame["model"] == model]
+        offset = (i - (len(models) - 1) / 2) * width
+        ax.bar(sub["bit"] + offset, sub[y], width=width, color=color,
+               label=single_label if model is None else model)
+        if mean_lines:
+            mean = float(np.mean(sub[y]))
+            ax.axhline(mean, color=color, linestyle="--", linewidth=1.2,
+                       label=f"mean{'' if model is None else ' ' + str(model)} ({mean:.3f})")
+
+
+def _legend_outside(ax, title: str | None = None) -> None:
+    ax.legend(title=title, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              borderaxespad=0.0)
+
+
 def plot_bit_balance(frame: pd.DataFrame, *, title: str = "Bit balance") -> Figure:
     """Bars of the fraction of +1 per bit with the balanced level 0.5 as a reference line, from
-    :func:`~brcd_lib.analysis.redundancy.bit_balance`."""
+    :func:`~brcd_lib.analysis.redundancy.bit_balance`; with a ``model`` column one bar colour per
+    model, side by side."""
     _require(frame, ["bit", "p_plus"], "plot_bit_balance")
-    fig, ax = _new_figure(max(4.0, 0.15 * len(frame) + 2.0), 3.5)
-    ax.bar(frame["bit"], frame["p_plus"], color="tab:blue", label="fraction of +1")
+    n_models = frame["model"].nunique() if "model" in frame else 1
+    fig, ax = _new_figure(max(5.0, 0.12 * len(frame) + 4.0), 3.8)
+    _per_model_bars(ax, frame, y="p_plus", single_label="fraction of +1", mean_lines=False)
     ax.axhline(0.5, color="black", linestyle="--", linewidth=1.0, label="balanced (0.5)")
     ax.set_ylim(0.0, 1.0)
     ax.set_xlabel("bit index (position in the code)")
     ax.set_ylabel("fraction of codes with +1 (0 to 1)")
     ax.set_title(title)
-    ax.legend(loc="upper right", fontsize="small")
+    _legend_outside(ax, "model" if n_models > 1 else None)
+    fig.tight_layout()
     return fig
 
 
@@ -132,17 +157,18 @@ def plot_bit_correlation(matrix: pd.DataFrame, *, title: str = "Bit correlation"
 
 def plot_bit_flip_rate(frame: pd.DataFrame, *, title: str = "Bit flips under augmentation") -> Figure:
     """Bars of the per-bit flip rate between clean and augmented codes, with the mean as a line,
-    from :func:`~brcd_lib.analysis.redundancy.bit_flip_rate`."""
+    from :func:`~brcd_lib.analysis.redundancy.bit_flip_rate`; with a ``model`` column one bar
+    colour and one mean line per model."""
     _require(frame, ["bit", "flip_rate"], "plot_bit_flip_rate")
-    fig, ax = _new_figure(max(4.0, 0.15 * len(frame) + 2.0), 3.5)
-    ax.bar(frame["bit"], frame["flip_rate"], color="tab:orange", label="flip rate")
-    mean = float(np.mean(frame["flip_rate"]))
-    ax.axhline(mean, color="black", linestyle="--", linewidth=1.0, label=f"mean ({mean:.3f})")
+    n_models = frame["model"].nunique() if "model" in frame else 1
+    fig, ax = _new_figure(max(5.0, 0.12 * len(frame) + 4.0), 3.8)
+    _per_model_bars(ax, frame, y="flip_rate", single_label="flip rate", mean_lines=True)
     ax.set_ylim(0.0, max(1e-3, float(np.max(frame["flip_rate"]))) * 1.1)
     ax.set_xlabel("bit index (position in the code)")
     ax.set_ylabel("flip rate (fraction of augmented views)")
     ax.set_title(title)
-    ax.legend(loc="upper right", fontsize="small")
+    _legend_outside(ax, "model" if n_models > 1 else None)
+    fig.tight_layout()
     return fig
 
 

@@ -11,7 +11,8 @@ from .base import (
     HashingSplits,
     ImageSet,
 )
-from .registry import dataset_parameters, get_dataset, list_datasets, locate_files, register_dataset
+from .registry import (class_names, dataset_parameters, get_dataset, list_datasets, locate_files,
+                       register_dataset)
 from .splits import (
     LoadedSplit,
     SplitIntegrityWarning,
@@ -46,6 +47,7 @@ __all__ = [
     "LoadedSplit",
     "SplitIntegrityWarning",
     "TwoViews",
+    "class_names",
     "dataset_parameters",
     "default_split_dir",
     "get_dataset",

@@ -204,7 +204,9 @@ def _locate(root: str | os.PathLike | None = None) -> Path:
     return find_cifar10(root, download=False)
 
 
-@register_dataset("cifar10", locate=_locate)
+@register_dataset("cifar10", locate=_locate, class_names=(
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+)
 def cifar10(*, root: Any = None, split_dir: Any = None, seed: int = 0, n_train_per_class: int = 500,
             n_val: int = 5000, n_query: int = 5000, top_k: int | None = 1000,
             download: bool = True) -> HashingSplits:

@@ -36,7 +36,7 @@ def load_digits_pool(image_size: int) -> tuple[torch.Tensor, np.ndarray]:
     return images, np.asarray(bunch.target, dtype=np.int64)
 
 
-@register_dataset("digits")
+@register_dataset("digits", class_names=tuple(str(d) for d in range(10)))
 def digits(*, root: Any = None, split_dir: Any = None, seed: int = 0, n_query: int = 30,
            n_val: int = 20, n_train_per_class: int = 100, subset: int | None = None,
            image_size: int = 16, top_k: int | None = 100) -> HashingSplits:

@@ -136,7 +136,10 @@ def _locate(root: str | os.PathLike | None = None) -> Path:
     return find_fashion_mnist(root, download=False)
 
 
-@register_dataset("fashion_mnist", locate=_locate)
+@register_dataset("fashion_mnist", locate=_locate, class_names=(
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+    "Ankle boot"),
+)
 def fashion_mnist(*, root: Any = None, split_dir: Any = None, seed: int = 0,
                   n_train_per_class: int = 500, n_val: int = 5000, n_query: int = 5000,
                   image_size: int = 28, top_k: int | None = 1000,

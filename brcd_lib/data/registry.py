@@ -16,7 +16,8 @@ import numpy as np
 from ..registry import Registry
 from .base import HashingSplits
 
-__all__ = ["DATASETS", "dataset_parameters", "get_dataset", "list_datasets", "locate_files",
+__all__ = ["DATASETS", "class_names", "dataset_parameters", "get_dataset", "list_datasets",
+           "locate_files",
            "register_dataset"]
 
 DatasetFactory = Callable[..., HashingSplits]
@@ -43,6 +44,15 @@ def register_dataset(name: str, **meta: Any) -> Callable[[DatasetFactory], Datas
 def list_datasets() -> list[str]:
     """Registered dataset names, sorted."""
     return DATASETS.names()
+
+
+def class_names(name: str, n_classes: int | None = None) -> list[str]:
+    """Readable class names of dataset ``name`` (its registered ``class_names``), else
+    ``class 0``, ``class 1``, ... for ``n_classes`` classes."""
+    names = DATASETS.meta(name).get("class_names")
+    if names:
+        return list(names)
+    return [f"class {i}" for i in range(n_classes or 0)]
 
 
 def _factory(name: str) -> DatasetFactory:

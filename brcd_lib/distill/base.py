@@ -1,6 +1,6 @@
 """The call contract every distiller follows (BRCD, the eight KD baselines and ``none``).
 
-The student training loop (``brcd_lib.engine``) builds one :class:`DistillBatch` per step and adds
+The student training loop (``brcd_lib.training.engine``) builds one :class:`DistillBatch` per step and adds
 ``distiller(batch)`` to the student's own hashing loss. Before the first step it calls
 ``distiller.prepare(context)`` once with what the method may need from outside the batch (the
 teacher's codes of the clean training images, the training-set size, the seed).
@@ -26,6 +26,10 @@ class DistillContext:
     cache_dir: a folder where the distiller may cache artifacts (k-means), or None.
     cache_key: a string that identifies teacher checkpoint + split + code length; part of any
         cache key the distiller builds.
+    train_labels: the training images' ground-truth labels, row i = dataset index i, as a
+        (n_train, C) multi-hot 0/1 tensor (uint8 or bool) or (n_train,) integer class ids; ``None``
+        (default) for unsupervised runs. Only a distiller whose ``reads_labels`` is True uses
+        them (CRD, CRCD and PACKD with ``negatives="class"``, the released code's negatives).
     """
 
     teacher_train_codes: torch.Tensor
@@ -35,6 +39,7 @@ class DistillContext:
     cache_dir: str | None = None
     cache_key: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    train_labels: torch.Tensor | None = None
 
 
 @dataclass
@@ -63,11 +68,24 @@ class DistillBatch:
     teacher_rot: torch.Tensor | None = None
 
 
+#: Families of distillers (``Distiller.family``): no distillation, logit matching, relation /
+#: similarity matching, contrastive objectives with negatives, and the paper's own method.
+FAMILIES: tuple[str, ...] = ("none", "logit", "relation", "contrastive", "ours")
+
+
 class Distiller(nn.Module):
     """Base class. Subclasses set ``name`` and implement ``forward(batch) -> scalar tensor``.
 
     Trainable parameters of a distiller (CRD's embeddings, ...) are optimised together with the
     student's head. ``prepare`` is called once before training.
+
+    Class attributes (metadata, set by every registered distiller):
+        name: the registry name (set by ``register_distiller``).
+        label: display name in tables and figures.
+        family: one of :data:`FAMILIES`.
+        needs_rotations: the training loop must fill ``batch.student_rot`` / ``teacher_rot``.
+    Instance property ``reads_labels``: whether this configured instance reads the training
+    set's ground-truth labels (``DistillContext.train_labels``), i.e. is *not* unsupervised.
     """
 
     name: str = "base"
@@ -83,7 +101,7 @@ class Distiller(nn.Module):
 
     @property
     def reads_labels(self) -> bool:
-        """True when this instance reads class labels (an upstream option; never by default)."""
+        """True when this instance uses class labels; False for every unsupervised setting."""
         return False
 
     def prepare(self, context: DistillContext) -> None:  # noqa: D401 - hook

@@ -398,7 +398,7 @@ def ablation_variants() -> dict[str, dict]:
     }
 
 
-@register_distiller("brcd", label="BRCD", family="ours")
+@register_distiller("brcd")
 class BRCDDistiller(Distiller):
     """BRCD as a distiller (method.md section 3).
 
@@ -422,6 +422,9 @@ class BRCDDistiller(Distiller):
     After ``prepare``: ``pseudo_labels`` (n_train,), ``centroids`` (K, L), ``masks`` (K, L),
     ``kept_bit_fraction`` and :meth:`stats`.
     """
+
+    label = "BRCD"
+    family = "ours"
 
     def __init__(
         self,

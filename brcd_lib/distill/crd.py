@@ -14,6 +14,14 @@ embedding and a running teacher embedding per training image. For a batch with d
   for each side; the two sides are added;
 - after the step (training mode only) both banks are momentum-updated at ``y``.
 
+Negatives (``negatives=``): ``"uniform"`` (default, unsupervised) over all other training items,
+or ``"class"`` over the items sharing no label with the positive, the BRCD release's
+label-based sampler (needs ``DistillContext.train_labels``; see ``memory.py``).
+
+Scoring: each side is one (B, d) x (d, n_train) product of the fresh embeddings with the whole
+bank, whose sampled columns are then read (:func:`bank_scores`); no (B, 1 + K, d) tensor of bank
+rows is formed unless the bank is much larger than the number of sampled entries.
+
 Parameters (the two embeddings) and banks are created in ``prepare()``: build the optimiser
 after calling it.
 """
@@ -25,7 +33,7 @@ from torch import nn
 
 from .base import DistillBatch, DistillContext, Distiller
 from .kd import check_inputs, student_teacher
-from .memory import MomentumMemory, contrast_indices
+from .memory import MomentumMemory, check_negatives, contrast_indices, label_matrix
 from .registry import register_distiller
 
 
@@ -55,6 +63,29 @@ class Embed(nn.Module):
         if self.linear is not None:
             x = self.linear(x)
         return F.normalize(x, dim=-1)
+
+
+#: :func:`bank_scores` multiplies with the whole bank when it has at most this many times as many
+#: rows as there are sampled entries (B (1 + K)); beyond that it gathers the sampled rows.
+DENSE_FACTOR = 4.0
+
+
+def use_dense(n_bank: int, n_sampled: int) -> bool:
+    """Whether scoring against the whole bank is cheaper than gathering ``n_sampled`` rows."""
+    return n_bank <= DENSE_FACTOR * n_sampled
+
+
+def bank_scores(memory: MomentumMemory, fresh: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """(B, 1 + K) inner products ``<bank[idx[b, k]], fresh[b]>`` (the bank carries no gradient).
+
+    One (B, d) x (d, n) matrix product against the whole bank followed by a gather of the sampled
+    columns, or, when the bank is far larger than the sample (:func:`use_dense`), a gather of the
+    sampled rows and a batched product."""
+    bank = memory.bank.detach()
+    idx = idx.long().to(bank.device)
+    if use_dense(bank.shape[0], idx.numel()):
+        return torch.gather(fresh @ bank.t(), 1, idx)
+    return torch.einsum("bkd,bd->bk", memory.gather(idx), fresh)
 
 
 def nce_loss(probs: torch.Tensor, n_data: int, eps: float = 1e-7) -> torch.Tensor:
@@ -89,6 +120,7 @@ class ContrastiveDistiller(Distiller):
         inputs: str,
         weight: float,
         eps: float,
+        negatives: str = "uniform",
     ):
         super().__init__()
         if embed_dim < 1 or n_negatives < 1 or temperature <= 0:
@@ -103,7 +135,9 @@ class ContrastiveDistiller(Distiller):
         self.inputs = check_inputs(inputs)
         self.weight = float(weight)
         self.eps = float(eps)
+        self.negatives = check_negatives(negatives)
         self.n_data = 0
+        self.class_labels: torch.Tensor | None = None  # (n_train, C) 0/1, CPU, negatives="class"
         self.embed_s: Embed | None = None
         self.embed_t: Embed | None = None
         self.memory_s: MomentumMemory | None = None
@@ -111,10 +145,18 @@ class ContrastiveDistiller(Distiller):
         # Z for the student-anchored side (slot 0) and the teacher-anchored side (slot 1).
         self.register_buffer("z", torch.full((2,), -1.0))
 
+    @property
+    def reads_labels(self) -> bool:
+        """True with ``negatives="class"`` (negatives drawn from other classes)."""
+        return self.negatives == "class"
+
     def prepare(self, context: DistillContext) -> None:
-        """Create the embeddings (seeded by ``context.seed``) and the n_train-row banks."""
+        """Create the embeddings (seeded by ``context.seed``) and the n_train-row banks; with
+        ``negatives="class"`` read ``context.train_labels`` (ValueError when missing)."""
         seed = int(context.seed)
         self.n_data = int(context.n_train)
+        self.class_labels = (label_matrix(context.train_labels, self.n_data, self.name)
+                             if self.reads_labels else None)
         self.embed_s = Embed(dim_in=context.code_length, dim_out=self.embed_dim, seed=seed)
         self.embed_t = Embed(dim_in=context.code_length, dim_out=self.embed_dim, seed=seed + 1)
         self.memory_s = MomentumMemory(
@@ -133,13 +175,22 @@ class ContrastiveDistiller(Distiller):
         index = batch.index.long().to(self.memory_s.bank.device)
         return self.embed_s(s), self.embed_t(t), index
 
+    def _contrast_indices(self, index: torch.Tensor) -> torch.Tensor:
+        """(B, 1 + K): the positive, then ``n_negatives`` negatives under the ``negatives`` rule
+        (drawn from the student bank's seeded sampler)."""
+        if self.negatives == "class":
+            neg = self.memory_s.sample_class_negatives(index, self.n_negatives, self.class_labels)
+        else:
+            neg = self.memory_s.sample_negatives(index, self.n_negatives)
+        return contrast_indices(index, neg)
+
     def _update(self, index: torch.Tensor, f_s: torch.Tensor, f_t: torch.Tensor) -> None:
         if self.training:
             self.memory_s.update(index, f_s)
             self.memory_t.update(index, f_t)
 
 
-@register_distiller("crd", label="CRD", family="contrastive")
+@register_distiller("crd")
 class CRDDistiller(ContrastiveDistiller):
     """Contrastive representation distillation with momentum memory banks.
 
@@ -151,7 +202,11 @@ class CRDDistiller(ContrastiveDistiller):
         inputs: ``"codes"`` (default) or ``"logits"``.
         weight: multiplier of the loss.
         eps: RepDistiller's constant inside the NCE logs.
+        negatives: ``"uniform"`` (default) or ``"class"`` (the release; reads the labels).
     """
+
+    label = "CRD"
+    family = "contrastive"
 
     def __init__(
         self,
@@ -163,6 +218,7 @@ class CRDDistiller(ContrastiveDistiller):
         inputs: str = "codes",
         weight: float = 1.0,
         eps: float = 1e-7,
+        negatives: str = "uniform",
     ):
         super().__init__(
             embed_dim=embed_dim,
@@ -172,15 +228,14 @@ class CRDDistiller(ContrastiveDistiller):
             inputs=inputs,
             weight=weight,
             eps=eps,
+            negatives=negatives,
         )
 
     def forward(self, batch: DistillBatch) -> torch.Tensor:
         f_s, f_t, index = self._embed(batch)
-        idx = contrast_indices(index, self.memory_s.sample_negatives(index, self.n_negatives))
-        w_t = self.memory_t.gather(idx)  # (B, 1 + K, d) teacher bank
-        w_s = self.memory_s.gather(idx)  # (B, 1 + K, d) student bank
-        out_s = torch.exp(torch.einsum("bkd,bd->bk", w_t, f_s) / self.temperature)
-        out_t = torch.exp(torch.einsum("bkd,bd->bk", w_s, f_t) / self.temperature)
+        idx = self._contrast_indices(index)
+        out_s = torch.exp(bank_scores(self.memory_t, f_s, idx) / self.temperature)  # teacher bank
+        out_t = torch.exp(bank_scores(self.memory_s, f_t, idx) / self.temperature)  # student bank
         z_s = fix_normaliser(self.z, 0, out_s, self.n_data)
         z_t = fix_normaliser(self.z, 1, out_t, self.n_data)
         loss = nce_loss(out_s / z_s, self.n_data, self.eps) + nce_loss(out_t / z_t, self.n_data, self.eps)

@@ -63,7 +63,7 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) ->
     return F.kl_div(log_p_s, p_t, reduction="sum") * temperature**2 / student.shape[0]
 
 
-@register_distiller("kd", label="KD", family="logit")
+@register_distiller("kd")
 class KDDistiller(Distiller):
     """Hinton KD over the L code dimensions.
 
@@ -72,6 +72,9 @@ class KDDistiller(Distiller):
         inputs: ``"codes"`` (default, the BRCD release) or ``"logits"``.
         weight: multiplier of the loss.
     """
+
+    label = "KD"
+    family = "logit"
 
     def __init__(self, *, temperature: float = 4.0, inputs: str = "codes", weight: float = 1.0):
         super().__init__()

@@ -1,8 +1,18 @@
 """Momentum memory bank and negative-index sampler shared by CRD, CRCD and PACKD.
 
 The data layer gives every batch its dataset indices (``DistillBatch.index``); the contrastive
-baselines draw their negatives from this module, uniformly over every training item except the
-positive itself, with a seeded ``torch.Generator`` so that a run is reproducible. The bank holds
+baselines draw their negatives from this module with a seeded ``torch.Generator`` so that a run
+is reproducible. Two rules (``negatives=`` of CRD, CRCD and PACKD, checked by
+:func:`check_negatives`):
+
+- ``"uniform"`` (the kit's default, unsupervised): uniform with replacement over every training
+  item except the positive itself (:meth:`MomentumMemory.sample_negatives`);
+- ``"class"`` (the BRCD release, RepDistiller's ``mode="exact"`` sampler with ``cls_negative``):
+  uniform with replacement over the training items that share *no* label with the positive
+  (:meth:`MomentumMemory.sample_class_negatives`). For one-hot labels these are the items of the
+  other classes, as in the release; for multi-hot labels (MS-COCO, NUS-WIDE) an item is a negative
+  when its label set is disjoint from the anchor's, the complement of the mAP relevance rule. A
+  row for which every other item shares a label falls back to all other items. The bank holds
 one L2-normalised embedding per training item and is refreshed after each step with a momentum
 update, as in RepDistiller's ``ContrastMemory`` (Tian et al., ICLR 2020).
 
@@ -29,8 +39,11 @@ class MomentumMemory(nn.Module):
             then L2-normalised (RepDistiller's ``nce_m``; 0 overwrites).
         seed: seeds both the initial bank and the negative sampler.
         overwrite_first: when True an entry that was never written is overwritten (momentum 0)
-            on its first update. PACKD's released code uses momentum 0 during the first epoch;
-            this is the same rule without knowing the epoch length.
+            on its first update.
+        warmup_updates: the first ``warmup_updates`` calls of :meth:`update` use momentum 0
+            (overwrite), the later ones ``momentum``. PACKD's released memory does this for its
+            first 782 updates (``memory_change_num // 782 == 0``), about 10 epochs of the
+            5,000-image CIFAR-10 training set at batch 64. The count is saved in the state dict.
 
     The initial bank is uniform in ``[-s, s]`` with ``s = 1 / sqrt(dim / 3)`` (RepDistiller's
     initialisation) and then L2-normalised per row (as the CRCD and PACKD releases do).
@@ -44,6 +57,7 @@ class MomentumMemory(nn.Module):
         momentum: float,
         seed: int,
         overwrite_first: bool = False,
+        warmup_updates: int = 0,
     ) -> None:
         super().__init__()
         if int(n_items) < 2:
@@ -60,6 +74,10 @@ class MomentumMemory(nn.Module):
         self.momentum = float(momentum)
         self.seed = int(seed)
         self.overwrite_first = bool(overwrite_first)
+        if int(warmup_updates) < 0:
+            raise ValueError(f"warmup_updates must be >= 0; got {warmup_updates}.")
+        self.warmup_updates = int(warmup_updates)
+        self.n_updates = 0
         self._generator = torch.Generator().manual_seed(self.seed)
         stdv = 1.0 / math.sqrt(self.dim / 3.0)
         bank = torch.rand(self.n_items, self.dim, generator=self._generator) * (2 * stdv) - stdv
@@ -93,6 +111,30 @@ class MomentumMemory(nn.Module):
         # every item except the positive.
         return draw + (draw >= index.unsqueeze(1)).long()
 
+    def sample_class_negatives(self, index: torch.Tensor, k: int, labels: torch.Tensor) -> torch.Tensor:
+        """(B, k) long tensor of negatives that share no label with ``index[b]``: uniform with
+        replacement over the items ``j`` with ``labels[j] . labels[index[b]] == 0`` (never the row
+        itself); a row without such an item draws from all other items. ``labels``: the (n_items,
+        C) 0/1 float matrix of :func:`label_matrix`."""
+        index = self._check_index(index)
+        if int(k) < 1:
+            raise ValueError(f"k (number of negatives) must be >= 1; got k={k}.")
+        if labels.dim() != 2 or labels.shape[0] != self.n_items:
+            raise ValueError(
+                f"labels must be an ({self.n_items}, C) matrix (one row per training item); got "
+                f"shape {tuple(labels.shape)}."
+            )
+        labels = labels.to(device="cpu", dtype=torch.float32)
+        rows = torch.arange(index.numel())
+        allowed = (labels[index.cpu()] @ labels.t()) == 0  # (B, n_items): no shared label
+        allowed[rows, index.cpu()] = False
+        empty = ~allowed.any(dim=1)
+        if bool(empty.any()):
+            allowed[empty] = True
+            allowed[rows[empty], index.cpu()[empty]] = False
+        draw = torch.multinomial(allowed.float(), int(k), replacement=True, generator=self._generator)
+        return draw.to(index.device)
+
     # ------------------------------------------------------------------ bank access
     def gather(self, idx: torch.Tensor) -> torch.Tensor:
         """Bank rows for any-shaped long ``idx`` -> ``idx.shape + (dim,)``, detached."""
@@ -110,18 +152,62 @@ class MomentumMemory(nn.Module):
             )
         emb = embeddings.detach().to(self.bank.dtype)
         m = torch.full((index.numel(), 1), self.momentum, dtype=emb.dtype, device=emb.device)
+        if self.n_updates < self.warmup_updates:
+            m = torch.zeros_like(m)
         if self.overwrite_first:
             m = torch.where(self.written[index].unsqueeze(1), m, torch.zeros_like(m))
         new = m * self.bank[index] + (1.0 - m) * emb
-        self.bank.index_copy_(0, index, F.normalize(new, dim=1))
+        # out of place: a step's scores may have saved the bank for their backward pass
+        self.bank = self.bank.index_copy(0, index, F.normalize(new, dim=1))
         self.written[index] = True
+        self.n_updates += 1
 
     # ------------------------------------------------------------------ checkpointing
     def get_extra_state(self) -> Any:
-        return {"generator_state": self._generator.get_state()}
+        return {"generator_state": self._generator.get_state(), "n_updates": self.n_updates}
 
     def set_extra_state(self, state: Any) -> None:
         self._generator.set_state(state["generator_state"])
+        self.n_updates = int(state.get("n_updates", 0))  # absent in checkpoints before the warm-up option
+
+
+NEGATIVE_RULES: tuple[str, ...] = ("uniform", "class")
+
+
+def check_negatives(negatives: str) -> str:
+    """Validate a ``negatives`` rule name; raises ValueError listing the valid names."""
+    if negatives not in NEGATIVE_RULES:
+        raise ValueError(
+            f"unknown negatives {negatives!r}; valid names: {', '.join(NEGATIVE_RULES)} "
+            f"('class' draws from other classes with the training labels, as the BRCD release)"
+        )
+    return negatives
+
+
+def label_matrix(labels: torch.Tensor | None, n_train: int, method: str) -> torch.Tensor:
+    """The (n_train, C) 0/1 float32 label matrix of ``DistillContext.train_labels`` ((n_train, C)
+    multi-hot or (n_train,) class ids), on the CPU. Raises ValueError naming ``method`` when the
+    labels are missing or do not have one row per training item."""
+    if labels is None:
+        raise ValueError(
+            f"{method} with negatives='class' draws negatives from other classes and needs the "
+            f"training labels: pass DistillContext(train_labels=...) ((n_train, C) multi-hot or "
+            f"(n_train,) class ids), or use negatives='uniform' (unsupervised)."
+        )
+    labels = torch.as_tensor(labels).detach().cpu()
+    if labels.dim() == 1:
+        if labels.is_floating_point() or (labels.numel() and int(labels.min()) < 0):
+            raise ValueError(f"{method}: 1-d train_labels must be non-negative integer class ids.")
+        labels = torch.nn.functional.one_hot(labels.long(), int(labels.max()) + 1 if labels.numel() else 1)
+    if labels.dim() != 2 or labels.shape[0] != int(n_train):
+        raise ValueError(
+            f"{method}: train_labels must have one row per training item, shape ({n_train}, C) or "
+            f"({n_train},); got {tuple(labels.shape)}."
+        )
+    labels = labels.to(torch.float32)
+    if not bool(((labels == 0) | (labels == 1)).all()):
+        raise ValueError(f"{method}: train_labels must be a 0/1 (multi-hot) matrix.")
+    return labels
 
 
 def contrast_indices(index: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,11 @@ from .base import DistillBatch, Distiller
 from .registry import register_distiller
 
 
-@register_distiller("none", label="Student (no KD)", family="none")
+@register_distiller("none")
 class NoDistillation(Distiller):
+
+    label = "Student (no KD)"
+    family = "none"
+
     def forward(self, batch: DistillBatch) -> torch.Tensor:
         return batch.student.new_zeros(())

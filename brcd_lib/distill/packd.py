@@ -4,10 +4,13 @@ What is implemented (following the released PACKD code and its copy in the BRCD 
 - embeddings: ``feat = min(embed_dim, L)``; the student code goes through a trainable linear map
   L -> feat, the teacher code through one only when ``embed_dim < L`` (otherwise it is just
   L2-normalised, as the released code does when ``feat_dim >= t_dim``); both are L2-normalised;
-- one teacher momentum bank of size n_train (momentum 0.5). The released code writes the bank with
-  momentum 0 for its first epoch; here an entry is overwritten on its first write
-  (``overwrite_first=True``) and momentum-updated afterwards. As in the released code the bank is
-  updated with the teacher's view-1 embeddings *before* the negatives are read;
+- one teacher momentum bank of size n_train (momentum 0.5). As in the released code the bank is
+  written with momentum 0 (overwritten) during its first ``warmup_iters`` = 782 updates (one per
+  training step; the release hard-codes 782, about 10 epochs of its 5,000 CIFAR-10 training
+  images at batch 64 = 79 steps per epoch) and momentum-updated afterwards. ``warmup_iters=0,
+  overwrite_first=True`` gives the kit's earlier rule (each entry overwritten on its own first
+  write). As in the released code the bank is updated with the teacher's view-1 embeddings
+  *before* the negatives are read;
 - positives: the ``views`` augmented views of the same image. Student embeddings of the views
   (points x_1..x_V) and teacher embeddings of the views (y_1..y_V, plus ``mined_positives`` bank
   entries, see below) are matched by an entropic optimal-transport plan ``pi`` (Sinkhorn,
@@ -18,14 +21,16 @@ What is implemented (following the released PACKD code and its copy in the BRCD 
   release runs, ``mixup_num = 1``); the default ``views=2`` uses both views of the batch so that
   the Sinkhorn weighting has something to weigh;
 - negatives: ``n_negatives`` bank rows sampled uniformly among the other training images (the
-  row's own index excluded), scored against every student view;
+  row's own index excluded; ``negatives="uniform"``, default) or among the images sharing no
+  label with it (``negatives="class"``, the released ``packd_data`` sampler; reads
+  ``DistillContext.train_labels``), scored against every student view;
 - loss: ``-mean_b log(exp(pos_b / T) / (exp(pos_b / T) + sum exp(neg_b / T)))``, T = 0.07 (the
   released code's constant);
 - ``mined_positives = n > 0`` (off by default; the released default ``pos_k = -1`` mines none):
   the n sampled bank rows most similar to the anchor's teacher view-1 embedding are moved from the
   negatives to the positive set, where the Sinkhorn plan weighs them with the views.
 The released code's label-based positives (supervised ``pos_idx``) have no unsupervised analogue
-other than this mining and are not implemented.
+other than this mining and are not implemented (``negatives="class"`` covers only its negatives).
 """
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ import torch
 from .base import DistillBatch, DistillContext, Distiller
 from .crd import Embed
 from .kd import check_inputs, student_teacher
-from .memory import MomentumMemory
+from .memory import MomentumMemory, check_negatives, label_matrix
 from .registry import register_distiller
 
 
@@ -63,7 +68,7 @@ def sinkhorn_plan(
     return torch.exp(scaled(u, v))
 
 
-@register_distiller("packd", label="PACKD", family="contrastive")
+@register_distiller("packd")
 class PACKDDistiller(Distiller):
     """Positive-pair-aware contrastive KD with Sinkhorn-weighted positives.
 
@@ -72,13 +77,19 @@ class PACKDDistiller(Distiller):
         n_negatives: negatives per sample from the teacher bank (paper: 500).
         temperature: InfoNCE temperature (released code: 0.07).
         momentum: bank momentum (0.5).
-        overwrite_first: overwrite a bank entry on its first write (see the module docstring).
+        overwrite_first: overwrite a bank entry on its first write (default off; see the module
+            docstring).
+        warmup_iters: bank updates written with momentum 0 first (released: 782).
+        negatives: ``"uniform"`` (default) or ``"class"`` (the release; reads the labels).
         views: 1 or 2 augmented views used as positives (default 2).
         mined_positives: bank rows promoted from negatives to positives (default 0).
         sinkhorn_eps, sinkhorn_iters, sinkhorn_tol: Sinkhorn settings (0.1, 100, 0.1).
         inputs: ``"codes"`` (default) or ``"logits"``.
         weight: multiplier of the loss.
     """
+
+    label = "PACKD"
+    family = "contrastive"
 
     def __init__(
         self,
@@ -87,7 +98,9 @@ class PACKDDistiller(Distiller):
         n_negatives: int = 500,
         temperature: float = 0.07,
         momentum: float = 0.5,
-        overwrite_first: bool = True,
+        overwrite_first: bool = False,
+        warmup_iters: int = 782,
+        negatives: str = "uniform",
         views: int = 2,
         mined_positives: int = 0,
         sinkhorn_eps: float = 0.1,
@@ -111,6 +124,11 @@ class PACKDDistiller(Distiller):
         self.temperature = float(temperature)
         self.momentum = float(momentum)
         self.overwrite_first = bool(overwrite_first)
+        if int(warmup_iters) < 0:
+            raise ValueError(f"warmup_iters must be >= 0; got {warmup_iters}.")
+        self.warmup_iters = int(warmup_iters)
+        self.negatives = check_negatives(negatives)
+        self.class_labels: torch.Tensor | None = None
         self.views = int(views)
         self.mined_positives = int(mined_positives)
         self.sinkhorn_eps = float(sinkhorn_eps)
@@ -122,9 +140,17 @@ class PACKDDistiller(Distiller):
         self.embed_t: Embed | None = None
         self.memory_t: MomentumMemory | None = None
 
+    @property
+    def reads_labels(self) -> bool:
+        """True with ``negatives="class"`` (negatives drawn from other classes)."""
+        return self.negatives == "class"
+
     def prepare(self, context: DistillContext) -> None:
-        """Create the embeddings (seeded by ``context.seed``) and the n_train-row teacher bank."""
+        """Create the embeddings (seeded by ``context.seed``) and the n_train-row teacher bank;
+        with ``negatives="class"`` read ``context.train_labels`` (ValueError when missing)."""
         seed, l = int(context.seed), int(context.code_length)
+        self.class_labels = (label_matrix(context.train_labels, int(context.n_train), self.name)
+                             if self.reads_labels else None)
         feat = min(self.embed_dim, l)
         self.embed_s = Embed(dim_in=l, dim_out=feat, seed=seed)
         self.embed_t = Embed(dim_in=l, dim_out=feat, seed=seed + 1, linear=self.embed_dim < l)
@@ -134,6 +160,7 @@ class PACKDDistiller(Distiller):
             momentum=self.momentum,
             seed=seed,
             overwrite_first=self.overwrite_first,
+            warmup_updates=self.warmup_iters,
         )
         self.to(context.teacher_train_codes.device)
 
@@ -146,7 +173,11 @@ class PACKDDistiller(Distiller):
         index = batch.index.long().to(self.memory_t.bank.device)
         if self.training:
             self.memory_t.update(index, e_t[:, 0])
-        negatives = self.memory_t.gather(self.memory_t.sample_negatives(index, self.n_negatives))
+        if self.negatives == "class":
+            neg_idx = self.memory_t.sample_class_negatives(index, self.n_negatives, self.class_labels)
+        else:
+            neg_idx = self.memory_t.sample_negatives(index, self.n_negatives)
+        negatives = self.memory_t.gather(neg_idx)
         positives = e_t
         if self.mined_positives:
             sim = torch.einsum("bkd,bd->bk", negatives, e_t[:, 0].detach())

@@ -28,7 +28,7 @@ def pkt_loss(student: torch.Tensor, teacher: torch.Tensor, eps: float = 1e-7) ->
     return torch.mean(p_t * torch.log((p_t + eps) / (p_s + eps)))
 
 
-@register_distiller("pkt", label="PKT", family="relation")
+@register_distiller("pkt")
 class PKTDistiller(Distiller):
     """Probabilistic knowledge transfer.
 
@@ -37,6 +37,9 @@ class PKTDistiller(Distiller):
         inputs: ``"codes"`` (default) or ``"logits"``.
         weight: multiplier of the loss.
     """
+
+    label = "PKT"
+    family = "relation"
 
     def __init__(self, *, eps: float = 1e-7, inputs: str = "codes", weight: float = 1.0):
         super().__init__()

@@ -1,6 +1,6 @@
 """The distiller catalogue: name -> class, with each method's metadata registered by the method.
 
-``@register_distiller("kd", label="KD", family="logit")`` on a :class:`Distiller` subclass is all a
+``@register_distiller("kd")`` on a :class:`Distiller` subclass is all a
 new method needs to appear in every grid, table and test of the kit: the methods of a profile
 (:func:`list_methods`), their order in tables (family, then registration order) and their display
 labels (:func:`method_label`) are read from here.
@@ -13,25 +13,27 @@ from __future__ import annotations
 from typing import Callable
 
 from ..registry import Registry
-from .base import Distiller
+from .base import FAMILIES, Distiller
 
-FAMILIES: tuple[str, ...] = ("none", "logit", "relation", "contrastive", "ours")
 DISTILLERS: Registry = Registry("distiller")
 
 
 def register_distiller(name: str, *, label: str | None = None,
                        family: str | None = None) -> Callable[[type[Distiller]], type[Distiller]]:
-    """Class decorator: register a distiller under ``name`` with its display ``label`` (default
-    ``name.upper()``) and ``family`` (one of :data:`FAMILIES`). Both are also set as class
-    attributes, beside the class's own metadata (``n_views``, ``needs_rotations``,
-    ``reads_labels``)."""
+    """Class decorator: register a distiller under ``name``. Its metadata are class attributes of
+    the distiller (``label``, ``family`` (one of :data:`FAMILIES`), ``n_views``,
+    ``needs_rotations``, and the ``reads_labels`` property); ``label`` / ``family`` given here
+    override them."""
 
     def deco(cls: type[Distiller]) -> type[Distiller]:
         fam = family if family is not None else cls.family
         if fam not in FAMILIES:
             raise ValueError(f"distiller {name!r}: family must be one of {', '.join(FAMILIES)}, "
                              f"got {fam!r}")
-        cls.name, cls.label, cls.family = name, label or cls.label or name.upper(), fam
+        if label is None and "label" not in vars(cls):
+            raise ValueError(f"distiller {name!r} must set its display name (class attribute "
+                             "'label', or register_distiller(..., label=...))")
+        cls.name, cls.label, cls.family = name, label or cls.label, fam
         DISTILLERS.add(name, cls, label=cls.label, family=fam)
         return cls
 

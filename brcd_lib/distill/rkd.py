@@ -56,7 +56,7 @@ def rkd_loss(
     return distance_weight * loss_d + angle_weight * loss_a
 
 
-@register_distiller("rkd", label="RKD", family="relation")
+@register_distiller("rkd")
 class RKDDistiller(Distiller):
     """Relational KD (distance + angle).
 
@@ -66,6 +66,9 @@ class RKDDistiller(Distiller):
         inputs: ``"codes"`` (default) or ``"logits"``.
         weight: multiplier of the whole loss.
     """
+
+    label = "RKD"
+    family = "relation"
 
     def __init__(
         self,

@@ -43,7 +43,7 @@ SP_VARIANTS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 }
 
 
-@register_distiller("sp", label="SP", family="relation")
+@register_distiller("sp")
 class SPDistiller(Distiller):
     """Similarity-preserving KD.
 
@@ -52,6 +52,9 @@ class SPDistiller(Distiller):
         inputs: ``"codes"`` (default) or ``"logits"``.
         weight: multiplier of the loss.
     """
+
+    label = "SP"
+    family = "relation"
 
     def __init__(self, *, variant: str = "paper", inputs: str = "codes", weight: float = 1.0):
         super().__init__()

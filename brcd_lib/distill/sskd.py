@@ -14,6 +14,13 @@ row is kept and, of the wrong rows, the ``keep_wrong_ratio`` share with the smal
 right column. The BRCD release keeps all wrong rows (1.0, the default here); SSKD's own default is
 0.75.
 
+Ties are decided exactly: for +-1 teacher codes (all of the same norm) the ranking compares the
+integer dot products ``<rotated, unrotated>`` (computed in float64 and rounded: exact integers),
+so that two columns with the same cosine always tie, whatever the CPU, BLAS or precision (float32
+cosines of equal value can differ in their last bit, and a plain ``>`` on them flipped the kept
+rows on some machines, issue #11). Other teacher inputs (real-valued rows) are ranked by cosine
+with a tolerance of 1e-6.
+
 What is kept from SSKD: only this self-supervision term (SSKD's ``loss4``). The classifier terms
 (cross-entropy, KD on the class outputs of the normal and rotated images) have no counterpart at
 the code level, and the teacher's pretext projection head is replaced by the codes themselves, as
@@ -37,19 +44,32 @@ def rotation_similarities(codes: torch.Tensor) -> torch.Tensor:
     return rotated @ normal.t()
 
 
-def kept_rows(teacher_sim: torch.Tensor, n_copies: int, keep_wrong_ratio: float) -> torch.Tensor:
-    """Indices (sorted) of the rows SSKD's error-level ranking keeps."""
+def rotation_rank_scores(codes: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """(scores, tol) to rank the columns of :func:`rotation_similarities` by: for +-1 codes the
+    exact integer dot products (same order as the cosines, all norms being equal) with tolerance
+    0.5 (distinct values differ by at least 2); otherwise the cosines themselves and ``1e-6``."""
+    r, b, l = codes.shape
+    if bool((codes.abs() == 1).all()):
+        rotated = codes[1:].transpose(0, 1).reshape(b * (r - 1), l)
+        return (rotated.double() @ codes[0].double().t()).round(), 0.5
+    return rotation_similarities(codes), 1e-6
+
+
+def kept_rows(teacher_sim: torch.Tensor, n_copies: int, keep_wrong_ratio: float,
+              tol: float = 0.0) -> torch.Tensor:
+    """Indices (sorted) of the rows SSKD's error-level ranking keeps. A column counts as ranked
+    above the right one when its score exceeds the right column's by more than ``tol``."""
     rows, b = teacher_sim.shape
     target = torch.arange(b, device=teacher_sim.device).repeat_interleave(n_copies)
     right_value = teacher_sim.gather(1, target.unsqueeze(1))
-    rank = (teacher_sim > right_value).sum(dim=1)  # 0 = the right column is (one of) the best
+    rank = (teacher_sim > right_value + tol).sum(dim=1)  # 0 = the right column is (one of) the best
     order = torch.sort(rank, stable=True).indices
     n_wrong = int((rank > 0).sum())
     n_keep = rows - n_wrong + int(n_wrong * keep_wrong_ratio)
     return torch.sort(order[:n_keep]).values
 
 
-@register_distiller("sskd", label="SSKD", family="contrastive")
+@register_distiller("sskd")
 class SSKDDistiller(Distiller):
     """Self-supervision (rotation) KD term of SSKD.
 
@@ -60,6 +80,8 @@ class SSKDDistiller(Distiller):
         weight: multiplier of the loss (BRCD release: 1; SSKD's ``ss_weight``: 10).
     """
 
+    label = "SSKD"
+    family = "relation"  # transfers the teacher's similarity rows of rotated copies
     needs_rotations = True
 
     def __init__(
@@ -99,7 +121,8 @@ class SSKDDistiller(Distiller):
         s_sim = rotation_similarities(s_rot)
         with torch.no_grad():
             t_sim = rotation_similarities(t_rot)
-            keep = kept_rows(t_sim, self.n_rotations - 1, self.keep_wrong_ratio)
+            scores, tol = rotation_rank_scores(t_rot)
+            keep = kept_rows(scores, self.n_rotations - 1, self.keep_wrong_ratio, tol)
         if keep.numel() == 0:
             return s_sim.sum() * 0.0
         log_p_s = F.log_softmax(s_sim[keep] / self.temperature, dim=1)

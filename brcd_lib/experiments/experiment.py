@@ -69,7 +69,9 @@ class Experiment:
         self.progress, self.resume = progress, resume
         # a dataset missing on disk is downloaded only when asked for ($BRCD_DOWNLOAD or download=)
         self.download = download_allowed() if download is None else bool(download)
-        self.store = FeatureStore(cache_dir=self.cache_dir)
+        # the serial phases draw the augmented views with one loader worker per core
+        self.store = FeatureStore(cache_dir=self.cache_dir,
+                                  num_workers=self.workers if self.workers > 1 else 0)
         self.runs = RunStore(root=os.path.join(self.cache_dir, "runs", self.profile.name))
         self._splits = None
         self._backbones: dict[str, torch.nn.Module] = {}
@@ -103,13 +105,17 @@ class Experiment:
     def build_network(self, model: ModelConfig, bits: int, *, role: str, seed: int = 0):
         """A hashing network whose backbone is pretrained (SimCLR stand-in or real weights)."""
         bb = model.backbone
+        on_gpu = str(self.device).startswith("cuda")  # bf16 / channels-last are GPU speed options
 
         def build(init_seed: int):
             torch.manual_seed(init_seed)
             return build_hashing_network(role=role, backbone=bb.name, code_length=bits,
                                          pretrained=bb.pretrained, weights_path=bb.weights_path,
                                          freeze_backbone=model.freeze_backbone, head=model.head,
-                                         head_hidden=model.head_hidden, **bb.kwargs)
+                                         head_hidden=model.head_hidden,
+                                         backbone_precision=model.backbone_precision if on_gpu
+                                         else "fp32",
+                                         channels_last=model.channels_last and on_gpu, **bb.kwargs)
 
         key = config_hash(bb, self.profile.data, self.splits.split_hash)
         if bb.ssl_epochs > 0 and key not in self._backbones:
@@ -149,10 +155,13 @@ class Experiment:
         """+-1 codes of a set under the test transform (cached backbone features + head)."""
         return engine.codes_from_features(net, self.features(net, set_name).to(self.device)).cpu()
 
-    def view_bank(self, net, n_views: int, *, rotation: int = 0) -> torch.Tensor:
+    def view_bank(self, net, n_views: int, *, rotation: int = 0, seed: int | None = None) -> torch.Tensor:
+        """(n_views, n_train, d) backbone features of augmented views of the training images;
+        the augmentations are drawn with ``seed`` (default: the split seed)."""
         ds = self.splits.train.with_transform(self.transform(train=True))
+        seed = self.profile.data.split_seed if seed is None else seed
         with torch_threads(self._serial_threads()):
-            return self.store.views(net, ds, n_views=n_views, seed=self.profile.data.split_seed,
+            return self.store.views(net, ds, n_views=n_views, seed=seed,
                                     split_hash=self.splits.split_hash,
                                     transform_desc=self._transform_desc(True), rotation=rotation,
                                     device=self.device, progress=self.progress)
@@ -162,27 +171,38 @@ class Experiment:
         bank = self.view_bank(net, n_views).to(self.device)
         return torch.stack([engine.codes_from_features(net, b) for b in bank]).cpu()
 
+    def bank_seed(self, train: TrainConfig, run_seed: int) -> int:
+        """The augmentation seed of a run's view bank (``TrainConfig.bank_seed``)."""
+        if train.bank_seed == "split":
+            return self.profile.data.split_seed
+        if train.bank_seed == "run":
+            return int(run_seed)
+        raise ValueError(f"TrainConfig.bank_seed must be 'split' or 'run', got {train.bank_seed!r}")
+
     def source(self, net, train: TrainConfig, teacher=None, rotations: int = 0, *,
-               frozen: bool = True) -> PairSource:
-        """The training pairs of a run: cached view banks (``train.feature_views > 0`` and a
-        frozen backbone) or fresh augmentations through the backbones; with ``rotations`` the
-        rotated copies of view 1 a distiller such as SSKD reads."""
+               frozen: bool = True, seed: int = 0) -> PairSource:
+        """The training pairs of a run with seed ``seed``: cached view banks
+        (``train.feature_views > 0`` and a frozen backbone) or fresh augmentations through the
+        backbones; with ``rotations`` the rotated copies of view 1 a distiller such as SSKD reads."""
         if train.feature_views > 0 and frozen:
-            sb = self.view_bank(net, train.feature_views).to(self.device)
-            tb = None if teacher is None else self.view_bank(teacher, train.feature_views).to(self.device)
+            bank_seed = self.bank_seed(train, seed)
+
+            def bank(model, rotation=0):
+                return self.view_bank(model, train.feature_views, rotation=rotation, seed=bank_seed)
+
+            sb = bank(net).to(self.device)
+            tb = None if teacher is None else bank(teacher).to(self.device)
             s_rot = t_rot = None
             if rotations:
-                s_rot = torch.stack([self.view_bank(net, train.feature_views, rotation=r)
-                                     for r in range(rotations)]).to(self.device)
-                t_rot = torch.stack([self.view_bank(teacher, train.feature_views, rotation=r)
-                                     for r in range(rotations)]).to(self.device)
+                s_rot = torch.stack([bank(net, r) for r in range(rotations)]).to(self.device)
+                t_rot = torch.stack([bank(teacher, r) for r in range(rotations)]).to(self.device)
             return BankPairSource(student_bank=sb, teacher_bank=tb, student_rot=s_rot,
                                   teacher_rot=t_rot)
         ds = self.splits.train.with_transform(TwoViews(self.transform(train=True)))
         return ImagePairSource(dataset=ds, student_features=net.features,
                                teacher_features=None if teacher is None else teacher.features,
                                rotations=rotations, device=self.device,
-                               num_workers=train.num_workers)
+                               num_workers=train.num_workers, pin_memory=train.pin_memory)
 
     def evaluate(self, query_codes, db_codes, *, queries: str = "query") -> float:
         """mAP@K of ``query_codes`` (of the set ``queries``: "query" or "val") against
@@ -192,11 +212,12 @@ class Experiment:
 
     # ---------------------------------------------------------------- runs
     def teacher(self, bits: int, *, model: ModelConfig | None = None,
-                train: TrainConfig | None = None) -> TrainedRun:
-        """Train (or load) the hashing teacher for ``bits``."""
+                train: TrainConfig | None = None, seed: int | None = None) -> TrainedRun:
+        """Train (or load) the hashing teacher for ``bits`` (``seed``: default the profile's
+        ``teacher_seed``)."""
         model = model or self.profile.teacher
         train = train or self.profile.teacher_train
-        seed = self.profile.teacher_seed
+        seed = self.profile.teacher_seed if seed is None else int(seed)
         memo = config_hash(model, train, bits, seed)  # this Experiment's data and split are fixed
         if memo in self._teachers:
             return self._teachers[memo]
@@ -214,7 +235,8 @@ class Experiment:
 
             objective = get_objective(model.objective, **model.objective_kwargs)
             loop = engine.fit(name=f"teacher {bits} bits", net=net, objective=objective,
-                              source=self.source(net, train, frozen=model.freeze_backbone),
+                              source=self.source(net, train, frozen=model.freeze_backbone,
+                                                 seed=seed),
                               train_cfg=train, seed=seed, validate=validate,
                               checkpoint_path=os.path.join(run_dir, "last.pt"),
                               resume=self.resume, progress=self.progress)
@@ -246,12 +268,14 @@ class Experiment:
     def student(self, bits: int, *, method: str = "none", seed: int = 0,
                 distill_kwargs: dict | None = None, model: ModelConfig | None = None,
                 teacher_model: ModelConfig | None = None, train: TrainConfig | None = None,
-                distill_weight: float = 1.0, label: str | None = None) -> TrainedRun:
-        """Train (or load) a student distilled from the teacher with ``method``."""
+                distill_weight: float = 1.0, label: str | None = None,
+                teacher_seed: int | None = None) -> TrainedRun:
+        """Train (or load) a student distilled with ``method`` from the teacher of ``bits``
+        (``teacher_model``, ``teacher_seed``: default the profile's)."""
         model = model or self.profile.student
         train = train or self.profile.student_train
         distill = self.distill_config(method, distill_kwargs, distill_weight)
-        teacher = self.teacher(bits, model=teacher_model)
+        teacher = self.teacher(bits, model=teacher_model, seed=teacher_seed)
         net = self.build_network(model, bits, role="student", seed=seed)
         key = config_hash("student", self.profile.data, self.splits.split_hash, model, train, bits,
                           seed, distill, teacher.record["key"], module_fingerprint(net.backbone))
@@ -267,10 +291,13 @@ class Experiment:
             train_codes = self.codes(teacher_net, "train")
             n_distinct = len(torch.unique(train_codes, dim=0))
             try:
+                # class labels reach a distiller only when it asks for them (an upstream option)
+                labels = (torch.as_tensor(self.labels("train")) if distiller.reads_labels
+                          else None)
                 distiller.prepare(engine.make_context(
                     teacher_train_codes=train_codes.to(self.device), seed=seed,
                     cache_dir=os.path.join(self.cache_dir, "clusters"),
-                    cache_key=teacher.record["key"]))
+                    cache_key=teacher.record["key"], train_labels=labels))
             except ValueError as err:
                 if n_distinct >= max(2, len(train_codes) // 10):
                     raise
@@ -287,7 +314,7 @@ class Experiment:
             name = f"{label or method} {bits} bits seed {seed}"
             loop = engine.fit(name=name, net=net, objective=objective,
                               source=self.source(net, train, teacher_net, distiller.rotations,
-                                                 frozen=model.freeze_backbone),
+                                                 frozen=model.freeze_backbone, seed=seed),
                               train_cfg=train, seed=seed, validate=validate, teacher=teacher_net,
                               distiller=distiller, distill_weight=distill.weight,
                               checkpoint_path=os.path.join(run_dir, "last.pt"), resume=self.resume,
@@ -304,7 +331,8 @@ class Experiment:
             record = self._record(role="student", key=key, bits=bits, seed=seed, model=model,
                                   train=train, distill=distill, loop=loop, metrics=metrics,
                                   wall_s=time.time() - t0, extra=extra,
-                                  teacher_key=teacher.record["key"])
+                                  teacher_key=teacher.record["key"],
+                                  teacher_seed=teacher.record["seed"])
             return TrainOutcome(heads=heads, best_epoch=dict(loop.best_epoch), record=record)
 
         return self.runs.load_or_train(role="student", key=key, net=net, train=fit,
@@ -313,7 +341,7 @@ class Experiment:
     def prepare_inputs(self, bits: int, *, method: str = "none", seed: int = 0,
                        model: ModelConfig | None = None, teacher_model: ModelConfig | None = None,
                        train: TrainConfig | None = None, distill_kwargs: dict | None = None,
-                       **_run_options) -> None:
+                       teacher_seed: int | None = None, **_run_options) -> None:
         """Build (or load) what a student run with these settings reads besides its own
         training: the teacher, the teacher's codes of the training set and the database, the
         student backbone's features of the evaluation sets and the view banks (with the rotated
@@ -322,14 +350,14 @@ class Experiment:
         (:func:`brcd_lib.experiments.studies.prefetch_students`)."""
         model = model or self.profile.student
         train = train or self.profile.student_train
-        teacher = self.teacher(bits, model=teacher_model)
+        teacher = self.teacher(bits, model=teacher_model, seed=teacher_seed)
         net = self.build_network(model, bits, role="student", seed=seed)
         for set_name in ("train", "database"):
             self.codes(teacher.net, set_name)
         for set_name in ("val", "query", "database"):
             self.features(net, set_name)
         rotations = get_distiller(method, **self.distill_config(method, distill_kwargs).kwargs).rotations
-        self.source(net, train, teacher.net, rotations, frozen=model.freeze_backbone)
+        self.source(net, train, teacher.net, rotations, frozen=model.freeze_backbone, seed=seed)
 
     def pixels(self, set_name: str) -> np.ndarray:
         """Raw pixels of a set as float vectors in [0, 1] (array-backed datasets only)."""
@@ -352,12 +380,13 @@ class Experiment:
 
     # ---------------------------------------------------------------- records
     def _record(self, *, role, key, bits, seed, model, train, distill, loop, metrics, wall_s,
-                extra=None, teacher_key=None) -> dict:
+                extra=None, teacher_key=None, teacher_seed=None) -> dict:
         return json_safe({
             "role": role, "key": key, "profile": self.profile.name, "dataset": self.profile.data.name,
             "bits": bits, "seed": seed, "split_hash": self.splits.split_hash,
             "top_k": self.splits.top_k, "model": to_dict(model), "train": to_dict(train),
             "distill": None if distill is None else to_dict(distill), "teacher_key": teacher_key,
+            "teacher_seed": seed if role == "teacher" else teacher_seed,
             "metrics": metrics, "val_best": loop.best, "best_epoch": loop.best_epoch,
             "epochs_run": loop.epochs_run, "stopped_early": loop.stopped_early,
             "history": loop.history, "wall_s": wall_s, "extra": extra or {},

@@ -29,9 +29,19 @@ class Profile:
     teacher_train: TrainConfig
     student_train: TrainConfig
     bits: tuple[int, ...] = (16, 32, 64)
-    seeds: tuple[int, ...] = (0, 1, 2)
-    aux_seeds: tuple[int, ...] | None = None  # seeds of the ablation, sensitivity and generality grids (None = seeds)
+    # Seeds. A student seed sets the head's initialisation, the batch order and view pairing,
+    # the k-means initialisation and (with TrainConfig.bank_seed="run") the augmentation bank;
+    # the data split, the pretrained backbones and the teacher (teacher_seed) stay fixed.
+    seeds: tuple[int, ...] = (0, 1, 2)  # main grid, every method
+    focus_methods: tuple[str, ...] = ("none", "kd", "brcd")  # main-grid methods run with focus_seeds
+    focus_seeds: tuple[int, ...] | None = None  # None = seeds
+    aux_seeds: tuple[int, ...] | None = None  # ablation and sensitivity grids (None = seeds)
+    generality_seeds: tuple[int, ...] | None = None  # generality grid (None = seeds)
     teacher_seed: int = 0
+    # the BRCD / KD / no-KD comparison at sensitivity_bits repeated under each of these teacher
+    # seeds, with the student seeds ``seeds`` (empty = not run)
+    teacher_seeds: tuple[int, ...] = ()
+    ablation_bits: tuple[int, ...] | None = None  # None = (sensitivity_bits,)
     methods: tuple[str, ...] | None = None  # main-grid methods; None = every registered distiller
     brcd: dict = field(default_factory=lambda: {"n_clusters": 10, "margin": 0.5, "alpha": 0.8})
     # per-method overrides of the paper defaults (CPU concessions are listed here, nowhere else)
@@ -49,10 +59,16 @@ class Profile:
     teacher_backbones: tuple[str, ...] = ()
     runs_on_cpu: bool = True
     # CPU cores to use: grids train runs in this many worker processes, the serial phases
-    # (pretraining, backbone features) use this many threads; BRCD_WORKERS overrides
-    # (brcd_lib.parallel). 1 = one process, one thread, as the digits results were computed.
-    workers: int = 1
+    # (pretraining, backbone features) use this many threads and loader workers; BRCD_WORKERS
+    # overrides (brcd_lib.training.parallel). None = every core of the machine; 1 = one process.
+    workers: int | None = None
 
+
+    def method_seeds(self, method: str) -> tuple[int, ...]:
+        """The main-grid seeds of ``method`` (``focus_seeds`` for the focus methods)."""
+        if method in self.focus_methods and self.focus_seeds is not None:
+            return tuple(self.focus_seeds)
+        return tuple(self.seeds)
 
     def grid_methods(self) -> tuple[str, ...]:
         """The main grid's methods: ``methods``, or every registered distiller in table order
@@ -105,10 +121,14 @@ def _digits() -> Profile:
                                   feature_views=12),
         student_train=TrainConfig(epochs=60, batch_size=64, lr=1e-3, eval_every=5, patience=5,
                                   feature_views=12),
-        # CRCD's relation term costs B x B x negatives x dim per step (0.15 s on this CPU at 500
-        # negatives); 128 negatives keep the digits grid inside its time budget.
-        method_kwargs={"crcd": {"n_negatives": 128}},
-        aux_seeds=(0,),  # ablations, sensitivity, generality: one seed on the CPU (main table: 3)
+        # CPU concessions: CRCD's relation term costs B x B x negatives x dim per step (0.15 s on
+        # this CPU at 500 negatives); 128 negatives keep the digits grid inside its time budget.
+        # PACKD writes its bank with momentum 0 for the release's 782 steps = 10 of its epochs
+        # (79 steps each); digits has 15 steps per epoch, so 10 epochs are 150 steps.
+        method_kwargs={"crcd": {"n_negatives": 128}, "packd": {"warmup_iters": 150}},
+        # main table: 5 seeds for BRCD, KD and no KD, 3 for the other baselines; ablations and
+        # sensitivity (32 bits): 5 seeds; BRCD / KD / no KD under 3 teachers (3 seeds each)
+        focus_seeds=(0, 1, 2, 3, 4), aux_seeds=(0, 1, 2, 3, 4), teacher_seeds=(0, 1, 2),
     )
 
 
@@ -123,8 +143,8 @@ def _smoke() -> Profile:
         student=ModelConfig(backbone=dataclasses.replace(CPU_STUDENT, ssl_epochs=15)),
         teacher_train=dataclasses.replace(base.teacher_train, epochs=40, eval_every=10, feature_views=4),
         student_train=dataclasses.replace(base.student_train, epochs=10, eval_every=5, feature_views=4),
-        bits=(16,), seeds=(0,), elbow_ks=(2, 4, 6), alphas=(0.0, 0.8, 1.0), margins=(0.0, 0.5),
-        cluster_counts=(4, 10),
+        bits=(16,), seeds=(0,), focus_seeds=None, aux_seeds=None, teacher_seeds=(0, 1),
+        elbow_ks=(2, 4, 6), alphas=(0.0, 0.8, 1.0), margins=(0.0, 0.5), cluster_counts=(4, 10),
     )
 
 
@@ -146,11 +166,13 @@ def _fashion() -> Profile:
         teacher=ModelConfig(backbone=dataclasses.replace(CPU_TEACHER, ssl_pool="train",
                                                          ssl_epochs=30)),
         student=ModelConfig(backbone=dataclasses.replace(CPU_STUDENT, ssl_pool="train")),
+        # PACKD: the released 782 warm-up steps are 10 epochs of this profile's 78 steps too
+        method_kwargs={"crcd": {"n_negatives": 128}},
         teacher_train=dataclasses.replace(base.teacher_train, epochs=40, feature_views=8,
                                           eval_every=10),
         student_train=dataclasses.replace(base.student_train, epochs=30, feature_views=8,
                                           eval_every=10),
-        seeds=(0, 1, 2), workers=2,
+        seeds=(0, 1, 2),
         alphas=(0.0, 0.5, 0.8, 1.0), margins=(0.0, 0.5, 0.9), cluster_counts=(5, 10, 20),
     )
 
@@ -164,11 +186,19 @@ def _paper() -> Profile:
         # the released CIFAR-10 code resizes test images straight to 224 (no 256 + centre crop)
         data=DataConfig(name="cifar10", image_size=224, transform="paper",
                         test_transform_options={"center_crop": False}),
-        teacher=ModelConfig(backbone=BackboneConfig(name="vit_b_16", pretrained=True)),
-        student=ModelConfig(backbone=BackboneConfig(name="efficientnet_b0", pretrained=True)),
-        teacher_train=TrainConfig(epochs=200, batch_size=64, lr=5e-4, eval_every=5, patience=3),
-        student_train=TrainConfig(epochs=400, batch_size=64, lr=1e-3, eval_every=10, patience=5),
+        # GPU path: frozen backbones under bf16 autocast with channels-last images (both only on
+        # CUDA; the heads train in float32), 8 loader workers with pinned memory; fresh
+        # augmentations every step as released (feature_views=0; a bank would cache them)
+        teacher=ModelConfig(backbone=BackboneConfig(name="vit_b_16", pretrained=True),
+                            backbone_precision="bf16", channels_last=True),
+        student=ModelConfig(backbone=BackboneConfig(name="efficientnet_b0", pretrained=True),
+                            backbone_precision="bf16", channels_last=True),
+        teacher_train=TrainConfig(epochs=200, batch_size=64, lr=5e-4, eval_every=5, patience=3,
+                                  num_workers=8, pin_memory=True, stop_when="exceeds"),
+        student_train=TrainConfig(epochs=400, batch_size=64, lr=1e-3, eval_every=10, patience=5,
+                                  num_workers=8, pin_memory=True, stop_when="exceeds"),
         seeds=(8888,), teacher_seed=8888,
+        brcd={"n_clusters": 10, "margin": 0.5, "alpha": 0.8, "n_init": 30},  # released k-means restarts
         student_backbones=("efficientnet_b0", "mobilenet_v2", "resnet18"),
         teacher_backbones=("vit_b_16", "vit_b_32", "vit_l_16"),
         runs_on_cpu=False,

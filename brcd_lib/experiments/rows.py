@@ -18,8 +18,8 @@ __all__ = ["ROW_COLUMNS", "PROVENANCE_COLUMNS", "metric_name", "run_rows", "fail
 
 PROVENANCE_COLUMNS = ("config_hash", "split_hash", "commit", "versions", "device", "timestamp",
                       "wall_s")
-ROW_COLUMNS = ("dataset", "profile", "method", "variant", "bits", "paradigm", "seed", "metric",
-               "value", "status") + PROVENANCE_COLUMNS
+ROW_COLUMNS = ("dataset", "profile", "method", "variant", "bits", "paradigm", "seed",
+               "teacher_seed", "metric", "value", "status") + PROVENANCE_COLUMNS
 
 
 def metric_name(top_k: int | None) -> str:
@@ -29,10 +29,11 @@ def metric_name(top_k: int | None) -> str:
 
 def _row(*, dataset: str, profile: str, method: str, variant: str | None, bits: int,
          paradigm: str, seed: int, top_k: int | None, value: float, status: str,
-         provenance: dict[str, Any]) -> dict[str, Any]:
+         provenance: dict[str, Any], teacher_seed: int | None = None) -> dict[str, Any]:
     row = {"dataset": dataset, "profile": profile, "method": method, "variant": variant or method,
-           "bits": int(bits), "paradigm": paradigm, "seed": int(seed), "metric": metric_name(top_k),
-           "value": float(value), "status": status}
+           "bits": int(bits), "paradigm": paradigm, "seed": int(seed),
+           "teacher_seed": None if teacher_seed is None else int(teacher_seed),
+           "metric": metric_name(top_k), "value": float(value), "status": status}
     row.update({k: provenance.get(k) for k in PROVENANCE_COLUMNS})
     return row
 
@@ -47,7 +48,8 @@ def run_rows(record: dict, *, method: str, variant: str | None = None,
     for paradigm, value in record["metrics"].items():
         row = _row(dataset=record["dataset"], profile=record["profile"], method=method,
                    variant=variant, bits=record["bits"], paradigm=paradigm, seed=record["seed"],
-                   top_k=record["top_k"], value=value, status="ok", provenance=prov)
+                   top_k=record["top_k"], value=value, status="ok", provenance=prov,
+                   teacher_seed=record.get("teacher_seed"))
         row.update({f"extra_{k}": v for k, v in record.get("extra", {}).items()})
         row.update((columns or {}).get(paradigm, {}))
         rows.append(row)
@@ -55,11 +57,12 @@ def run_rows(record: dict, *, method: str, variant: str | None = None,
 
 
 def failed_rows(*, dataset: str, profile: str, method: str, variant: str | None, bits: int,
-                seed: int, top_k: int | None, status: str,
+                seed: int, top_k: int | None, status: str, teacher_seed: int | None = None,
                 paradigms: tuple[str, ...] = ("symmetric", "asymmetric")) -> list[dict]:
     """Rows of a run that diverged or could not run: NaN value, the reason in ``status``."""
     return [_row(dataset=dataset, profile=profile, method=method, variant=variant, bits=bits,
-                 paradigm=p, seed=seed, top_k=top_k, value=math.nan, status=status, provenance={})
+                 paradigm=p, seed=seed, top_k=top_k, value=math.nan, status=status, provenance={},
+                 teacher_seed=teacher_seed)
             for p in paradigms]
 
 

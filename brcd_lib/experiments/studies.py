@@ -9,6 +9,7 @@ processes (:func:`prefetch_students`), then its serial pass loads them.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 
 import pandas as pd
@@ -16,7 +17,7 @@ import torch
 from ..training.progress import tqdm
 
 from ..config import config_hash
-from ..distill import get_distiller, list_methods, method_label
+from ..distill import distiller_class, get_distiller, list_methods, method_label
 from ..distill.brcd import ablation_variants
 from ..models.shallow import SHALLOW_HASHERS
 from ..provenance import provenance
@@ -84,12 +85,16 @@ def student_rows(exp: Experiment, *, bits: int, method: str, seed: int, variant:
     except (TrainingDiverged, DegenerateTeacher) as err:
         log.warning("%s", err)
         status = "diverged" if isinstance(err, TrainingDiverged) else "not run"
+        teacher_seed = kwargs.get("teacher_seed")
         return rowlib.failed_rows(dataset=exp.profile.data.name, profile=exp.profile.name,
                                   method=method, variant=variant, bits=bits, seed=seed,
-                                  top_k=exp.splits.top_k, status=f"{status}: {err}")
+                                  top_k=exp.splits.top_k, status=f"{status}: {err}",
+                                  teacher_seed=exp.profile.teacher_seed if teacher_seed is None
+                                  else teacher_seed)
     columns = {}
     if len(COLUMNS):
-        teacher = exp.teacher(bits, model=kwargs.get("teacher_model"))
+        teacher = exp.teacher(bits, model=kwargs.get("teacher_model"),
+                              seed=kwargs.get("teacher_seed"))
         columns = column_values(exp, run_code_pairs(exp, run, exp.codes(teacher.net, "database")))
     return rowlib.run_rows(run.record, method=method, variant=variant, columns=columns)
 
@@ -145,11 +150,13 @@ def prefetch_students(exp: Experiment, jobs: list[dict], *, workers: int | None 
         return 0
     prepared = set()  # shared inputs are built here, once, not by racing workers
     for job in jobs:
-        exp.teacher(job["bits"], model=job.get("teacher_model"))
+        exp.teacher(job["bits"], model=job.get("teacher_model"), seed=job.get("teacher_seed"))
         kwargs = exp.distill_config(job.get("method", "none"), job.get("distill_kwargs")).kwargs
         rotations = get_distiller(job.get("method", "none"), **kwargs).rotations
+        train = job.get("train") or exp.profile.student_train
         needs = (job["bits"], repr(job.get("model")), repr(job.get("teacher_model")),
-                 repr(job.get("train")), rotations)
+                 job.get("teacher_seed"), repr(train), rotations,
+                 exp.bank_seed(train, job.get("seed", 0)))
         if needs not in prepared:
             exp.prepare_inputs(**job)
             prepared.add(needs)
@@ -163,6 +170,14 @@ def prefetch_students(exp: Experiment, jobs: list[dict], *, workers: int | None 
 
 
 # --------------------------------------------------------------------------- the grids
+def study_bits(exp: Experiment) -> int:
+    """The code length of the single-length studies (ablations, sensitivity, generality, the
+    teacher-seed study): ``Profile.sensitivity_bits`` when the profile trains it, else its
+    longest code length."""
+    bits = exp.profile.sensitivity_bits
+    return bits if bits in exp.profile.bits else exp.profile.bits[-1]
+
+
 def reference_rows(exp: Experiment, bits_list=None) -> pd.DataFrame:
     """LSH and ITQ on raw pixels, and the teacher, for every code length."""
     rows = []
@@ -177,12 +192,13 @@ def reference_rows(exp: Experiment, bits_list=None) -> pd.DataFrame:
 
 
 def main_grid(exp: Experiment, *, methods=None, seeds=None, bits_list=None) -> pd.DataFrame:
-    """Teacher, LSH/ITQ, the student without KD, the eight baselines and BRCD."""
+    """Teacher, LSH/ITQ, the student without KD, the eight baselines and BRCD; each method with
+    its seeds (:meth:`Profile.method_seeds`) unless ``seeds`` is given."""
     methods = methods or exp.profile.grid_methods()
-    seeds = seeds or exp.profile.seeds
     bits_list = bits_list or exp.profile.bits
     rows = [reference_rows(exp, bits_list)]
-    jobs = [dict(bits=b, method=m, seed=s) for b in bits_list for m in methods for s in seeds]
+    jobs = [dict(bits=b, method=m, seed=s) for b in bits_list for m in methods
+            for s in (seeds or exp.profile.method_seeds(m))]
     prefetch_students(exp, jobs, desc="main grid")
     for job in tqdm(jobs, desc="main grid", disable=not exp.progress):
         rows.append(pd.DataFrame(student_rows(exp, **job)))
@@ -190,9 +206,10 @@ def main_grid(exp: Experiment, *, methods=None, seeds=None, bits_list=None) -> p
 
 
 def ablation_grid(exp: Experiment, *, seeds=None, bits_list=None) -> pd.DataFrame:
-    """BRCD and its ablations: no mask, no cluster handling, alpha = 1, alpha = 0, upstream mask."""
+    """BRCD and its ablations: no mask, no cluster handling, alpha = 1, alpha = 0, upstream mask;
+    at ``Profile.ablation_bits`` (default: the sensitivity code length)."""
     seeds = seeds or exp.profile.aux_seeds or exp.profile.seeds
-    bits_list = bits_list or exp.profile.bits
+    bits_list = bits_list or exp.profile.ablation_bits or (study_bits(exp),)
     rows = []
     jobs = [dict(bits=b, method="brcd", seed=s, variant=v, distill_kwargs=kw)
             for b in bits_list for v, kw in ablation_variants().items() for s in seeds]
@@ -205,9 +222,7 @@ def ablation_grid(exp: Experiment, *, seeds=None, bits_list=None) -> pd.DataFram
 def sensitivity_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> pd.DataFrame:
     """BRCD's mAP against alpha, delta (margin) and K, one parameter at a time."""
     seeds = seeds or exp.profile.aux_seeds or exp.profile.seeds
-    bits = bits or exp.profile.sensitivity_bits
-    if bits not in exp.profile.bits:
-        bits = exp.profile.bits[-1]
+    bits = bits or study_bits(exp)
     grid = ([("alpha", a, {"alpha": a}) for a in exp.profile.alphas]
             + [("margin", m, {"margin": m}) for m in exp.profile.margins]
             + [("n_clusters", k, {"n_clusters": k}) for k in exp.profile.cluster_counts])
@@ -225,10 +240,8 @@ def sensitivity_grid(exp: Experiment, *, seeds=None, bits: int | None = None) ->
 def generality_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> pd.DataFrame:
     """BRCD and the strongest baselines across hashing objectives (teacher and student trained
     with the same objective) and, where the profile lists them, across student backbones."""
-    seeds = seeds or exp.profile.aux_seeds or exp.profile.seeds
-    bits = bits or exp.profile.sensitivity_bits
-    if bits not in exp.profile.bits:
-        bits = exp.profile.bits[-1]
+    seeds = seeds or exp.profile.generality_seeds or exp.profile.seeds
+    bits = bits or study_bits(exp)
     rows, jobs = [], []  # jobs: (axis, setting, keyword arguments of student_rows)
     for objective in exp.profile.objectives:
         teacher_model = dataclasses.replace(exp.profile.teacher, objective=objective)
@@ -252,5 +265,48 @@ def generality_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> 
     for axis, setting, job in tqdm(jobs, desc="generality", disable=not exp.progress):
         for r in student_rows(exp, **job):
             r.update(axis=axis, setting=setting)
+            rows.append(r)
+    return pd.DataFrame(rows)
+
+
+def teacher_seed_grid(exp: Experiment, *, teacher_seeds=None, seeds=None, bits: int | None = None,
+                      methods=("none", "kd", "brcd")) -> pd.DataFrame:
+    """The no-KD / KD / BRCD comparison at one code length repeated under several teachers
+    (``Profile.teacher_seeds``: the teacher's head initialisation, batch order and views), each
+    with the student seeds ``Profile.seeds``. Rows carry ``teacher_seed``; empty when the profile
+    lists no teacher seeds."""
+    teacher_seeds = tuple(teacher_seeds if teacher_seeds is not None else exp.profile.teacher_seeds)
+    if not teacher_seeds:
+        return pd.DataFrame(columns=list(rowlib.ROW_COLUMNS))
+    seeds = seeds or exp.profile.seeds
+    bits = bits or study_bits(exp)
+    rows = []
+    for t in teacher_seeds:
+        rows += teacher_rows(exp, exp.teacher(bits, seed=t))
+    jobs = [dict(bits=bits, method=m, seed=s, teacher_seed=t)
+            for t in teacher_seeds for m in methods for s in seeds]
+    prefetch_students(exp, jobs, desc="teacher seeds")
+    for job in tqdm(jobs, desc="teacher seeds", disable=not exp.progress):
+        rows += student_rows(exp, **job)
+    return pd.DataFrame(rows)
+
+
+def upstream_baselines_grid(exp: Experiment, *, seeds=None, bits: int | None = None,
+                            methods=None) -> pd.DataFrame:
+    """The contrastive baselines that can draw their negatives from other classes as released
+    (``negatives="class"``: supervised information in an unsupervised benchmark) next to the kit's
+    default (``"uniform"``), at one code length. Rows: ``variant`` = ``<method>/<negatives>``."""
+    seeds = seeds or exp.profile.seeds
+    bits = bits or study_bits(exp)
+    methods = methods or [m for m in exp.profile.grid_methods()
+                          if "negatives" in inspect.signature(distiller_class(m)).parameters]
+    jobs = [dict(bits=bits, method=m, seed=s, variant=f"{m}/{neg}",
+                 distill_kwargs={} if neg == "uniform" else {"negatives": "class"})
+            for m in methods for neg in ("uniform", "class") for s in seeds]
+    prefetch_students(exp, jobs, desc="upstream baselines")
+    rows = []
+    for job in tqdm(jobs, desc="upstream baselines", disable=not exp.progress):
+        for r in student_rows(exp, **job):
+            r["negatives"] = job["variant"].split("/")[1]
             rows.append(r)
     return pd.DataFrame(rows)

@@ -10,6 +10,13 @@ Loss (released code, one view): pair the first half of the batch with the second
 code uses one (non-augmented) view per image; with the kit's two views the same loss is computed
 on each view separately (the Bi-half assignment runs per view) and the two values are averaged.
 ``pairs="all"`` uses every pair of the batch instead of the B/2 disjoint ones.
+
+Two views and gamma: the Bi-half layer adds ``gamma * (h - b) / numel(b)`` to whatever gradient
+reaches it, independently of the loss scale. Averaging the two views halves each view's MSE
+gradient but not that term, which would double its weight relative to the MSE (an effective
+gamma of 12 against DeepHash-pytorch's 6). Each view's layer therefore gets ``gamma / 2``: every
+view's gradient is exactly half of the one-view gradient with ``gamma``, so the ratio of the two
+terms is DeepHash-pytorch's, and two identical views give exactly the one-view loss and gradient.
 """
 from __future__ import annotations
 
@@ -39,7 +46,8 @@ class BiHalf(HashObjective):
                 feats2: torch.Tensor | None = None) -> ObjectiveOutput:
         """Average over the two views of the similarity-preservation loss of Bi-half codes."""
         self._check(logits1, logits2, feats1, feats2)
-        b1, b2 = bihalf(logits1, gamma=self.gamma), bihalf(logits2, gamma=self.gamma)
+        # each view's loss enters with weight 1/2, so its Bi-half term does too (module docstring)
+        b1, b2 = bihalf(logits1, gamma=self.gamma / 2), bihalf(logits2, gamma=self.gamma / 2)
         l1 = similarity_preservation(b1, feats1, pairs=self.pairs)
         l2 = similarity_preservation(b2, feats2, pairs=self.pairs)
         loss = (l1 + l2) / 2

@@ -8,6 +8,7 @@ evaluation codes ``sign(h)`` in {-1, +1} with sign(0) = +1; this equals the obje
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Iterator
 
 import torch
@@ -18,17 +19,29 @@ from .hash_layers import sign_pm1
 from .heads import create_head, default_head
 
 ROLES = ("teacher", "student")
+PRECISIONS = ("fp32", "bf16")
 
 
 class HashingNetwork(nn.Module):
     """Backbone + head. With ``freeze_backbone=True`` the backbone's parameters do not require
     gradients, ``features`` runs it under ``torch.no_grad()`` and the backbone stays in eval mode
-    (BatchNorm statistics and Dropout frozen) even when the network is put in train mode."""
+    (BatchNorm statistics and Dropout frozen) even when the network is put in train mode.
 
-    def __init__(self, *, backbone: nn.Module, head: nn.Module, freeze_backbone: bool = True):
+    ``backbone_precision="bf16"`` runs the backbone under bfloat16 autocast (its features are
+    returned as float32); ``channels_last=True`` feeds it channels-last images. Both are speed
+    options of the GPU path (the head always runs in float32); :attr:`feature_tag` names them for
+    feature-cache keys."""
+
+    def __init__(self, *, backbone: nn.Module, head: nn.Module, freeze_backbone: bool = True,
+                 backbone_precision: str = "fp32", channels_last: bool = False):
         super().__init__()
+        if backbone_precision not in PRECISIONS:
+            raise ValueError(f"backbone_precision must be one of {PRECISIONS}, got "
+                             f"{backbone_precision!r}")
         self.backbone = backbone
         self.head = head
+        self.backbone_precision = backbone_precision
+        self.channels_last = bool(channels_last)
         self.freeze_backbone = bool(freeze_backbone)
         if self.freeze_backbone:
             for p in self.backbone.parameters():
@@ -48,12 +61,23 @@ class HashingNetwork(nn.Module):
             self.backbone.eval()
         return self
 
+    @property
+    def feature_tag(self) -> str:
+        """How the backbone is run, for cache keys: "" for float32 in the default layout."""
+        parts = ([self.backbone_precision] if self.backbone_precision != "fp32" else []) + \
+            (["channels_last"] if self.channels_last else [])
+        return "+".join(parts)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Backbone features (B, out_dim); no gradient when the backbone is frozen."""
-        if self.freeze_backbone:
-            with torch.no_grad():
-                return self.backbone(x)
-        return self.backbone(x)
+        """Backbone features (B, out_dim) in float32; no gradient when the backbone is frozen."""
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        autocast = (torch.autocast(x.device.type, dtype=torch.bfloat16)
+                    if self.backbone_precision == "bf16" else contextlib.nullcontext())
+        grad = torch.no_grad() if self.freeze_backbone else contextlib.nullcontext()
+        with grad, autocast:
+            out = self.backbone(x)
+        return out.float()
 
     def head_forward(self, feats: torch.Tensor) -> torch.Tensor:
         """Logits (B, L) of precomputed backbone features."""
@@ -91,6 +115,7 @@ def _infer_code_length(head: nn.Module) -> int:
 def build_hashing_network(*, role: str, backbone: str, code_length: int, pretrained: bool = False,
                           weights_path: str | None = None, freeze_backbone: bool = True,
                           head: str | None = None, head_hidden: int | None = None,
+                          backbone_precision: str = "fp32", channels_last: bool = False,
                           **backbone_kw: Any) -> HashingNetwork:
     """A :class:`HashingNetwork` on backbone ``backbone`` (a registered name) with the head of its
     family (method.md section 2) unless ``head`` names another; ``role`` ("teacher" or
@@ -104,7 +129,8 @@ def build_hashing_network(*, role: str, backbone: str, code_length: int, pretrai
     head_name = head if head is not None else default_head(net_backbone.family)
     net_head = create_head(head_name, in_dim=net_backbone.out_dim, code_length=code_length,
                            hidden=head_hidden)
-    net = HashingNetwork(backbone=net_backbone, head=net_head, freeze_backbone=freeze_backbone)
+    net = HashingNetwork(backbone=net_backbone, head=net_head, freeze_backbone=freeze_backbone,
+                         backbone_precision=backbone_precision, channels_last=channels_last)
     net.role = role
     net.head_name = head_name
     return net

@@ -2,17 +2,68 @@
 sample images, label distributions, training curves, sensitivity, efficiency trade-off, t-SNE,
 precision-recall and precision@K curves, a retrieval case study.
 
-Every function returns a Figure on the Agg canvas with a title, labelled axes (units) and legends.
+Every function returns a Figure on the Agg canvas with a title, labelled axes (units) and legends
+that do not cover the data. Error bars over seeds are 95 % Student-t intervals of the mean
+(:func:`seed_summary`), and the titles say so and over how many seeds.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+from scipy import stats as _stats
 
 PARADIGM_COLORS = {"symmetric": "#1f77b4", "asymmetric": "#d62728"}
+
+
+def seed_summary(frame: pd.DataFrame, keys: list[str], value: str = "value") -> pd.DataFrame:
+    """Mean, 95 % t-interval half-width and number of seeds of ``value`` per group of ``keys``
+    (half-width 0 for a single seed)."""
+    def half(x: pd.Series) -> float:
+        n = x.notna().sum()
+        return float(_stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+
+    g = frame.groupby(keys, sort=False)[value]
+    return pd.DataFrame({"mean": g.mean(), "half": g.apply(half), "n": g.count()}).reset_index()
+
+
+def errorbar_note(n: pd.Series | list[int], unit: str = "seeds") -> str:
+    """What the error bars of a figure are: "95 % t-interval of the mean over 5 seeds", "... over
+    3-5 seeds", or "one seed, no error bars" (``unit``: what is counted)."""
+    n = [int(v) for v in n]
+    lo, hi = (min(n), max(n)) if n else (0, 0)
+    if hi <= 1:
+        return f"one {unit.rstrip('s')}, no error bars"
+    count = f"{lo}" if lo == hi else f"{lo}-{hi}"
+    return f"error bars: 95 % t-interval of the mean over {count} {unit}"
+
+
+def _legend_outside(ax, title: str | None = None) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, title=title, fontsize=8, loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+
+
+def _bars(ax, summary: pd.DataFrame, *, x: str, hue: str | None, order=None, hue_order=None):
+    """Grouped bars of ``summary`` (from :func:`seed_summary`) with their interval as error bars."""
+    xs = list(order or dict.fromkeys(summary[x]))
+    hues = [None] if hue is None else list(hue_order or dict.fromkeys(summary[hue]))
+    colors = sns.color_palette("tab10", len(hues))
+    width = 0.8 / len(hues)
+    for i, (h, color) in enumerate(zip(hues, colors)):
+        sub = summary if h is None else summary[summary[hue] == h]
+        sub = sub.set_index(x).reindex(xs)
+        pos = np.arange(len(xs)) + (i - (len(hues) - 1) / 2) * width
+        ax.bar(pos, sub["mean"], width=width, color=color, label=None if h is None else str(h),
+               yerr=sub["half"].where(sub["n"] > 1), capsize=2, error_kw={"linewidth": 0.8})
+    ax.set_xticks(np.arange(len(xs)), [str(v) for v in xs], rotation=35, ha="right",
+                  rotation_mode="anchor")
 
 
 def _figure(width: float, height: float, nrows: int = 1, ncols: int = 1):
@@ -53,13 +104,21 @@ def plot_sample_images(images, labels: np.ndarray, *, n_per_class: int = 6,
     return fig
 
 
-def plot_label_distribution(frame: pd.DataFrame, *, title: str = "Images per class and split") -> Figure:
-    """``frame`` with columns split, class, count."""
-    fig, axes = _figure(8, 3.6)
+def plot_label_distribution(frame: pd.DataFrame, *, title: str = "Images per class and split",
+                            class_names=None) -> Figure:
+    """``frame`` with columns split, class, count; ``class_names`` label the classes."""
+    frame = frame.copy()
+    if class_names is not None:
+        frame["class"] = [class_names[int(c)] for c in frame["class"]]
+    fig, axes = _figure(9, 3.8)
     ax = axes[0, 0]
     sns.barplot(data=frame, x="class", y="count", hue="split", ax=ax)
     ax.set(title=title, xlabel="class", ylabel="number of images")
-    ax.legend(title="split", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("number of images (log scale)")
+    for label in ax.get_xticklabels():
+        label.set(rotation=30, ha="right", rotation_mode="anchor")
+    _legend_outside(ax, "split")
     return fig
 
 
@@ -73,34 +132,61 @@ def plot_training_curves(frame: pd.DataFrame, *, title: str = "Validation mAP du
     return fig
 
 
-def plot_sensitivity(frame: pd.DataFrame, *, title: str = "BRCD sensitivity") -> Figure:
-    """``frame`` with columns parameter, setting, paradigm, value (mAP), one panel per parameter,
-    mean and a 95% interval over seeds."""
+def plot_sensitivity(frame: pd.DataFrame, *, title: str = "BRCD sensitivity",
+                     defaults: dict | None = None, min_span: float = 0.1) -> Figure:
+    """``frame`` with columns parameter, setting, paradigm, seed, value (mAP): one panel per
+    parameter, the mean over seeds with its 95 % t-interval, the profile's default setting
+    (``defaults``: parameter -> value) marked, and a y axis spanning at least ``min_span`` so
+    that differences inside the seed spread do not look large."""
     params = list(dict.fromkeys(frame["parameter"]))
     labels = {"alpha": "alpha (weight of the individual term)", "margin": "delta (mask margin)",
               "n_clusters": "K (number of clusters)"}
-    fig, axes = _figure(4.2 * len(params), 3.6, 1, len(params))
+    frame = frame.copy()
+    frame["setting"] = frame["setting"].astype(float)
+    summary = seed_summary(frame, ["parameter", "setting", "paradigm"])
+    fig, axes = _figure(4.2 * len(params) + 1.5, 3.8, 1, len(params))
+    lo = float((summary["mean"] - summary["half"]).min())
+    hi = float((summary["mean"] + summary["half"]).max())
+    centre, span = (lo + hi) / 2, max(hi - lo, min_span) * 1.1
     for ax, p in zip(axes[0], params):
-        sub = frame[frame["parameter"] == p].copy()
-        sub["setting"] = sub["setting"].astype(float)
-        sns.lineplot(data=sub, x="setting", y="value", hue="paradigm", marker="o",
-                     palette=PARADIGM_COLORS, ax=ax, errorbar=("ci", 95))
+        sub = summary[summary["parameter"] == p].sort_values("setting")
+        for paradigm, color in PARADIGM_COLORS.items():
+            line = sub[sub["paradigm"] == paradigm]
+            if line.empty:
+                continue
+            ax.errorbar(line["setting"], line["mean"], yerr=line["half"].where(line["n"] > 1),
+                        marker="o", color=color, capsize=3, label=paradigm)
+        if defaults and p in defaults:
+            ax.axvline(float(defaults[p]), color="gray", linestyle=":", linewidth=1.2,
+                       label=f"default ({defaults[p]:g})")
+        ax.set_ylim(centre - span / 2, centre + span / 2)
         ax.set(xlabel=labels.get(p, p), ylabel="test mAP@K", title=f"mAP vs {p}")
-        ax.legend(title="paradigm", fontsize=8)
-    fig.suptitle(title)
+    _legend_outside(axes[0, -1], "paradigm")
+    fig.suptitle(f"{title}\n{errorbar_note(summary['n'])}")
     return fig
 
 
 def plot_map_vs_latency(frame: pd.DataFrame, *, title: str = "mAP vs query latency") -> Figure:
-    """``frame`` with columns model, latency_ms, map (one point per model)."""
-    fig, axes = _figure(6, 4)
+    """``frame`` with columns model, latency_ms, map (one point per model, each named in the
+    legend and beside the point)."""
+    fig, axes = _figure(7.5, 4.2)
     ax = axes[0, 0]
-    sns.scatterplot(data=frame, x="latency_ms", y="map", hue="model", s=80, ax=ax)
-    for _, row in frame.iterrows():
+    colors = sns.color_palette("tab10", len(frame))
+    for (_, row), color in zip(frame.iterrows(), colors):
+        ax.scatter(row["latency_ms"], row["map"], s=80, color=color, label=row["model"])
         ax.annotate(row["model"], (row["latency_ms"], row["map"]), textcoords="offset points",
-                    xytext=(5, 5), fontsize=8)
-    ax.set(title=title, xlabel="query latency, batch 1 (ms)", ylabel="test mAP@K")
+                    xytext=(6, -12), fontsize=8)
+    ax.set(title=title, xlabel="query latency, batch 1 (ms, log scale)", ylabel="test mAP@K")
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    lat = frame["latency_ms"].astype(float)
+    ax.set_xlim(lat.min() / 1.6, lat.max() * 1.6)
+    m = frame["map"].astype(float)
+    pad = max(0.02, 0.15 * (m.max() - m.min()))
+    ax.set_ylim(m.min() - pad, m.max() + pad)
+    _legend_outside(ax, "model")
     return fig
 
 
@@ -177,17 +263,41 @@ def plot_kept_bits(frame: pd.DataFrame, *, title: str = "Kept bits per cluster")
 
 
 def plot_grid_bars(frame: pd.DataFrame, *, x: str, title: str, xlabel: str, hue: str = "bits",
-                   hue_label: str = "bits") -> Figure:
-    """Mean test mAP (with 95% interval over seeds) per ``x`` category, one panel per paradigm,
-    bars coloured by ``hue`` (code length by default)."""
+                   hue_label: str = "bits", order=None) -> Figure:
+    """Mean test mAP per ``x`` category (in ``order``), one panel per paradigm, bars coloured by
+    ``hue`` (code length by default), with the 95 % t-interval over seeds as error bars; the
+    title says over how many seeds (none for a single seed)."""
     paradigms = list(dict.fromkeys(frame["paradigm"]))
-    fig, axes = _figure(5.5 * len(paradigms), 4, 1, len(paradigms))
+    summary = seed_summary(frame, [x, hue, "paradigm"])
+    order = [v for v in (order or dict.fromkeys(frame[x])) if v in set(frame[x])]
+    fig, axes = _figure(max(5.5, 0.55 * len(order) + 2.5) * len(paradigms) + 1.2, 4.4, 1,
+                        len(paradigms))
     for ax, p in zip(axes[0], paradigms):
-        sns.barplot(data=frame[frame["paradigm"] == p], x=x, y="value", hue=hue, ax=ax,
-                    errorbar=("ci", 95))
+        _bars(ax, summary[summary["paradigm"] == p], x=x, hue=hue, order=order)
         ax.set(title=f"{p} paradigm", xlabel=xlabel, ylabel="test mAP@K")
-        for label in ax.get_xticklabels():
-            label.set(rotation=35, ha="right", rotation_mode="anchor")
-        ax.legend(title=hue_label, fontsize=8, loc="lower right")
-    fig.suptitle(title)
+    _legend_outside(axes[0, -1], hue_label)
+    fig.suptitle(f"{title}\n{errorbar_note(summary['n'])}")
+    return fig
+
+
+def plot_paired_differences(frame: pd.DataFrame, *, title: str,
+                            xlabel: str = "difference in test mAP@K (BRCD minus the other)") -> Figure:
+    """Paired differences with their 95 % intervals as horizontal bars around a zero line.
+    ``frame``: columns ``compared`` (label), ``paradigm``, ``mean``, ``low``, ``high``, ``n``."""
+    labels = list(dict.fromkeys(frame["compared"]))
+    paradigms = list(dict.fromkeys(frame["paradigm"]))
+    fig, axes = _figure(7.5, 0.35 * len(labels) * len(paradigms) + 1.8)
+    ax = axes[0, 0]
+    step = 0.8 / max(len(paradigms), 1)
+    for i, p in enumerate(paradigms):
+        sub = frame[frame["paradigm"] == p].set_index("compared").reindex(labels)
+        pos = np.arange(len(labels)) + (i - (len(paradigms) - 1) / 2) * step
+        err = np.vstack([(sub["mean"] - sub["low"]).to_numpy(), (sub["high"] - sub["mean"]).to_numpy()])
+        ax.errorbar(sub["mean"], pos, xerr=np.where(np.isfinite(err), err, 0.0), fmt="o",
+                    color=PARADIGM_COLORS.get(p), capsize=3, label=p)
+    ax.axvline(0.0, color="black", linewidth=1.0)
+    ax.set_yticks(np.arange(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set(xlabel=xlabel, title=f"{title}\n{errorbar_note(frame['n'], 'pairs of runs')}")
+    _legend_outside(ax, "paradigm")
     return fig

@@ -86,3 +86,14 @@ def top_results(query_codes, db_codes, query_labels, db_labels, *, queries, top:
     dl = np.asarray(db_labels)
     relevant = np.stack([(dl[order[i]] @ ql[i]) > 0 for i in range(len(queries))])
     return order, relevant
+
+
+def chance_map(query_labels, db_labels) -> float:
+    """The mean share of the database relevant to a query (at least one shared label): about
+    the mAP of a random ranking, the level an unrelated code scores."""
+    q = np.asarray(query_labels, dtype=np.float32)
+    d = np.asarray(db_labels, dtype=np.float32)
+    relevant = np.zeros(len(q))
+    for start in range(0, len(q), 1024):
+        relevant[start:start + 1024] = ((q[start:start + 1024] @ d.T) > 0).mean(1)
+    return float(relevant.mean())

@@ -121,10 +121,10 @@ def fit(*, name: str, net: nn.Module, objective: nn.Module, source: PairSource, 
     the last epoch. Early stopping when no paradigm improved for ``patience`` validations.
     Resumes from ``checkpoint_path`` when it exists and ``resume`` is true.
 
-    Several ranks: ``dist`` (default: :func:`brcd_lib.distributed.current`, i.e. automatic when a
+    Several ranks: ``dist`` (default: :func:`brcd_lib.training.distributed.current`, i.e. automatic when a
     process group of more than one rank is initialised) shards every global batch of
     ``train_cfg.batch_size`` across the ranks, gathers the features, averages the gradients and
-    lets rank 0 alone write the checkpoint (see :mod:`brcd_lib.distributed`). Every rank must call
+    lets rank 0 alone write the checkpoint (see :mod:`brcd_lib.training.distributed`). Every rank must call
     ``fit`` with the same arguments.
     """
     torch.manual_seed(seed)
@@ -191,7 +191,9 @@ def fit(*, name: str, net: nn.Module, objective: nn.Module, source: PairSource, 
             bad = 0 if improved else bad + 1
             history.append({"epoch": epoch + 1, "loss": mean_loss, **{f"val_{k}": v for k, v in scores.items()}})
             bar.set_postfix(loss=f"{mean_loss:.4f}", **{k[:4]: f"{v:.3f}" for k, v in scores.items()})
-            stopped = bad >= train_cfg.patience
+            # "exceeds" (the release) stops one validation later than "reaches" (TrainConfig)
+            stopped = (bad > train_cfg.patience if getattr(train_cfg, "stop_when", "reaches") == "exceeds"
+                       else bad >= train_cfg.patience)
             if checkpoint_path:
                 save_checkpoint(checkpoint_path, format=CHECKPOINT_FORMAT, head=head_state(net),
                                 distiller=_cpu_state(distiller), optimizer=opt.state_dict(),
@@ -265,8 +267,9 @@ def restore(net: nn.Module, state: dict, distiller: Distiller | None = None) -> 
 
 
 def make_context(*, teacher_train_codes: torch.Tensor, seed: int, cache_dir: str | None,
-                 cache_key: str) -> DistillContext:
+                 cache_key: str, train_labels: torch.Tensor | None = None) -> DistillContext:
+    """``train_labels`` (row i = training index i) only for distillers with ``reads_labels``."""
     return DistillContext(teacher_train_codes=teacher_train_codes,
                           n_train=teacher_train_codes.shape[0],
                           code_length=teacher_train_codes.shape[1], seed=seed,
-                          cache_dir=cache_dir, cache_key=cache_key)
+                          cache_dir=cache_dir, cache_key=cache_key, train_labels=train_labels)

@@ -34,14 +34,16 @@ log = logging.getLogger(__name__)
 ENV_WORKERS = "BRCD_WORKERS"
 
 
-def resolve_workers(requested: int | None = None, *, profile_workers: int = 1) -> int:
-    """Workers to use: ``requested`` if given, else ``$BRCD_WORKERS``, else the profile's value;
-    at least 1 and at most the number of CPUs. A malformed value raises ``ValueError``."""
+def resolve_workers(requested: int | None = None, *, profile_workers: int | None = None) -> int:
+    """Workers to use: ``requested`` if given, else ``$BRCD_WORKERS``, else the profile's value
+    (``None`` = every CPU); at least 1 and at most the number of CPUs. A malformed value raises
+    ``ValueError``."""
     source, value = "workers", requested
     if value is None and os.environ.get(ENV_WORKERS, "").strip():
         source, value = ENV_WORKERS, os.environ[ENV_WORKERS].strip()
     if value is None:
-        source, value = "Profile.workers", profile_workers
+        source, value = "Profile.workers", (os.cpu_count() or 1) if profile_workers is None \
+            else profile_workers
     try:
         n = int(value)
     except (TypeError, ValueError):

@@ -89,10 +89,12 @@ class ImagePairSource(PairSource):
     """Fresh augmentations every step: images -> backbones (the uncached path)."""
 
     def __init__(self, *, dataset, student_features: Callable, teacher_features: Callable | None,
-                 rotations: int = 0, device: str = "cpu", num_workers: int = 0):
+                 rotations: int = 0, device: str = "cpu", num_workers: int = 0,
+                 pin_memory: bool = False):
         self.dataset, self.n = dataset, len(dataset)
         self.student_features, self.teacher_features = student_features, teacher_features
         self.rotations, self.device, self.num_workers = rotations, device, num_workers
+        self.pin_memory = pin_memory and str(device).startswith("cuda")
 
     def epoch(self, *, epoch: int, seed: int, batch_size: int,
               shard: tuple[int, int] | None = None):
@@ -101,12 +103,14 @@ class ImagePairSource(PairSource):
             torch.manual_seed(mix_seed(seed, epoch) + 1)  # the augmentations' randomness
             loader = DataLoader(self.dataset, batch_size=batch_size, shuffle=True, generator=g,
                                 drop_last=self.n >= batch_size, num_workers=self.num_workers,
-                                worker_init_fn=_seed_worker)
+                                worker_init_fn=_seed_worker, pin_memory=self.pin_memory,
+                                persistent_workers=False)
         else:
             loader = self._shard_loader(g, seed=seed, epoch=epoch, batch_size=batch_size,
                                         shard=shard)
         for (x1, x2), idx in loader:
-            x1, x2 = x1.to(self.device), x2.to(self.device)
+            x1 = x1.to(self.device, non_blocking=self.pin_memory)
+            x2 = x2.to(self.device, non_blocking=self.pin_memory)
             rots = None
             if self.rotations:
                 rots = [torch.rot90(x1, r, dims=(2, 3)) for r in range(self.rotations)]
