@@ -458,3 +458,12 @@ def test_lab_dependencies_are_declared():
     assert "jupyterlab" in lab and "ipywidgets" in lab and "nbstripout" in lab
     assert "playwright" in dev
     assert "apt-get install -y -qq chromium" in (REPO / ".ci" / "run").read_text()
+
+
+def test_worker_processes_log_to_stdout_not_the_kernels_stderr():
+    """A worker inherits the kernel's stderr (a red block in Lab and in executed notebooks)."""
+    code = ("import logging\nfrom brcd_lib.training import parallel\n"
+            "parallel._init_worker(None, ())\nlogging.getLogger('x').warning('a note')\n")
+    proc = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(REPO)),
+                          capture_output=True, text=True, check=True)
+    assert "WARNING x: a note" in proc.stdout and "a note" not in proc.stderr

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable, Iterator, Sequence
 
@@ -88,6 +89,9 @@ def run_in_workers(fn: Callable[[Any], Any], jobs: Sequence[Any], *, workers: in
 
 def _init_worker(initializer: Callable[..., None] | None, initargs: tuple) -> None:
     torch.set_num_threads(1)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # stdout, as the notebooks log (reporting.notebook.setup): a worker inherits the kernel's
+    # stderr, which JupyterLab and executed notebooks show as a red error block
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stdout)
     if initializer is not None:
         initializer(*initargs)
