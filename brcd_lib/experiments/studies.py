@@ -310,3 +310,12 @@ def upstream_baselines_grid(exp: Experiment, *, seeds=None, bits: int | None = N
             r["negatives"] = job["variant"].split("/")[1]
             rows.append(r)
     return pd.DataFrame(rows)
+
+
+def brcd_settings(exp: Experiment) -> dict:
+    """BRCD's settings in this profile: the distiller's defaults overridden by the profile's
+    (``n_clusters``, ``margin``, ``alpha``, ``n_init`` ...), for the analyses that repeat its
+    k-means and masks outside training (notebooks 03 and 07)."""
+    defaults = {k: p.default for k, p in inspect.signature(distiller_class("brcd")).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    return {**defaults, **exp.distill_config("brcd").kwargs}

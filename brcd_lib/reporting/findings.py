@@ -14,7 +14,15 @@ import pandas as pd
 
 from ..distill import DISTILLERS, distiller_class, method_label
 from .claims import claims_table
+from .departures import render_markdown as departures_table
 from .stats import VERDICT_RULE
+
+CLAIMS_TITLE = "Claims of the paper, checked"
+FINDINGS_TITLE = "Findings"
+
+
+def _plain_heading(title: str) -> list[str]:
+    return [f"## {title}"]
 
 __all__ = ["load_rows", "claims_markdown", "findings_markdown", "STUDIES"]
 
@@ -47,7 +55,7 @@ def _seed_counts(rows: dict[str, pd.DataFrame]) -> list[str]:
         by_n: dict[int, list[str]] = {}
         for method, n in per.items():
             by_n.setdefault(int(n), []).append(method_label(method))
-        parts = [f"{n} seeds: {', '.join(sorted(ms))}" for n, ms in sorted(by_n.items(), reverse=True)]
+        parts = [f"{n} seed{'s' * (n != 1)}: {', '.join(sorted(ms))}" for n, ms in sorted(by_n.items(), reverse=True)]
         lines.append(f"- main table: {'; '.join(parts)}")
     for study in ("ablations", "sensitivity", "teacher_seeds", "generality"):
         frame = rows.get(study)
@@ -63,11 +71,13 @@ def _seed_counts(rows: dict[str, pd.DataFrame]) -> list[str]:
     return lines
 
 
-def claims_markdown(root: str, *, rows: dict[str, pd.DataFrame] | None = None) -> list[str]:
-    """The "Claims" section: the claims table with the verdict rule stated once."""
+def claims_markdown(root: str, *, rows: dict[str, pd.DataFrame] | None = None,
+                    heading=_plain_heading) -> list[str]:
+    """The "Claims" section: the claims table with the verdict rule stated once (``heading``
+    turns the section title into Markdown lines)."""
     rows = load_rows(root) if rows is None else rows
     table = claims_table(rows)
-    lines = ["## Claims of the paper, checked", "",
+    lines = [*heading(CLAIMS_TITLE), "",
              "Each line compares BRCD with one alternative as a paired difference over runs that "
              "share everything but the compared setting (same seed, same teacher, same code "
              "length), with the two-sided 95 % paired t-interval of the mean difference "
@@ -174,11 +184,11 @@ def _models_paragraph(root: str) -> list[str]:
 
 
 def findings_markdown(root: str, *, profile, rows: dict[str, pd.DataFrame] | None = None,
-                      departures: list[str] | None = None) -> list[str]:
+                      heading=_plain_heading) -> list[str]:
     """The "Findings" section: stand-in data and models, why asymmetric baselines sit near
     chance, failed or collapsed runs, what "upstream" means, departures from the released code."""
     rows = load_rows(root) if rows is None else rows
-    lines = ["## Findings", "",
+    lines = [*heading(FINDINGS_TITLE), "",
              "### Stand-in data", "",
              f"- {profile.description}.",
              f"- the paper's datasets (CIFAR-10, MS-COCO, NUS-WIDE, ImageNet-100) and ImageNet-"
@@ -195,6 +205,8 @@ def findings_markdown(root: str, *, profile, rows: dict[str, pd.DataFrame] | Non
               "and every negative then compare masked all-zero vectors (cosine 0), so BRCD "
               "reduces to its individual term plus a constant. The kit's default is the rule the "
               "paper describes (keep bit j of cluster c when |mean| > delta).", ""]
-    if departures:
-        lines += ["### Departures from the released code", "", *departures, ""]
+    lines += ["### Departures from the released code", "",
+              "Each line: what the released code does, what the kit does by default and why, the "
+              "switch that restores the release, and its measured effect where measured "
+              "(`docs/departures.md`).", "", departures_table(), ""]
     return lines

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..io import atomic_write_text
 from .display import table_markdown
+from .findings import CLAIMS_TITLE, FINDINGS_TITLE, claims_markdown, findings_markdown, load_rows
 
 # paper artefact -> (notebook, table stems, figure stems)
 MANIFEST = [
@@ -26,8 +27,13 @@ MANIFEST = [
      ["teacher_training_curves"]),
     ("k-means elbow, cluster purity, mask statistics", "03_clusters_masks",
      ["kmeans_elbow", "mask_overview", "mask_statistics"], ["kmeans_elbow", "mask_kept_bits"]),
-    ("Main table (all methods, both paradigms)", "04_main_results", ["main_table"], ["main_results"]),
-    ("Ablation table", "05_ablations", ["ablation_table", "ablation_kept_bit_fraction"], ["ablations"]),
+    ("Main table (all methods, both paradigms)", "04_main_results",
+     ["main_table", "main_paired_differences", "teacher_seeds_table",
+      "teacher_seeds_paired_differences", "upstream_baselines_table",
+      "upstream_baselines_paired_differences"], ["main_results", "main_paired_differences"]),
+    ("Ablation table", "05_ablations",
+     ["ablation_table", "ablation_paired_differences", "ablation_kept_bit_fraction"],
+     ["ablations", "ablation_paired_differences"]),
     ("Generality (hashing models, backbones)", "06_generality", ["generality_table"], ["generality"]),
     ("Bit-level redundancy analysis, offset positives", "07_bit_redundancy",
      ["offset_positive_rates"], ["cluster_bit_means", "redundancy_vs_delta", "offset_positive_rates",
@@ -42,7 +48,8 @@ MANIFEST = [
 ]
 
 #: tables a notebook writes only in some profiles (09 measures the paper backbones off `smoke`)
-OPTIONAL_TABLES = {"efficiency_paper_backbones", "ablation_kept_bit_fraction"}
+OPTIONAL_TABLES = {"efficiency_paper_backbones", "ablation_kept_bit_fraction", "teacher_seeds_table",
+                   "teacher_seeds_paired_differences"}
 
 
 class NothingToReport(RuntimeError):
@@ -137,8 +144,12 @@ def write_profile_report(root: str, *, profile) -> str:
             f"`{nb}` ({st})" for nb, st in zip(missing["notebook"], missing["state"]))
             + f" are missing. Run `python -m brcd_lib.reproduce --profile {name} --only {only}`, "
             "then this report again.", ""]
-    contents = (["Provenance"] if run_log else []) + ["Manifest"] + [s[0] for s in sections]
+    contents = ([CLAIMS_TITLE, FINDINGS_TITLE] + (["Provenance"] if run_log else []) + ["Manifest"]
+                + [s[0] for s in sections])
     lines += ["## Contents", ""] + [f"- [{t}](#{anchor(t)})" for t in contents] + [""]
+    rows = load_rows(root)
+    lines += claims_markdown(root, rows=rows, heading=_heading)
+    lines += findings_markdown(root, profile=profile, rows=rows, heading=_heading)
     if run_log:
         lines += _heading("Provenance") + ["",
                   f"- commit: `{run_log.get('commit', 'unknown')}`",
@@ -194,6 +205,10 @@ def write_results_index(results_root: str) -> str:
                 nbs = json.load(fh).get("notebooks", {})
             n, total = len(nbs), sum(float(e.get("wall_s") or 0) for e in nbs.values())
         lines.append(f"| {prof} | [{prof}/README.md]({prof}/README.md) | {n} | {total:.0f} |")
+    for d in sorted(glob.glob(os.path.join(results_root, "*", "README.md"))):
+        root = os.path.dirname(d)
+        claims = claims_markdown(root, heading=lambda t: [f"## {t}: {os.path.basename(root)}"])
+        lines += [""] + claims
     bench = os.path.join(results_root, "benchmarks")
     if os.path.isdir(bench):
         lines += ["", "Benchmarks: [benchmarks/](benchmarks/) (speed and memory ratios, CSV + Markdown)."]

@@ -107,3 +107,18 @@ def paired_frame(rows: pd.DataFrame, *, column: str, a: str, b: str, pair_on: Se
         out.append({**dict(zip(by, key)), "n": res.n, "mean": res.mean, "low": res.low,
                     "high": res.high, "p_value": res.p_value, "wins": res.wins})
     return pd.DataFrame(out)
+
+
+def paired_against(rows: pd.DataFrame, *, column: str, reference: str, others: Sequence[str],
+                   pair_on: Sequence[str], by: Sequence[str] = ("paradigm",),
+                   label=lambda name: name) -> pd.DataFrame:
+    """:func:`paired_frame` of ``reference`` minus each of ``others`` (rows whose status is not
+    "ok" left out), stacked with a ``compared`` column (``label(name)``) first."""
+    if "status" in rows:
+        rows = rows[rows["status"] == "ok"]
+    parts = []
+    for other in others:
+        frame = paired_frame(rows, column=column, a=reference, b=other, pair_on=pair_on, by=by)
+        frame.insert(0, "compared", label(other))
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
