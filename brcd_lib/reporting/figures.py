@@ -32,13 +32,13 @@ def seed_summary(frame: pd.DataFrame, keys: list[str], value: str = "value") -> 
     return pd.DataFrame({"mean": g.mean(), "half": g.apply(half), "n": g.count()}).reset_index()
 
 
-def errorbar_note(n: pd.Series | list[int], unit: str = "seeds") -> str:
+def errorbar_note(n: pd.Series | list[int], unit: str = "seeds", one: str = "seed") -> str:
     """What the error bars of a figure are: "95 % t-interval of the mean over 5 seeds", "... over
-    3-5 seeds", or "one seed, no error bars" (``unit``: what is counted)."""
+    3-5 seeds", or "one seed, no error bars" (``unit`` / ``one``: what is counted)."""
     n = [int(v) for v in n]
     lo, hi = (min(n), max(n)) if n else (0, 0)
     if hi <= 1:
-        return f"one {unit.rstrip('s')}, no error bars"
+        return f"one {one}, no error bars"
     count = f"{lo}" if lo == hi else f"{lo}-{hi}"
     return f"error bars: 95 % t-interval of the mean over {count} {unit}"
 
@@ -298,6 +298,6 @@ def plot_paired_differences(frame: pd.DataFrame, *, title: str,
     ax.axvline(0.0, color="black", linewidth=1.0)
     ax.set_yticks(np.arange(len(labels)), labels)
     ax.invert_yaxis()
-    ax.set(xlabel=xlabel, title=f"{title}\n{errorbar_note(frame['n'], 'pairs of runs')}")
+    ax.set(xlabel=xlabel, title=f"{title}\n{errorbar_note(frame['n'], 'pairs of runs', 'pair of runs')}")
     _legend_outside(ax, "paradigm")
     return fig
