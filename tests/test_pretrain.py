@@ -183,10 +183,13 @@ def _kill_after_checkpoints(monkeypatch, k: int) -> None:
     monkeypatch.setattr(pretrain, "_atomic_torch_save", save)
 
 
-@pytest.mark.parametrize("schedule,warmup", [("constant", 0), ("cosine", 1)])
-def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path, monkeypatch, schedule, warmup):
+@pytest.mark.parametrize("schedule,warmup,precision",
+                         [("constant", 0, "fp32"), ("cosine", 1, "fp32"), ("cosine", 0, "bf16")])
+def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path, monkeypatch, schedule, warmup,
+                                                         precision):
     images = _images(40)
-    kw = dict(epochs=4, seed=2, lr_schedule=schedule, warmup_epochs=warmup, **HP)
+    kw = dict(epochs=4, seed=2, lr_schedule=schedule, warmup_epochs=warmup, precision=precision,
+              **HP)
     whole = ssl_pretrain(_tiny(), images=images, cache_dir=str(tmp_path / "a"), **kw)
     with monkeypatch.context() as m:
         _kill_after_checkpoints(m, 2)
@@ -286,6 +289,8 @@ def test_cache_keys_of_default_recipes_are_unchanged():
     assert pretrain.recipe_hparams(**hp) == old_style
     assert pretrain.recipe_hparams(**hp, lr_schedule="cosine")["lr_schedule"] == "cosine"
     assert pretrain.recipe_hparams(**hp, warmup_epochs=2)["warmup_epochs"] == 2
+    assert pretrain.recipe_hparams(**hp, precision="bf16")["precision"] == "bf16"
+    assert pretrain.recipe_hparams(**hp, precision="fp32") == old_style
 
 
 def test_lr_schedules():
@@ -297,6 +302,8 @@ def test_lr_schedules():
     assert all(a >= b for a, b in zip(cos, cos[1:]))
     with pytest.raises(ValueError, match="lr_schedule"):
         ssl_pretrain(_tiny(), images=_images(), epochs=1, seed=0, lr_schedule="step", **HP)
+    with pytest.raises(ValueError, match="precision"):
+        ssl_pretrain(_tiny(), images=_images(), epochs=1, seed=0, precision="fp16", **HP)
 
 
 def test_export_pretrained_writes_weights_and_sidecar(tmp_path):

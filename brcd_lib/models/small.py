@@ -15,12 +15,16 @@ small_cnn_m      small_cnn (mlp)      SmallCNN width 32, depth 3, 1 conv/stage, 
 cnn_teacher      cnn_teacher (linear) SmallCNN width 32, depth 3, 2 convs/stage,       512
                                       2x2 average-pooled map (``pool_grid=2``)
 small_vit        small_vit (linear)   SmallViT patch 4, dim 128, depth 4, 4 heads      128
+resnet_teacher   small_resnet         SmallResNet widths 32-64-128-256, 1 basic block   1024
+                 (linear)             per stage, 2x2 average-pooled map
 ===============  ===================  ===============================================  =======
 
 The families mirror the paper: student-like CNNs get the MLP head of the EfficientNet student,
 teacher-like backbones the linear head of the ViT teacher. The digits profile uses
 ``cnn_teacher`` as teacher and ``small_cnn_s`` as student (docs/models.md has the measurements;
 ``small_vit`` trains poorly in a CPU budget and is kept for architecture studies).
+``resnet_teacher`` (1.23M parameters) is the larger teacher of issue #12
+(``benchmarks/explore_standin.py``, results/benchmarks/explore_standin.md).
 """
 from __future__ import annotations
 
@@ -238,7 +242,7 @@ SMALL_SIZES: dict[str, tuple[type[nn.Module], str, str, dict[str, Any]]] = {
     "small_vit": (SmallViT, "small_vit", "teacher",
                   {"image_size": 16, "patch_size": 4, "dim": 128, "depth": 4, "heads": 4}),
     "resnet_teacher": (SmallResNet, "small_resnet", "teacher",
-                       {"widths": (32, 64, 128, 256), "blocks": (1, 1, 1, 1), "pool_grid": 1}),
+                       {"widths": (32, 64, 128, 256), "blocks": (1, 1, 1, 1), "pool_grid": 2}),
 }
 """name -> (class, family, role hint, default keyword arguments)."""
 
