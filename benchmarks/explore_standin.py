@@ -276,19 +276,24 @@ def cmd_baselines(args) -> None:
 # final recipes
 # ------------------------------------------------------------------------------------------
 FINAL_SSL = {**BASE_SSL, "epochs": 10, "precision": "bf16"}
+DIGITS_SSL = {**FINAL_SSL, "epochs": 200, "augment": DIGITS_AUG}
 FINAL: dict[str, dict[str, Any]] = {
     "fashion": {
         "teacher": {"role": "teacher", "backbone": "resnet_teacher", "kw": {"pool_grid": 2},
-                    "ssl": FINAL_SSL},
+                    "ssl": FINAL_SSL, "file": "fashion_teacher_resnet_teacher"},
         "student": {"role": "student", "backbone": "small_cnn_s", "kw": {"width": 8},
-                    "ssl": FINAL_SSL},
+                    "ssl": FINAL_SSL, "file": "fashion_student_small_cnn_s_w8"},
+        "student_w16": {"role": "student", "backbone": "small_cnn_s", "kw": {},
+                        "ssl": FINAL_SSL, "file": "fashion_student_small_cnn_s_w16"},
         "student_hidden": 128,
     },
     "digits": {
         "teacher": {"role": "teacher", "backbone": "resnet_teacher", "kw": {"pool_grid": 2},
-                    "ssl": {**FINAL_SSL, "epochs": 200, "augment": DIGITS_AUG}},
+                    "ssl": DIGITS_SSL, "file": "digits_teacher_resnet_teacher"},
         "student": {"role": "student", "backbone": "small_cnn_s", "kw": {"width": 8},
-                    "ssl": {**FINAL_SSL, "epochs": 200, "augment": DIGITS_AUG}},
+                    "ssl": DIGITS_SSL, "file": "digits_student_small_cnn_s_w8"},
+        "student_w16": {"role": "student", "backbone": "small_cnn_s", "kw": {},
+                        "ssl": DIGITS_SSL, "file": "digits_student_small_cnn_s_w16"},
         "student_hidden": 128,
     },
 }
@@ -297,7 +302,7 @@ chosen from the exploration (results/benchmarks/explore_standin.md)."""
 
 
 def weights_file(weights_dir: str, dataset: str, role: str, cand: dict) -> str:
-    return os.path.join(weights_dir, f"{dataset}_{role}_{cand['backbone']}.pt")
+    return os.path.join(weights_dir, cand.get("file", f"{dataset}_{role}_{cand['backbone']}") + ".pt")
 
 
 def cmd_final_pretrain(args) -> None:
@@ -314,7 +319,7 @@ def cmd_final_pretrain(args) -> None:
                                cache_dir=args.cache_dir)
         path = weights_file(args.weights_dir, args.dataset, role, cand)
         side = export_pretrained(backbone, path, data=desc, extra={
-            "role": role, "call_wall_seconds": time.time() - t0,
+            "role": cand["role"], "call_wall_seconds": time.time() - t0,
             "script": "benchmarks/explore_standin.py final-pretrain"})
         _log(f"wrote {path} ({side['bytes']:,} bytes, sha256 {side['sha256'][:12]}, "
              f"{side['train_seconds']:.0f} s of training)")
@@ -352,25 +357,35 @@ def cmd_final_eval(args) -> None:
                               eval_every=args.eval_every)
     exp = experiment(args.dataset, os.path.join(args.cache_dir, "final"), **overrides)
     fin = FINAL[args.dataset]
-    sides = {role: load_pretrained(weights_file(args.weights_dir, args.dataset, role, fin[role]))[1]
-             for role in ("teacher", "student")}
-    common = {"stage": "final", "dataset": exp.profile.data.name,
-              "weights_sha256": {r: v["sha256"] for r, v in sides.items()},
-              "ssl_seconds": {r: v["train_seconds"] for r, v in sides.items()}}
-    t_bits = args.bits if args.bits != [32] else [16, 32, 64]
+    def provenance_of(names):
+        sides = {n: load_pretrained(weights_file(args.weights_dir, args.dataset, n, fin[n]))[1]
+                 for n in names}
+        return {"stage": "final", "dataset": exp.profile.data.name,
+                "weights_sha256": {n: v["sha256"] for n, v in sides.items()},
+                "ssl_seconds": {n: v["train_seconds"] for n, v in sides.items()}}
+
+    t_bits = args.bits
     if not args.test:
-        for role, bits_list in (("teacher", t_bits), ("student", [32])):
-            model = overrides[role]
-            for bits in bits_list:
+        from brcd_lib.config import BackboneConfig, ModelConfig
+
+        for name in args.names or ["teacher", "student"]:
+            cand = fin[name]
+            role = cand["role"]
+            common = provenance_of([name])
+            model = ModelConfig(backbone=BackboneConfig(
+                name=cand["backbone"], kwargs=dict(cand["kw"]),
+                weights_path=weights_file(args.weights_dir, args.dataset, name, cand)),
+                head_hidden=fin["student_hidden"] if role == "student" else None)
+            for bits in (t_bits if role == "teacher" else [32]):
                 net = exp.build_network(model, bits, role=role, seed=0)
                 res = train_head_val(exp, net, role=role, bits=bits,
                                      epochs=overrides[f"{role}_train"].epochs,
                                      eval_every=args.eval_every, patience=args.patience,
                                      views=overrides[f"{role}_train"].feature_views)
                 params = count_parameters(net)
-                _log(f"[final {role}] {bits} bits: val mAP {res['val_map']:.4f} (best epoch "
+                _log(f"[final {name}] {bits} bits: val mAP {res['val_map']:.4f} (best epoch "
                      f"{res['best_epoch']}, ran {res['epochs_run']}); params incl. head {params:,}")
-                add_row({**common, "candidate": f"final_{role}", "role": role,
+                add_row({**common, "candidate": f"final_{name}", "role": role,
                          "backbone": model.backbone.name, "kw": model.backbone.kwargs,
                          "measure": "hash_head_map", "bits": bits, "split": "val",
                          "head_hidden": model.head_hidden, "params_with_head": params,
@@ -378,6 +393,7 @@ def cmd_final_eval(args) -> None:
                          "value": res["val_map"]})
         return
     # the test queries, once, for the final recipe: through pipeline.Experiment itself
+    common = provenance_of(["teacher", "student"])
     for bits in t_bits:
         run = exp.teacher(bits)
         add_row({**common, "candidate": "final_teacher", "role": "teacher",
@@ -411,8 +427,8 @@ def cmd_final_eval(args) -> None:
 def cmd_timing(args) -> None:
     from brcd_lib.models import count_flops, count_parameters, create_backbone
 
-    names = args.names or sorted({(c["backbone"], json.dumps(c["kw"], sort_keys=True))
-                                  for c in CANDIDATES.values()})
+    cands = list(CANDIDATES.values()) + [f[r] for f in FINAL.values() for r in ("teacher", "student")]
+    names = sorted({(c["backbone"], json.dumps(c["kw"], sort_keys=True)) for c in cands})
     for bb, kw in names:
         kw = json.loads(kw)
         m = create_backbone(bb, **kw).eval()
@@ -434,6 +450,42 @@ def cmd_timing(args) -> None:
             _log(f"{bb} {kw} {side}px: {per_1k:.3f} s / 1k images, {row['flops'] / 1e6:.1f} MFLOPs, "
                  f"{row['backbone_params']:,} params")
             add_row(row)
+        add_row(simclr_cost(bb, kw))
+
+
+def simclr_cost(bb: str, kw: dict, *, side: int = 28, pairs: int = 128, repeats: int = 3) -> dict:
+    """Process CPU seconds of SimCLR steps (forward + backward + Adam, no augmentation) per
+    60,000 image pairs at ``side`` px, float32 and bf16 autocast (as ``train_simclr`` runs them)."""
+    from brcd_lib.models import create_backbone
+    from brcd_lib.models.cibhash import nt_xent
+    from brcd_lib.models.pretrain import projection_head
+
+    out = {}
+    x = torch.randn(2 * pairs, 3, side, side)
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        m = create_backbone(bb, **kw).train()
+        proj = projection_head(m.out_dim, hidden=256, out_dim=64)
+        opt = torch.optim.Adam(list(m.parameters()) + list(proj.parameters()), lr=1e-3)
+
+        def step():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                z = proj(m(x))
+            z = z.float()
+            loss = nt_xent(z[:pairs], z[pairs:], temperature=0.5)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        step()
+        c0 = time.process_time()
+        for _ in range(repeats):
+            step()
+        out[precision] = (time.process_time() - c0) / repeats / pairs * 60000
+    _log(f"{bb} {kw} SimCLR CPU s per 60k pairs at {side}px: fp32 {out['fp32']:.0f}, bf16 {out['bf16']:.0f}")
+    return {"stage": "timing", "candidate": bb, "dataset": f"{side}px", "kw": kw,
+            "measure": "simclr_cpu_s_per_60k_pairs", "split": "-", "value": out["fp32"],
+            "bf16": out["bf16"], "fp32": out["fp32"], "threads": torch.get_num_threads()}
 
 
 def _recipe(ssl: dict) -> str:
@@ -496,8 +548,16 @@ def markdown(rows: list[dict]) -> str:
                 "| backbone | kwargs | params | image | MFLOPs / image | s per 1,000 images |",
                 "|---|---|---|---|---|---|"]
         for r in timing:
-            out.append(f"| {r['candidate']} | {json.dumps(r['kw'])} | {r['backbone_params']:,} | "
-                       f"{r['dataset']} | {r['flops'] / 1e6:.1f} | {r['value']:.3f} |")
+            if r["measure"] == "forward_s_per_1k_images":
+                out.append(f"| {r['candidate']} | {json.dumps(r['kw'])} | {r['backbone_params']:,} | "
+                           f"{r['dataset']} | {r['flops'] / 1e6:.1f} | {r['value']:.3f} |")
+        out += ["", "SimCLR training cost (process CPU seconds per 60,000 image pairs, forward + "
+                "backward + Adam, augmentation not included, 1 thread):", "",
+                "| backbone | kwargs | float32 | bf16 autocast |", "|---|---|---|---|"]
+        for r in timing:
+            if r["measure"] == "simclr_cpu_s_per_60k_pairs":
+                out.append(f"| {r['candidate']} | {json.dumps(r['kw'])} | {r['fp32']:.0f} | "
+                           f"{r['bf16']:.0f} |")
         out.append("")
     final = [r for r in rows if r["stage"] == "final"]
     for split in ("val", "query"):
