@@ -20,7 +20,7 @@ PAPER_DIMS = {"vit_b_16": 768, "vit_b_32": 768, "vit_l_16": 1024, "efficientnet_
               "efficientnet_b1": 1000, "efficientnet_b2": 1000, "efficientnet_b3": 1000,
               "mobilenet_v2": 1000, "resnet18": 512, "resnet34": 512, "resnet50": 2048,
               "resnet101": 2048, "resnet152": 2048}
-SMALL = ("small_cnn_s", "small_cnn_m", "cnn_teacher", "small_vit")
+SMALL = ("small_cnn_s", "small_cnn_m", "cnn_teacher", "small_vit", "resnet_teacher")
 
 
 # --------------------------------------------------------------------------------------------
@@ -92,6 +92,34 @@ def test_registered_sizes_have_documented_dims():
     assert create_backbone("small_cnn_s", pool_grid=3).out_dim == 64 * 9
     assert create_backbone("small_cnn_s", width=8, depth=2).out_dim == 8 * 2
     assert create_backbone("small_vit", dim=64, heads=2, depth=1).out_dim == 64
+    assert create_backbone("resnet_teacher").out_dim == 256 * 2 * 2  # 256 channels x 2x2 grid
+    assert create_backbone("resnet_teacher", pool_grid=1).out_dim == 256
+    assert create_backbone("resnet_teacher", widths=(8, 16), blocks=(1, 2)).out_dim == 16 * 4
+
+
+def test_small_resnet_structure_and_errors():
+    from brcd_lib.models.small import SmallResNet
+
+    net = create_backbone("resnet_teacher", widths=(4, 8, 16), blocks=(1, 2, 1), pool_grid=1)
+    assert isinstance(net, SmallResNet) and net.family == "small_resnet"
+    assert [len(stage) for stage in net.stages] == [1, 2, 1]
+    # stride-2 first block of every stage after the first: 28 -> 28 -> 14 -> 7
+    x = torch.randn(2, 3, 28, 28)
+    sizes = []
+    h = net.stem(x)
+    for stage in net.stages:
+        h = stage(h)
+        sizes.append(h.shape[-1])
+    assert sizes == [28, 14, 7]
+    with pytest.raises(ValueError, match="same non-zero length"):
+        create_backbone("resnet_teacher", widths=(8, 16), blocks=(1,))
+    with pytest.raises(ValueError, match=r"widths\[1\]"):
+        create_backbone("resnet_teacher", widths=(8, 0), blocks=(1, 1))
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        net(torch.randn(2, 1, 16, 16))
+    # the family's default head is linear, as the paper's ViT teacher's
+    hn = build_hashing_network(role="teacher", backbone="resnet_teacher", code_length=8)
+    assert isinstance(hn.head, nn.Linear) and hn.head.in_features == 1024
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """SimCLR stand-in: caching, learning, batched augmentation."""
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -159,3 +160,175 @@ def test_augment_is_random_per_image_and_reproducible():
     assert a.shape == x.shape and torch.isfinite(a).all()
     with pytest.raises(ValueError, match="probability"):
         BatchAugment(hflip_p=1.5)
+
+
+# --------------------------------------------------------------------------------------------
+# resumable training, learning-rate schedules, exported weight files
+# --------------------------------------------------------------------------------------------
+class _Killed(BaseException):
+    """Stands in for SIGKILL: raised right after a checkpoint reached the disk."""
+
+
+def _kill_after_checkpoints(monkeypatch, k: int) -> None:
+    real = pretrain._atomic_torch_save
+    written = []
+
+    def save(obj, path):
+        real(obj, path)
+        if path.endswith(".ckpt"):
+            written.append(obj["epoch"])
+            if len(written) == k:
+                raise _Killed
+
+    monkeypatch.setattr(pretrain, "_atomic_torch_save", save)
+
+
+@pytest.mark.parametrize("schedule,warmup,precision",
+                         [("constant", 0, "fp32"), ("cosine", 1, "fp32"), ("cosine", 0, "bf16")])
+def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path, monkeypatch, schedule, warmup,
+                                                         precision):
+    images = _images(40)
+    kw = dict(epochs=4, seed=2, lr_schedule=schedule, warmup_epochs=warmup, precision=precision,
+              **HP)
+    whole = ssl_pretrain(_tiny(), images=images, cache_dir=str(tmp_path / "a"), **kw)
+    with monkeypatch.context() as m:
+        _kill_after_checkpoints(m, 2)
+        with pytest.raises(_Killed):
+            ssl_pretrain(_tiny(), images=images, cache_dir=str(tmp_path / "b"), **kw)
+    ckpts = [f for f in os.listdir(tmp_path / "b") if f.endswith(".ckpt")]
+    assert len(ckpts) == 1 and not [f for f in os.listdir(tmp_path / "b") if f.endswith(".pt")]
+    assert torch.load(tmp_path / "b" / ckpts[0], weights_only=True)["epoch"] == 2
+    resumed = ssl_pretrain(_tiny(), images=images, cache_dir=str(tmp_path / "b"), **kw)
+    info = resumed.ssl_pretrain_info
+    assert info["resumed_from"] == 2 and info["cache_hit"] is False
+    assert info["epoch_losses"] == whole.ssl_pretrain_info["epoch_losses"]
+    a, b = whole.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert os.listdir(tmp_path / "b") == [os.path.basename(info["path"])]  # checkpoint removed
+
+
+def test_sigkill_mid_training_resumes_bit_identical(tmp_path):
+    """A real ``kill -9`` of a training process after its first checkpoint."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    script = textwrap.dedent(f"""
+        import time, torch
+        torch.set_num_threads(1)
+        import brcd_lib.models.pretrain as pretrain
+        from brcd_lib.models import create_backbone, ssl_pretrain
+        real = pretrain._atomic_torch_save
+        def slow(obj, path):
+            real(obj, path)
+            time.sleep(0.5)  # leaves time to kill between epochs and during the next one
+        pretrain._atomic_torch_save = slow
+        torch.manual_seed(0)
+        bb = create_backbone("small_cnn_s", width=4, depth=2)
+        g = torch.Generator().manual_seed(0)
+        images = (torch.rand(40, 1, 8, 8, generator=g) * 255).to(torch.uint8)
+        ssl_pretrain(bb, images=images, epochs=6, seed=1, cache_dir={str(tmp_path)!r},
+                     image_size=8, batch_size=16, lr=1e-2, temperature=0.5, progress=False,
+                     lr_schedule="cosine")
+    """)
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not any(f.endswith(".ckpt") for f in os.listdir(tmp_path)):
+            assert proc.poll() is None, "the training process ended before its first checkpoint"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    ckpt = [f for f in os.listdir(tmp_path) if f.endswith(".ckpt")]
+    assert len(ckpt) == 1 and not [f for f in os.listdir(tmp_path) if f.endswith(".pt")]
+    done = torch.load(tmp_path / ckpt[0], weights_only=True)["epoch"]
+    assert 1 <= done < 6
+
+    def run(cache):
+        torch.manual_seed(0)
+        bb = create_backbone("small_cnn_s", width=4, depth=2)
+        g = torch.Generator().manual_seed(0)
+        images = (torch.rand(40, 1, 8, 8, generator=g) * 255).to(torch.uint8)
+        return ssl_pretrain(bb, images=images, epochs=6, seed=1, cache_dir=cache, image_size=8,
+                            batch_size=16, lr=1e-2, temperature=0.5, progress=False,
+                            lr_schedule="cosine")
+
+    resumed = run(str(tmp_path))
+    assert resumed.ssl_pretrain_info["resumed_from"] == done
+    whole = run(str(tmp_path / "fresh"))
+    a, b = whole.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_foreign_checkpoint_is_ignored(tmp_path, caplog):
+    images = _images()
+    first = ssl_pretrain(_tiny(), images=images, epochs=1, seed=3, cache_dir=str(tmp_path), **HP)
+    ckpt = first.ssl_pretrain_info["path"][:-3] + ".ckpt"
+    os.remove(first.ssl_pretrain_info["path"])
+    torch.save({"format": pretrain.CHECKPOINT_FORMAT, "key": "0" * 64, "epoch": 1}, ckpt)
+    with caplog.at_level("WARNING"):
+        again = ssl_pretrain(_tiny(), images=images, epochs=1, seed=3, cache_dir=str(tmp_path), **HP)
+    assert "other inputs" in caplog.text and again.ssl_pretrain_info["resumed_from"] == 0
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in first.state_dict().items())
+
+
+def test_cache_keys_of_default_recipes_are_unchanged():
+    """lr_schedule / warmup_epochs enter the key only when not at their defaults, so the keys of
+    pretraining caches written before they existed stay valid."""
+    hp = dict(image_size=8, epochs=2, batch_size=16, lr=1e-2, temperature=0.5, seed=0,
+              weight_decay=1e-6, proj_hidden=256, proj_dim=64, augment=BatchAugment())
+    old_style = {**hp, "augment": BatchAugment().params()}
+    assert pretrain.recipe_hparams(**hp) == old_style
+    assert pretrain.recipe_hparams(**hp, lr_schedule="cosine")["lr_schedule"] == "cosine"
+    assert pretrain.recipe_hparams(**hp, warmup_epochs=2)["warmup_epochs"] == 2
+    assert pretrain.recipe_hparams(**hp, precision="bf16")["precision"] == "bf16"
+    assert pretrain.recipe_hparams(**hp, precision="fp32") == old_style
+
+
+def test_lr_schedules():
+    f = lambda s, **kw: pretrain.lr_factor(s, total_steps=10, **kw)  # noqa: E731
+    assert [f(s, warmup_steps=0, schedule="constant") for s in range(3)] == [1.0, 1.0, 1.0]
+    assert [f(s, warmup_steps=2, schedule="constant") for s in range(3)] == [0.5, 1.0, 1.0]
+    cos = [f(s, warmup_steps=0, schedule="cosine") for s in range(11)]
+    assert cos[0] == 1.0 and abs(cos[5] - 0.5) < 1e-12 and abs(cos[10]) < 1e-12
+    assert all(a >= b for a, b in zip(cos, cos[1:]))
+    with pytest.raises(ValueError, match="lr_schedule"):
+        ssl_pretrain(_tiny(), images=_images(), epochs=1, seed=0, lr_schedule="step", **HP)
+    with pytest.raises(ValueError, match="precision"):
+        ssl_pretrain(_tiny(), images=_images(), epochs=1, seed=0, precision="fp16", **HP)
+
+
+def test_export_pretrained_writes_weights_and_sidecar(tmp_path):
+    bb = ssl_pretrain(_tiny(), images=_images(), epochs=1, seed=0, cache_dir=str(tmp_path / "c"), **HP)
+    path = str(tmp_path / "w" / "student.pt")
+    data = {"dataset": "toy", "pool": "all 48 images", "n_images": 48}
+    side = pretrain.export_pretrained(bb, path, data=data)
+    state = torch.load(path, weights_only=True)
+    assert set(state) == set(bb.state_dict())
+    with open(pretrain.sidecar_path(path)) as f:
+        on_disk = json.load(f)
+    assert on_disk == json.loads(json.dumps(side, default=str))
+    from brcd_lib.io import sha256_file
+
+    assert on_disk["sha256"] == sha256_file(path) and on_disk["bytes"] == os.path.getsize(path)
+    assert on_disk["backbone"] == {"name": "small_cnn_s", "kwargs": {"width": 4, "depth": 2}}
+    assert on_disk["recipe"]["epochs"] == 1 and on_disk["recipe"]["seed"] == 0
+    assert on_disk["cache_key"] == bb.ssl_pretrain_info["key"] and on_disk["data"] == data
+    for field in ("commit", "torch", "cpu_model", "train_seconds", "epoch_losses", "parameters"):
+        assert on_disk[field] not in (None, "")
+    again = create_backbone("small_cnn_s", width=4, depth=2, weights_path=path)
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in bb.state_dict().items())
+    loaded, side2 = pretrain.load_pretrained(path)
+    assert side2["sha256"] == on_disk["sha256"] and set(loaded) == set(state)
+    with open(path, "ab") as f:
+        f.write(b"tampered")
+    with pytest.raises(ValueError, match="SHA-256"):
+        pretrain.load_pretrained(path)

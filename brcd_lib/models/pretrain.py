@@ -22,7 +22,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
+import platform
 import tempfile
 import time
 from typing import Any
@@ -35,6 +37,8 @@ from .augment import BatchAugment, images_to_float
 from .cibhash import nt_xent
 
 CACHE_VERSION = 1
+CHECKPOINT_FORMAT = "brcd-simclr-checkpoint-1"
+WEIGHTS_FORMAT = "brcd-pretrained-backbone-1"
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +93,16 @@ def projection_head(in_dim: int, *, hidden: int, out_dim: int) -> nn.Module:
 
 
 def _atomic_torch_save(obj: Any, path: str) -> None:
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``
+    (a reader, or a process killed mid-write, sees the old file or the new one, never half)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".pt")
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -115,23 +123,95 @@ def _load_cached(path: str, key: str) -> dict | None:
     return None
 
 
+LR_SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("fp32", "bf16")
+
+
+def lr_factor(step: int, *, total_steps: int, warmup_steps: int, schedule: str) -> float:
+    """Multiplier of the base learning rate before optimiser step ``step`` (0-based): a linear
+    warm-up from ``1 / warmup_steps`` to 1 over ``warmup_steps`` steps, then 1 (``constant``) or
+    a half cosine from 1 to 0 at ``total_steps`` (``cosine``)."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    span = max(total_steps - warmup_steps, 1)
+    return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup_steps, span) / span))
+
+
+def _load_checkpoint(path: str, key: str | None) -> dict | None:
+    """A training checkpoint written by :func:`train_simclr` for ``key``, or ``None`` (after a
+    warning) when it is unreadable or belongs to other inputs."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated or foreign file
+        log.warning("SimCLR checkpoint %s is unreadable (%s); starting from epoch 0", path, exc)
+        return None
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT or ck.get("key") != key:
+        log.warning("SimCLR checkpoint %s belongs to other inputs; starting from epoch 0", path)
+        return None
+    return ck
+
+
 def train_simclr(backbone: nn.Module, base: torch.Tensor, *, augment: BatchAugment, epochs: int,
                  batch_size: int, lr: float, temperature: float, weight_decay: float,
                  proj_hidden: int, proj_dim: int, seed: int, device: torch.device,
-                 progress: bool) -> list[float]:
+                 progress: bool, lr_schedule: str = "constant", warmup_epochs: int = 0,
+                 checkpoint_path: str | None = None, checkpoint_key: str | None = None,
+                 info: dict[str, Any] | None = None, precision: str = "fp32") -> list[float]:
     """The SimCLR loop on float images ``base`` (N, 3, S, S) in [0, 1]; returns per-epoch mean
-    losses. Trains ``backbone`` in place."""
+    losses. Trains ``backbone`` in place.
+
+    With ``checkpoint_path``, the whole training state (backbone, projection head, optimiser,
+    learning-rate schedule position, the augmentation/permutation generator, torch's global RNG,
+    epoch, losses, seconds spent) is written atomically after every epoch; a later call with the
+    same ``checkpoint_key`` resumes after the last finished epoch and ends with exactly the
+    weights an uninterrupted run gives (same thread count). ``info`` (a dict) receives
+    ``seconds`` (wall time of the epochs, summed over all sessions), ``cpu_seconds`` (this
+    process's CPU time over the same epochs: on a shared machine, what the wall time would be
+    on an idle one, times the threads used) and ``resumed_from`` (epoch).
+
+    ``precision="bf16"`` runs the backbone and projection forward under
+    ``torch.autocast(bfloat16)`` (weights, optimiser and loss stay float32): about half the CPU
+    time on processors with AVX512-BF16.
+    """
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     proj = projection_head(int(backbone.out_dim), hidden=proj_hidden, out_dim=proj_dim).to(device)
     params = list(backbone.parameters()) + list(proj.parameters())
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    n = base.shape[0]
+    steps_per_epoch = sum(1 for s in range(0, n, batch_size) if min(batch_size, n - s) >= 2)
+    total_steps = steps_per_epoch * epochs
+    warmup_steps = steps_per_epoch * warmup_epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(
+        step, total_steps=total_steps, warmup_steps=warmup_steps, schedule=lr_schedule))
+    losses: list[float] = []
+    start_epoch, seconds, cpu_seconds = 0, 0.0, 0.0
+    ck = (_load_checkpoint(checkpoint_path, checkpoint_key)
+          if checkpoint_path is not None and os.path.exists(checkpoint_path) else None)
+    if ck is not None:
+        backbone.load_state_dict(ck["backbone"], strict=True)
+        proj.load_state_dict(ck["proj"], strict=True)
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        gen.set_state(ck["generator"])
+        torch.set_rng_state(ck["torch_rng"])
+        start_epoch, losses, seconds = int(ck["epoch"]), list(ck["losses"]), float(ck["seconds"])
+        cpu_seconds = float(ck.get("cpu_seconds", 0.0))
+        log.info("SimCLR: resumed from %s after epoch %d of %d", checkpoint_path, start_epoch, epochs)
+    if info is not None:
+        info["resumed_from"] = start_epoch
     backbone.train()
     proj.train()
-    n = base.shape[0]
-    losses: list[float] = []
-    bar = tqdm(range(epochs), desc="simclr", disable=not progress, leave=False)
-    for _ in bar:
+    bar = tqdm(range(start_epoch, epochs), desc="simclr", disable=not progress, leave=False,
+               initial=start_epoch, total=epochs)
+    for epoch in bar:
+        t0, c0 = time.perf_counter(), time.process_time()
         perm = torch.randperm(n, generator=gen)
         total, count = 0.0, 0
         for start in range(0, n, batch_size):
@@ -140,19 +220,39 @@ def train_simclr(backbone: nn.Module, base: torch.Tensor, *, augment: BatchAugme
                 continue
             x = base[idx.to(base.device)]
             v1, v2 = augment(x, gen), augment(x, gen)
-            z = proj(backbone(torch.cat([v1, v2])))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                z = proj(backbone(torch.cat([v1, v2])))
+            z = z.float()
             loss = nt_xent(z[:len(idx)], z[len(idx):], temperature=temperature)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"SimCLR loss became {loss.item()}; lower lr={lr}")
+                raise FloatingPointError(f"SimCLR loss became {loss.item()} at epoch {epoch + 1}; "
+                                         f"lower lr={lr}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            sched.step()
             total += loss.item() * len(idx)
             count += len(idx)
         losses.append(total / max(count, 1))
+        seconds += time.perf_counter() - t0
+        cpu_seconds += time.process_time() - c0
+        if checkpoint_path is not None:
+            _atomic_torch_save({
+                "format": CHECKPOINT_FORMAT, "key": checkpoint_key, "epoch": epoch + 1,
+                "epochs": epochs, "backbone": _cpu_state(backbone), "proj": _cpu_state(proj),
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                "losses": losses, "seconds": seconds, "cpu_seconds": cpu_seconds}, checkpoint_path)
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        log.info("SimCLR epoch %d/%d: loss %.4f, %.0f s so far", epoch + 1, epochs, losses[-1], seconds)
     backbone.eval()
+    if info is not None:
+        info["seconds"], info["cpu_seconds"] = seconds, cpu_seconds
     return losses
+
+
+def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
 def ssl_pretrain(backbone: nn.Module, *, images: torch.Tensor, image_size: int, epochs: int,
@@ -160,32 +260,49 @@ def ssl_pretrain(backbone: nn.Module, *, images: torch.Tensor, image_size: int, 
                  device: str | torch.device = "cpu", cache_dir: str | None = None,
                  progress: bool = True, augment: BatchAugment | dict[str, Any] | None = None,
                  weight_decay: float = 1e-6, proj_hidden: int = 256,
-                 proj_dim: int = 64) -> nn.Module:
+                 proj_dim: int = 64, lr_schedule: str = "constant", warmup_epochs: int = 0,
+                 precision: str = "fp32", checkpoint: bool = True) -> nn.Module:
     """Pretrain ``backbone`` in place with SimCLR on uint8 ``images`` (N, C, H, W) resized to
     ``image_size``, or reload the cached result; returns the backbone on ``device`` in eval mode.
 
     ``augment`` is a :class:`BatchAugment` or a dict of its keyword arguments; ``None`` means
     ``BatchAugment()`` (paper-like augmentation, normalisation mean = std = 0.5). Use the
     normalisation of the data pipeline the backbone will see later.
+
+    ``lr_schedule`` ("constant" or "cosine", per optimiser step), ``warmup_epochs`` (linear
+    warm-up) and ``precision`` ("fp32" or "bf16" autocast, see :func:`train_simclr`) enter the
+    cache key only when they differ from the defaults, so keys of earlier runs stay valid. With a ``cache_dir`` and ``checkpoint`` (default), the training state is
+    written to ``<cache_dir>/ssl_<key>.ckpt`` after every epoch and a later call with the same
+    inputs resumes from it (a killed run loses at most one epoch and ends bit-identical to an
+    uninterrupted one); the checkpoint is removed once the final file is written.
     """
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("image_size", image_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "epochs" else 1):
-            raise ValueError(f"{name} must be a {'non-negative' if name == 'epochs' else 'positive'} "
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("image_size", image_size),
+                        ("warmup_epochs", warmup_epochs)):
+        lowest = 0 if name in ("epochs", "warmup_epochs") else 1
+        if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
+            raise ValueError(f"{name} must be a {'non-negative' if lowest == 0 else 'positive'} "
                              f"int, got {value!r}")
     if batch_size < 2:
         raise ValueError("batch_size must be >= 2 (NT-Xent needs negatives)")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if not hasattr(backbone, "out_dim"):
         raise ValueError("backbone needs an 'out_dim' attribute (use create_backbone)")
     base = images_to_float(images, image_size)  # validates images
     if augment is None or isinstance(augment, dict):
         augment = BatchAugment(**(augment or {}))
     device = torch.device(device)
-    hparams = {"image_size": image_size, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-               "temperature": temperature, "seed": seed, "weight_decay": weight_decay,
-               "proj_hidden": proj_hidden, "proj_dim": proj_dim, "augment": augment.params()}
+    hparams = recipe_hparams(image_size=image_size, epochs=epochs, batch_size=batch_size, lr=lr,
+                             temperature=temperature, seed=seed, weight_decay=weight_decay,
+                             proj_hidden=proj_hidden, proj_dim=proj_dim, augment=augment,
+                             lr_schedule=lr_schedule, warmup_epochs=warmup_epochs,
+                             precision=precision)
     backbone.cpu()
     key = cache_key(backbone, images, hparams)
     path = os.path.join(cache_dir, f"ssl_{key[:32]}.pt") if cache_dir is not None else None
+    ckpt = os.path.join(cache_dir, f"ssl_{key[:32]}.ckpt") if cache_dir is not None and checkpoint else None
     backbone.to(device)
     blob = _load_cached(path, key) if path is not None and os.path.exists(path) else None
     if blob is not None:
@@ -193,18 +310,119 @@ def ssl_pretrain(backbone: nn.Module, *, images: torch.Tensor, image_size: int, 
         backbone.to(device).eval()
         backbone.ssl_pretrain_info = {"key": key, "cache_hit": True, "path": path,
                                       "epoch_losses": list(blob["epoch_losses"]),
-                                      "seconds": float(blob["seconds"])}
+                                      "seconds": float(blob["seconds"]),
+                                      "cpu_seconds": blob.get("cpu_seconds"), "hparams": hparams}
         return backbone
-    t0 = time.perf_counter()
+    info: dict[str, Any] = {}
     losses = train_simclr(backbone, base.to(device), augment=augment, epochs=epochs,
                           batch_size=batch_size, lr=lr, temperature=temperature,
                           weight_decay=weight_decay, proj_hidden=proj_hidden, proj_dim=proj_dim,
-                          seed=seed, device=device, progress=progress)
-    seconds = time.perf_counter() - t0
+                          seed=seed, device=device, progress=progress, lr_schedule=lr_schedule,
+                          warmup_epochs=warmup_epochs, checkpoint_path=ckpt, checkpoint_key=key,
+                          info=info, precision=precision)
+    seconds = float(info.get("seconds", 0.0))
     if path is not None:
         state = {k: v.detach().cpu() for k, v in backbone.state_dict().items()}
         _atomic_torch_save({"key": key, "state_dict": state, "epoch_losses": losses,
-                            "seconds": seconds, "hparams": json.dumps(hparams, default=str)}, path)
+                            "seconds": seconds, "cpu_seconds": info.get("cpu_seconds"),
+                            "hparams": json.dumps(hparams, default=str)}, path)
+        if ckpt is not None and os.path.exists(ckpt):
+            os.remove(ckpt)
     backbone.ssl_pretrain_info = {"key": key, "cache_hit": False, "path": path,
-                                  "epoch_losses": losses, "seconds": seconds}
+                                  "epoch_losses": losses, "seconds": seconds,
+                                  "cpu_seconds": info.get("cpu_seconds"),
+                                  "resumed_from": info.get("resumed_from", 0), "hparams": hparams}
     return backbone
+
+
+def recipe_hparams(*, image_size: int, epochs: int, batch_size: int, lr: float, temperature: float,
+                   seed: int, weight_decay: float, proj_hidden: int, proj_dim: int,
+                   augment: BatchAugment, lr_schedule: str = "constant",
+                   warmup_epochs: int = 0, precision: str = "fp32") -> dict[str, Any]:
+    """The hyper-parameters that enter the cache key (and a weight file's sidecar). The newer
+    ones (``lr_schedule``, ``warmup_epochs``, ``precision``) appear only when they differ from
+    their defaults, so the keys of runs made before they existed do not change."""
+    hparams = {"image_size": image_size, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+               "temperature": temperature, "seed": seed, "weight_decay": weight_decay,
+               "proj_hidden": proj_hidden, "proj_dim": proj_dim, "augment": augment.params()}
+    if lr_schedule != "constant":
+        hparams["lr_schedule"] = lr_schedule
+    if warmup_epochs:
+        hparams["warmup_epochs"] = warmup_epochs
+    if precision != "fp32":
+        hparams["precision"] = precision
+    return hparams
+
+
+# --------------------------------------------------------------------------------------------
+# committed weight files: a weights_only state dict + a JSON sidecar with provenance
+# --------------------------------------------------------------------------------------------
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def sidecar_path(weights_path: str) -> str:
+    """``weights.pt`` -> ``weights.json``."""
+    root, _ = os.path.splitext(weights_path)
+    return root + ".json"
+
+
+def export_pretrained(backbone: nn.Module, path: str, *, data: dict[str, Any],
+                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``backbone``'s state dict to ``path`` (plain tensors: ``torch.load(path,
+    weights_only=True)`` and ``create_backbone(name, weights_path=path, **kwargs)`` read it) and
+    a JSON sidecar next to it (:func:`sidecar_path`) with the file's SHA-256 and the provenance:
+    backbone name / keyword arguments / parameters, the SimCLR recipe and its cache key, epochs,
+    per-epoch losses, training seconds, commit, torch and library versions, CPU model, threads,
+    and ``data`` (dataset, pool description, number of images, image fingerprint, split hash).
+    Returns the sidecar as a dict. Both files are written atomically (weights first)."""
+    from ..io import atomic_write_text, sha256_file
+    from ..provenance import git_commit, library_versions
+
+    state = {k: v.detach().cpu().clone() for k, v in backbone.state_dict().items()}
+    _atomic_torch_save(state, path)
+    info = dict(getattr(backbone, "ssl_pretrain_info", {}) or {})
+    hparams = info.get("hparams")
+    spec = _spec(backbone)
+    versions = library_versions()
+    sidecar = {
+        "format": WEIGHTS_FORMAT,
+        "file": os.path.basename(path), "sha256": sha256_file(path), "bytes": os.path.getsize(path),
+        "backbone": spec, "out_dim": int(getattr(backbone, "out_dim", -1)),
+        "parameters": int(sum(p.numel() for p in backbone.parameters())),
+        "recipe": {"method": "SimCLR (brcd_lib.models.pretrain.ssl_pretrain)", **(hparams or {})},
+        "cache_key": info.get("key"),
+        "epochs": (hparams or {}).get("epochs"), "epoch_losses": info.get("epoch_losses"),
+        "train_seconds": info.get("seconds"), "train_cpu_seconds": info.get("cpu_seconds"),
+        "cache_hit": info.get("cache_hit"),
+        "data": data,
+        "commit": git_commit(), "torch": versions.get("torch"), "versions": versions,
+        "cpu_model": cpu_model(), "torch_threads": torch.get_num_threads(),
+        "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **(extra or {}),
+    }
+    atomic_write_text(sidecar_path(path), json.dumps(sidecar, indent=1, default=str) + "\n")
+    return sidecar
+
+
+def load_pretrained(path: str, *, verify: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The state dict at ``path`` (``weights_only``) and its sidecar; with ``verify`` the file's
+    SHA-256 must match the sidecar's (``ValueError`` otherwise)."""
+    from ..io import sha256_file
+
+    with open(sidecar_path(path)) as f:
+        sidecar = json.load(f)
+    if verify:
+        digest = sha256_file(path)
+        if digest != sidecar.get("sha256"):
+            raise ValueError(f"{path}: SHA-256 {digest} does not match its sidecar "
+                             f"({sidecar.get('sha256')}); the file changed after it was written")
+    return torch.load(path, map_location="cpu", weights_only=True), sidecar

@@ -15,12 +15,16 @@ small_cnn_m      small_cnn (mlp)      SmallCNN width 32, depth 3, 1 conv/stage, 
 cnn_teacher      cnn_teacher (linear) SmallCNN width 32, depth 3, 2 convs/stage,       512
                                       2x2 average-pooled map (``pool_grid=2``)
 small_vit        small_vit (linear)   SmallViT patch 4, dim 128, depth 4, 4 heads      128
+resnet_teacher   small_resnet         SmallResNet widths 32-64-128-256, 1 basic block   1024
+                 (linear)             per stage, 2x2 average-pooled map
 ===============  ===================  ===============================================  =======
 
 The families mirror the paper: student-like CNNs get the MLP head of the EfficientNet student,
 teacher-like backbones the linear head of the ViT teacher. The digits profile uses
 ``cnn_teacher`` as teacher and ``small_cnn_s`` as student (docs/models.md has the measurements;
 ``small_vit`` trains poorly in a CPU budget and is kept for architecture studies).
+``resnet_teacher`` (1.23M parameters) is the larger teacher of issue #12
+(``benchmarks/explore_standin.py``, results/benchmarks/explore_standin.md).
 """
 from __future__ import annotations
 
@@ -80,6 +84,67 @@ class SmallCNN(nn.Module):
         """(B, C, H, W) -> (B, out_dim)."""
         _check_images(x, self.in_channels, "SmallCNN")
         return self.pool(self.features(x)).flatten(1)
+
+
+class _BasicBlock(nn.Module):
+    """ResNet basic block: conv3x3 - BN - ReLU - conv3x3 - BN, plus the input (a 1x1 conv - BN
+    projection when the shape changes), then ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        return F.relu(self.bn2(self.conv2(y)) + self.shortcut(x), inplace=True)
+
+
+class SmallResNet(nn.Module):
+    """A small ResNet for 8-32 px images: a conv3x3 - BN - ReLU stem with ``widths[0]`` channels
+    at full resolution, then one stage per entry of ``widths`` with ``blocks[i]`` basic blocks,
+    the first block of every stage after the first with stride 2 (28 px: 28, 14, 7, 4), then
+    adaptive average pooling to ``pool_grid`` x ``pool_grid``, flattened.
+    ``out_dim = widths[-1] * pool_grid**2``. Most parameters sit in the last, low-resolution
+    stage, so the parameter count grows much faster than the cost per image."""
+
+    def __init__(self, *, widths: tuple[int, ...] = (32, 64, 128, 256),
+                 blocks: tuple[int, ...] = (1, 1, 1, 1), pool_grid: int = 1, in_channels: int = 3,
+                 family: str = "small_resnet"):
+        super().__init__()
+        widths, blocks = tuple(widths), tuple(blocks)
+        if not widths or len(widths) != len(blocks):
+            raise ValueError(f"widths and blocks need the same non-zero length, got {widths} and {blocks}")
+        for i, (w, b) in enumerate(zip(widths, blocks)):
+            _positive_int(f"widths[{i}]", w)
+            _positive_int(f"blocks[{i}]", b)
+        _positive_int("pool_grid", pool_grid)
+        _positive_int("in_channels", in_channels)
+        self.in_channels, self.family = in_channels, family
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
+        stages: list[nn.Module] = []
+        c_in = widths[0]
+        for i, (w, b) in enumerate(zip(widths, blocks)):
+            layers = []
+            for j in range(b):
+                layers.append(_BasicBlock(c_in, w, stride=2 if (i > 0 and j == 0) else 1))
+                c_in = w
+            stages.append(nn.Sequential(*layers))
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(pool_grid)
+        self.out_dim = c_in * pool_grid ** 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, out_dim)."""
+        _check_images(x, self.in_channels, "SmallResNet")
+        return self.pool(self.stages(self.stem(x))).flatten(1)
 
 
 class _Attention(nn.Module):
@@ -176,10 +241,13 @@ SMALL_SIZES: dict[str, tuple[type[nn.Module], str, str, dict[str, Any]]] = {
                     {"width": 32, "depth": 3, "convs_per_stage": 2, "pool_grid": 2}),
     "small_vit": (SmallViT, "small_vit", "teacher",
                   {"image_size": 16, "patch_size": 4, "dim": 128, "depth": 4, "heads": 4}),
+    "resnet_teacher": (SmallResNet, "small_resnet", "teacher",
+                       {"widths": (32, 64, 128, 256), "blocks": (1, 1, 1, 1), "pool_grid": 2}),
 }
 """name -> (class, family, role hint, default keyword arguments)."""
 
-for _family, _head in (("small_cnn", "mlp"), ("cnn_teacher", "linear"), ("small_vit", "linear")):
+for _family, _head in (("small_cnn", "mlp"), ("cnn_teacher", "linear"), ("small_vit", "linear"),
+                      ("small_resnet", "linear")):
     register_family_head(_family, _head)
 
 
