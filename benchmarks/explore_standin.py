@@ -101,8 +101,8 @@ def add_row(row: dict) -> None:
 
 
 def experiment(dataset: str, cache_dir: str, **profile_overrides):
-    from brcd_lib.pipeline import Experiment
-    from brcd_lib.profiles import get_profile
+    from brcd_lib.experiments.experiment import Experiment
+    from brcd_lib.experiments.profiles import get_profile
 
     profile = get_profile("fashion" if dataset == "fashion" else "digits", **profile_overrides)
     return Experiment(profile, cache_dir=cache_dir, progress=False, workers=1)
@@ -122,7 +122,7 @@ def pool_images(exp, pool: int | str, seed: int = 0) -> tuple[torch.Tensor, dict
 
 def pretrain(exp, cand: dict, *, cache_dir: str, seed: int = 0, pool: Any = None):
     from brcd_lib.models import create_backbone, ssl_pretrain
-    from brcd_lib.pipeline import SSL_INIT_SEED
+    from brcd_lib.experiments.experiment import SSL_INIT_SEED
 
     ssl = dict(cand["ssl"])
     images, desc = pool_images(exp, pool if pool is not None else ssl.pop("pool", "all"), seed=seed)
@@ -177,7 +177,7 @@ def train_head_val(exp, net, *, role: str, bits: int, epochs: int, eval_every: i
                    views: int = 8, seed: int = 0) -> dict:
     """CIBHash head on the frozen backbone, as ``Experiment.teacher`` / ``.student`` (method
     none) train it, selected on val; returns the best val mAP, its epoch and the history."""
-    from brcd_lib import engine
+    from brcd_lib.training import engine, sources
     from brcd_lib.config import TrainConfig
     from brcd_lib.models import get_objective
 
@@ -192,7 +192,7 @@ def train_head_val(exp, net, *, role: str, bits: int, epochs: int, eval_every: i
         return {"symmetric": exp._val_map(q, engine.codes_from_features(net, db_feats))}
 
     t0 = time.time()
-    source = engine.BankPairSource(student_bank=exp.view_bank(net, views))
+    source = sources.BankPairSource(student_bank=exp.view_bank(net, views))
     loop = engine.fit(name=f"{role} {bits}", net=net, objective=get_objective("cibhash"),
                       source=source, train_cfg=cfg, seed=seed, validate=validate, progress=False)
     return {"val_map": loop.best["symmetric"], "best_epoch": loop.best_epoch["symmetric"],
@@ -260,7 +260,7 @@ def cmd_baselines(args) -> None:
         for bits in (16, 32, 64):
             h = get_shallow_hasher(name, code_length=bits, seed=0)
             h.fit(pixels("train"))
-            m = exp._val_map(h.encode(pixels("val")), h.encode(pixels("database")))
+            m = exp.evaluate(h.encode(pixels("val")), h.encode(pixels("database")), queries="val")
             _log(f"{name} {bits} bits: val mAP {m:.4f}")
             add_row({"stage": "baseline", "candidate": f"{name}_raw_pixels",
                      "dataset": exp.profile.data.name, "measure": "hash_map", "bits": bits,
