@@ -189,7 +189,7 @@ def train_head_val(exp, net, *, role: str, bits: int, epochs: int, eval_every: i
 
     def validate():
         q = engine.codes_from_features(net, val_feats)
-        return {"symmetric": exp._val_map(q, engine.codes_from_features(net, db_feats))}
+        return {"symmetric": exp.evaluate(q, engine.codes_from_features(net, db_feats), queries="val")}
 
     t0 = time.time()
     source = sources.BankPairSource(student_bank=exp.view_bank(net, views))
