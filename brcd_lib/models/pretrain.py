@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from typing import Any
 
@@ -89,17 +88,9 @@ def projection_head(in_dim: int, *, hidden: int, out_dim: int) -> nn.Module:
 
 
 def _atomic_torch_save(obj: Any, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".pt")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    from ..io import atomic_save  # same folder, mode 0644, renamed into place
+
+    atomic_save(obj, path)
 
 
 def _load_cached(path: str, key: str) -> dict | None:
