@@ -377,10 +377,12 @@ def is_temp_name(name: str) -> bool:
 
 
 def remove_stale_temp_files(folders: Iterable[PathLike], *, older_than: float | None = None,
-                            recursive: bool = True) -> list[Path]:
-    """Delete the kit's temporary files (:data:`TEMP_PATTERNS`) under ``folders`` that a killed
-    writer left behind: modified before ``older_than`` (default: this process's start) and not
-    locked by a live writer. Returns the removed paths; files it cannot remove are skipped."""
+                            recursive: bool = True,
+                            names: Callable[[str], bool] = is_temp_name) -> list[Path]:
+    """Delete the kit's temporary files (file names accepted by ``names``, default
+    :data:`TEMP_PATTERNS`) under ``folders`` that a killed writer left behind: modified before
+    ``older_than`` (default: this process's start) and not locked by a live writer. Returns the
+    removed paths; files it cannot remove are skipped."""
     cutoff = PROCESS_START if older_than is None else older_than
     removed = []
     for folder in folders:
@@ -388,9 +390,9 @@ def remove_stale_temp_files(folders: Iterable[PathLike], *, older_than: float | 
         if not folder.is_dir():
             continue
         walker = os.walk(folder) if recursive else [(str(folder), [], os.listdir(folder))]
-        for root, _dirs, names in walker:
-            for name in names:
-                if not is_temp_name(name):
+        for root, _dirs, files in walker:
+            for name in files:
+                if not names(name):
                     continue
                 path = Path(root) / name
                 try:

@@ -10,6 +10,7 @@ import seaborn as sns
 import torch
 
 from ..experiments.experiment import Experiment
+from ..training.parallel import resolve_threads
 from .outputs import Outputs
 
 
@@ -23,7 +24,7 @@ def setup(profile: str, results_root: str, *, progress: bool = False) -> tuple[E
     if exp.profile.runs_on_cpu:
         # the CPU profiles train small heads: one intra-op thread per process avoids the heavy
         # slow-down of oversubscribed cores (measured 10-30x on a loaded 2-core machine)
-        torch.set_num_threads(int(os.environ.get("BRCD_THREADS", "1")))
+        torch.set_num_threads(resolve_threads())  # BRCD_THREADS, checked
     out = Outputs(results_root=os.path.abspath(results_root), profile=exp.profile.name)
     print(f"profile {exp.profile.name}: {exp.profile.description}")
     print(f"device {exp.device} ({torch.get_num_threads()} threads); cache {exp.cache_dir}; "

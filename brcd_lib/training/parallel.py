@@ -45,6 +45,23 @@ from tqdm.auto import tqdm
 log = logging.getLogger(__name__)
 
 ENV_WORKERS = "BRCD_WORKERS"
+ENV_THREADS = "BRCD_THREADS"
+
+
+def resolve_threads(default: int = 1) -> int:
+    """Intra-op threads of a CPU-profile process: ``$BRCD_THREADS`` or ``default``. A value that
+    is not a positive integer raises ``ValueError`` naming the variable."""
+    raw = os.environ.get(ENV_THREADS, "").strip()
+    if not raw:
+        return default
+    try:
+        n = int(raw, 10)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{ENV_THREADS} must be a positive integer (intra-op threads per "
+                         f"process, e.g. 1), got {raw!r}; unset it or fix its value")
+    return n
 
 
 def resolve_workers(requested: int | None = None, *, profile_workers: int = 1) -> int:
