@@ -52,3 +52,267 @@ def check_device(device: str | None) -> str | None:
         raise ValueError(f"device {device!r} is not supported by the kit; use cpu, cuda or "
                          "cuda:<i>")
     return str(dev)
+
+
+# ------------------------------------------------------------------------------------------------
+# the notebooks' training runs, counted from the profile (what studies.* will train)
+# ------------------------------------------------------------------------------------------------
+def _method_kwargs(profile: Profile, method: str, kwargs: dict | None = None) -> dict:
+    """The distiller settings of a run, merged as ``Experiment.distill_config`` merges them."""
+    out = {**profile.method_kwargs.get(method, {}), **(kwargs or {})}
+    return {**profile.brcd, **out} if method == "brcd" else out
+
+
+def _freeze(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+def run_plan(profile: Profile | str) -> dict:
+    """The training runs the notebook sequence of ``profile`` trains, counted the way the grids
+    of :mod:`brcd_lib.experiments.studies` build them and deduplicated as the run cache does
+    (same settings = same run): ``{"teachers": [...], "students": [...]}``, each entry a dict
+    (bits, objective, backbone, method, settings, seed). Notebooks 07, 09 and 10 reuse runs of
+    the grids (their BRCD and no-KD students of the first seed)."""
+    from ..distill import get_distiller
+    from ..distill.brcd import ablation_variants
+
+    p = get_profile(profile) if isinstance(profile, str) else profile
+    aux = p.aux_seeds or p.seeds
+    sens_bits = p.sensitivity_bits if p.sensitivity_bits in p.bits else p.bits[-1]
+    teachers, students = {}, {}
+
+    def teacher(bits: int, objective: str) -> None:
+        t = {"bits": bits, "objective": objective, "backbone": p.teacher.backbone.name}
+        teachers[_freeze(t)] = t
+
+    def student(bits: int, method: str, seed: int, kwargs: dict | None = None,
+                objective: str | None = None, backbone: str | None = None) -> None:
+        objective = objective or p.student.objective
+        teacher(bits, objective if objective != p.student.objective else p.teacher.objective)
+        s = {"bits": bits, "method": method, "seed": seed,
+             "settings": _method_kwargs(p, method, kwargs), "objective": objective,
+             "backbone": backbone or p.student.backbone.name,
+             "rotations": get_distiller(method, **_method_kwargs(p, method, kwargs)).rotations}
+        students[_freeze({k: v for k, v in s.items() if k != "rotations"})] = s
+
+    for bits in p.bits:  # 02 teachers, 04 main grid
+        teacher(bits, p.teacher.objective)
+        for method in p.grid_methods():
+            for seed in p.seeds:
+                student(bits, method, seed)
+    for bits in p.bits:  # 05 ablations
+        for kwargs in ablation_variants().values():
+            for seed in aux:
+                student(bits, "brcd", seed, kwargs)
+    grid = ([{"alpha": a} for a in p.alphas] + [{"margin": m} for m in p.margins]
+            + [{"n_clusters": k} for k in p.cluster_counts])
+    for kwargs in grid:  # 08 sensitivity
+        for seed in aux:
+            student(sens_bits, "brcd", seed, kwargs)
+    for objective in p.objectives:  # 06 generality: hashing models
+        teacher(sens_bits, objective)
+        for method in p.generality_methods:
+            for seed in aux:
+                student(sens_bits, method, seed, objective=objective)
+    for backbone in p.student_backbones:  # 06 generality: student backbones
+        for method in p.generality_methods:
+            for seed in aux:
+                student(sens_bits, method, seed, backbone=backbone)
+    for bits in {sens_bits}:  # 07, 09, 10
+        for method in ("none", "brcd"):
+            student(bits, method, p.seeds[0])
+    return {"teachers": list(teachers.values()), "students": list(students.values())}
+
+
+# ------------------------------------------------------------------------------------------------
+# preflight of a profile
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class Preflight:
+    """What :func:`check` found: ``problems`` (each says what is wrong and the fix; empty = ready),
+    ``notes`` and the ``estimate`` of the run (counts always; hours when measured)."""
+
+    profile: str
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    estimate: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __str__(self) -> str:
+        lines = [f"preflight of profile {self.profile}: "
+                 + ("ready" if self.ok else f"{len(self.problems)} problem(s)")]
+        lines += [f"  PROBLEM: {p}" for p in self.problems]
+        lines += [f"  note: {n}" for n in self.notes]
+        e = self.estimate
+        if e:
+            lines.append(f"  runs: {e['teacher_runs']} teacher(s), {e['student_runs']} student(s)")
+            if e.get("forward_passes"):
+                per = ", ".join(f"{k} {v:,}" for k, v in e["forward_passes"].items())
+                lines.append(f"  backbone forward passes at {e['image_size']} px (upper bound, no "
+                             f"early stopping): {per}")
+            if e.get("disk_bytes") is not None:
+                lines.append(f"  disk: about {e['disk_bytes'] / 2**30:.1f} GiB of caches "
+                             f"(features, view banks, checkpoints, weights)")
+            if e.get("hours") is not None:
+                lines.append(f"  time: about {e['hours']:.1f} h on {e['device']} (measured "
+                             f"throughput {', '.join(f'{k} {v:.0f} img/s' for k, v in e['throughput'].items())}; "
+                             "upper bound, early stopping shortens it)")
+        return "\n".join(lines)
+
+
+def _check_data(p: Profile, split_dir: str):
+    """(splits or None, problem or None): the profile's dataset, without downloading."""
+    from ..data import get_dataset
+    from ..data.registry import dataset_parameters
+
+    d = p.data
+    protocol = dict(d.protocol)
+    if "download" in dataset_parameters(d.name):
+        protocol["download"] = False  # a check never downloads
+    try:
+        return get_dataset(d.name, root=d.root, seed=d.split_seed, split_dir=split_dir,
+                           **protocol), None
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        return None, f"dataset {d.name}: {exc}"
+
+
+def _weights_cached(name: str) -> bool | None:
+    """Whether torchvision's pretrained weights of backbone ``name`` are in the torch hub cache
+    (None: not a torchvision model)."""
+    import torchvision
+
+    try:
+        weights = torchvision.models.get_model_weights(name)
+    except (ValueError, KeyError):
+        return None
+    url = weights.IMAGENET1K_V1.url if hasattr(weights, "IMAGENET1K_V1") else None
+    if url is None:
+        return None
+    return os.path.exists(os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url)))
+
+
+def _throughput(name: str, image_size: int, device: str, *, batch: int = 8,
+                repeats: int = 2) -> float:
+    """Measured images per second of backbone ``name`` (random weights) on ``device``."""
+    from ..models import create_backbone
+
+    net = create_backbone(name, pretrained=False).to(device).eval()
+    x = torch.randn(batch, 3, image_size, image_size, device=device)
+    with torch.inference_mode():
+        net(x)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            net(x)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+    return batch * repeats / (time.perf_counter() - t0)
+
+
+def _out_dim(name: str) -> int:
+    from ..models import create_backbone
+
+    with torch.device("meta"):
+        return int(create_backbone(name, pretrained=False).out_dim)
+
+
+def check(profile: Profile | str = "paper", *, cache_dir: str | None = None,
+          results: str | None = None, measure: bool = True, device: str | None = None) -> Preflight:
+    """Check that ``profile`` can run here before its first notebook: a GPU when the profile
+    needs one, the dataset (never downloaded by the check), pretrained weights, writable cache
+    and results folders with enough free disk; and estimate the run (number of training runs,
+    backbone forward passes, cache bytes and -- with ``measure`` -- hours from the throughput of
+    each backbone measured on ``device``). Returns a :class:`Preflight`; ``print`` it."""
+    p = get_profile(profile) if isinstance(profile, str) else profile
+    out = Preflight(profile=p.name)
+    try:
+        device = check_device(device) or ("cuda" if torch.cuda.is_available()
+                                          and not p.runs_on_cpu else "cpu")
+    except ValueError as exc:
+        out.problems.append(str(exc))
+        device = "cpu"
+    if not p.runs_on_cpu and not device.startswith("cuda"):
+        out.problems.append(f"profile {p.name} needs a CUDA GPU (ViT-B/16 at {p.data.image_size} "
+                            f"px); none is available here (torch {torch.__version__}). Run it on a "
+                            "GPU machine, or rehearse it on the CPU with profile paper_rehearsal")
+    cache = cache_dir or str(cache_root())
+    folders = {}
+    for what, path in (("cache folder", cache), ("results folder", results or str(results_root()))):
+        try:
+            folders[what] = ensure_writable_dir(path, what=what)
+        except StorageError as exc:
+            out.problems.append(str(exc))
+    splits, problem = _check_data(p, os.path.join(cache, "splits"))
+    if problem:
+        out.problems.append(problem)
+    backbones = [p.teacher.backbone.name, p.student.backbone.name,
+                 *[b for b in p.student_backbones if b != p.student.backbone.name]]
+    for role, cfg in (("teacher", p.teacher.backbone), ("student", p.student.backbone)):
+        if cfg.pretrained and _weights_cached(cfg.name) is False:
+            out.notes.append(f"{role} backbone {cfg.name}: ImageNet weights are not in "
+                             f"{os.path.join(torch.hub.get_dir(), 'checkpoints')}; the first run "
+                             "downloads them (needs internet) or pass weights_path")
+    plan = run_plan(p)
+    est: dict[str, Any] = {"teacher_runs": len(plan["teachers"]),
+                           "student_runs": len(plan["students"]), "image_size": p.data.image_size}
+    if splits is not None:
+        est.update(_workload(p, plan, splits, backbones))
+        if measure:
+            try:
+                est["throughput"] = {b: _throughput(b, p.data.image_size, device)
+                                     for b in est["forward_passes"]}
+                est["hours"] = sum(n / est["throughput"][b]
+                                   for b, n in est["forward_passes"].items()) / 3600
+                est["device"] = device
+            except (RuntimeError, ValueError) as exc:
+                out.notes.append(f"throughput not measured ({exc})")
+        for what, folder in folders.items():
+            free = shutil.disk_usage(folder).free
+            if what == "cache folder" and free < est["disk_bytes"]:
+                out.problems.append(f"cache folder {folder} has {free / 2**30:.1f} GiB free; the "
+                                    f"run needs about {est['disk_bytes'] / 2**30:.1f} GiB: free "
+                                    "space or point BRCD_CACHE elsewhere")
+    else:
+        out.notes.append("no forward-pass, time or disk estimate without the data")
+    out.estimate = est
+    return out
+
+
+def _workload(p: Profile, plan: dict, splits, backbones: list[str]) -> dict:
+    """Backbone forward passes (upper bound: every epoch runs) and cache bytes of ``plan``."""
+    n = {s: len(getattr(splits, s)) for s in ("train", "val", "query", "database")}
+    clean = sum(n.values())
+    passes = {b: 0 for b in dict.fromkeys(backbones)}
+    disk = 0
+    dims = {b: _out_dim(b) for b in passes}
+    rotations = max([s["rotations"] for s in plan["students"]] + [0])
+    for b in passes:  # clean features of the four sets, once per backbone
+        passes[b] += clean
+        disk += clean * dims[b] * 4
+    for cfg, role in ((p.teacher_train, "teacher"), (p.student_train, "student")):
+        if cfg.feature_views > 0:  # cached banks of augmented views (+ SSKD's rotated copies)
+            for b in (passes if role == "student" else [p.teacher.backbone.name]):
+                k = cfg.feature_views * n["train"] * (1 + rotations)
+                passes[b] += k
+                disk += k * dims[b] * 4
+    for t in plan["teachers"]:
+        if p.teacher_train.feature_views == 0:  # fresh augmentations: 2 views per image and epoch
+            passes[t["backbone"]] += p.teacher_train.epochs * n["train"] * 2
+    for s in plan["students"]:
+        if p.student_train.feature_views == 0:
+            k = p.student_train.epochs * n["train"] * 2 * (1 + s["rotations"])
+            passes[s["backbone"]] += k
+            passes[p.teacher.backbone.name] += k
+    for b, cfg in ((p.teacher.backbone.name, p.teacher.backbone),
+                   (p.student.backbone.name, p.student.backbone)):
+        if cfg.ssl_epochs:  # SimCLR stand-in pretraining (CPU profiles)
+            pool = n["database"] if cfg.ssl_pool == "database" else n["train"]
+            passes[b] += cfg.ssl_epochs * pool * 2
+    disk += (len(plan["teachers"]) + len(plan["students"])) * 4 * 2**20  # checkpoints, records
+    return {"forward_passes": passes, "disk_bytes": disk, "sizes": n}

@@ -211,7 +211,7 @@ def run(profile: str, *, only: list[str] | None = None, force: bool = False,
     """Execute the (selected) notebooks for ``profile``; returns the run log."""
     import papermill as pm
 
-    if profile not in list_profiles():
+    if profile not in list_profiles(include_rehearsals=True):
         raise SystemExit(f"unknown profile {profile!r}; valid profiles: {', '.join(list_profiles())}")
     notebooks = select(list_notebooks(notebook_dir), only)
     if not notebooks:
