@@ -186,7 +186,7 @@ def _paper() -> Profile:
 REHEARSAL_DATA = {
     # what tests/fakes.py writes for each rehearsal (the profile's protocol must fit it)
     "paper_rehearsal": {"dataset": "cifar10", "n_per_class": 2, "n_test": 6},
-    "paper_rehearsal_lists": {"dataset": "nuswide", "n_train": 18, "n_test": 4, "n_database": 6},
+    "paper_rehearsal_lists": {"dataset": "nuswide", "n_train": 18, "n_test": 4, "n_database": 10},
 }
 
 
@@ -196,7 +196,7 @@ def _rehearsal(name: str, data: DataConfig, description: str) -> Profile:
     2 epochs validated every epoch, cached banks of 2 augmented views (the paper trains on fresh
     augmentations; that path is rehearsed by ``tests/test_paper_configs.py``), one code length
     (16 bits: ITQ needs at least 16 training images), K = 2 clusters, short sensitivity grids and
-    latency at batch 1. Backbones, heads, objectives, methods, generality axes, lr, batch size, patience,
+    latency at batch 1 (databases of at least 10 items: notebook 10's smallest K). Backbones, heads, objectives, methods, generality axes, lr, batch size, patience,
     seeds and margins stay the paper's."""
     paper = _paper()
 

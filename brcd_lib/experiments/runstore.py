@@ -217,8 +217,8 @@ class RunStore:
             return record
         if found != current:
             log.warning("run folder %s was trained by other code (code fingerprint %s, this code "
-                        "%s: %s changed); retraining it", run_dir, found, current,
-                        ", ".join(CODE_PATHS[role]))
+                        "%s; fingerprinted: brcd_lib/{%s}); retraining it", run_dir, found, current,
+                        ",".join(CODE_PATHS[role]))
             self._clear(run_dir, keep_code=False)
             return None
         return record
@@ -265,7 +265,8 @@ class RunStore:
         except (RuntimeError, FileNotFoundError, KeyError) as err:
             how = self._rebuild_plan(run_dir, os.path.join(run_dir, "code.json"),
                                      code_fingerprint(role))
-            log.warning("run %s: %s; %s", run_dir, err, how)
+            reason = str(err).split("; delete it")[0].split("; train the run first")[0]
+            log.warning("run %s: a head checkpoint is unusable (%s); %s", run_dir, reason, how)
             self._notes.setdefault(run_dir, []).append(f"a head checkpoint was unusable; {how}")
             result_path = os.path.join(run_dir, "result.json")
             if os.path.exists(result_path):
