@@ -112,3 +112,9 @@ def test_paper_rehearsal_runs_every_notebook(tmp_path, monkeypatch, name):
                   "efficiency_paper_backbones", "pr_curves"):
         assert (results / name / "tables" / f"{table}.csv").exists(), table
     assert "## Manifest" in (results / name / "README.md").read_text()
+
+    # the preflight's disk estimate bounds what the run wrote to its cache (and is not far off)
+    estimate = preflight.check(name, cache_dir=str(tmp_path / "cache"), results=str(results),
+                               measure=False).estimate["disk_bytes"]
+    used = sum(f.stat().st_size for f in (tmp_path / "cache").rglob("*") if f.is_file())
+    assert used <= estimate <= 2 * used, (used, estimate)

@@ -157,7 +157,7 @@ class Preflight:
                              f"early stopping): {per}")
             if e.get("disk_bytes") is not None:
                 lines.append(f"  disk: about {e['disk_bytes'] / 2**30:.1f} GiB of caches "
-                             f"(features, view banks, checkpoints, weights)")
+                             f"(features, view banks, checkpoints; upper bound)")
             if e.get("hours") is not None:
                 lines.append(f"  time: about {e['hours']:.1f} h on {e['device']} (measured "
                              f"throughput {', '.join(f'{k} {v:.0f} img/s' for k, v in e['throughput'].items())}; "
@@ -291,22 +291,27 @@ def _workload(p: Profile, plan: dict, splits, backbones: list[str]) -> dict:
     passes = {b: 0 for b in dict.fromkeys(backbones)}
     disk = 0
     dims = {b: _out_dim(b) for b in passes}
-    rotations = max([s["rotations"] for s in plan["students"]] + [0])
     for b in passes:  # clean features of the four sets, once per backbone
         passes[b] += clean
         disk += clean * dims[b] * 4
-    for cfg, role in ((p.teacher_train, "teacher"), (p.student_train, "student")):
-        if cfg.feature_views > 0:  # cached banks of augmented views (+ SSKD's rotated copies)
-            for b in (passes if role == "student" else [p.teacher.backbone.name]):
-                k = cfg.feature_views * n["train"] * (1 + rotations)
-                passes[b] += k
-                disk += k * dims[b] * 4
+    banks = set()  # (backbone, views, rotation): one cached bank each (same key = same file)
+    teacher_bb = p.teacher.backbone.name
+    if p.teacher_train.feature_views > 0:
+        banks.add((teacher_bb, p.teacher_train.feature_views, 0))
+    if p.student_train.feature_views > 0:
+        v = p.student_train.feature_views
+        for s in plan["students"]:  # the student's bank and the teacher's (SSKD: per rotation)
+            for r in range(max(1, s["rotations"])):
+                banks |= {(s["backbone"], v, r), (teacher_bb, v, r)}
+    for b, v, _ in banks:
+        passes[b] += v * n["train"]
+        disk += v * n["train"] * dims[b] * 4
     for t in plan["teachers"]:
         if p.teacher_train.feature_views == 0:  # fresh augmentations: 2 views per image and epoch
             passes[t["backbone"]] += p.teacher_train.epochs * n["train"] * 2
     for s in plan["students"]:
-        if p.student_train.feature_views == 0:
-            k = p.student_train.epochs * n["train"] * 2 * (1 + s["rotations"])
+        if p.student_train.feature_views == 0:  # 2 views + the rotated copies of view 1
+            k = p.student_train.epochs * n["train"] * (2 + s["rotations"])
             passes[s["backbone"]] += k
             passes[p.teacher.backbone.name] += k
     for b, cfg in ((p.teacher.backbone.name, p.teacher.backbone),
@@ -314,5 +319,21 @@ def _workload(p: Profile, plan: dict, splits, backbones: list[str]) -> dict:
         if cfg.ssl_epochs:  # SimCLR stand-in pretraining (CPU profiles)
             pool = n["database"] if cfg.ssl_pool == "database" else n["train"]
             passes[b] += cfg.ssl_epochs * pool * 2
-    disk += (len(plan["teachers"]) + len(plan["students"])) * 4 * 2**20  # checkpoints, records
+    # checkpoints: a run folder holds its head in last.pt (with Adam's two moments and the best
+    # head per paradigm) and in the selected-head files: at most 8 copies of the head's floats
+    for role, runs in (("teacher", plan["teachers"]), ("student", plan["students"])):
+        model = getattr(p, role)
+        for r in runs:
+            disk += 8 * 4 * _head_parameters(model, r["backbone"], r["bits"], dims[r["backbone"]]
+                                             if r["backbone"] in dims else None)
     return {"forward_passes": passes, "disk_bytes": disk, "sizes": n}
+
+
+def _head_parameters(model, backbone: str, bits: int, out_dim: int | None) -> int:
+    from ..models.backbones import backbone_info
+    from ..models.heads import create_head, default_head
+
+    out_dim = out_dim if out_dim is not None else _out_dim(backbone)
+    head = create_head(model.head or default_head(backbone_info(backbone)["family"]),
+                       in_dim=out_dim, code_length=bits, hidden=model.head_hidden)
+    return sum(t.numel() for t in head.parameters())
