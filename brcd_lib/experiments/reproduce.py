@@ -53,8 +53,7 @@ def results_dir(profile: str, root: str | None = None) -> str:
 
 def _sha(path: str) -> str:
     """Fingerprint of a notebook's code: the sources of its code cells, in order."""
-    with open(path, encoding="utf-8") as fh:
-        cells = json.load(fh).get("cells", [])
+    cells = read_json(path).get("cells", [])  # a damaged notebook: ValueError naming it
     h = hashlib.sha256()
     for cell in cells:
         if cell.get("cell_type") == "code":
@@ -286,8 +285,7 @@ def _finished_run_logs(results_root: str) -> dict[str, dict]:
     for profile in list_profiles():
         path = os.path.join(results_root, profile, "run_log.json")
         if os.path.exists(path):
-            with open(path, encoding="utf-8") as fh:
-                logs[profile] = json.load(fh)
+            logs[profile] = _read_run_log(path)
     return logs
 
 
@@ -313,8 +311,7 @@ def stamp_wall_times(results_root: str | None = None, notebook_dir: str = NOTEBO
     run_logs = _finished_run_logs(results_root or str(default_results_root()))
     changed = []
     for nb in list_notebooks(notebook_dir):
-        with open(nb, encoding="utf-8") as fh:
-            doc = json.load(fh)
+        doc = read_json(nb)
         cell = doc["cells"][0] if doc.get("cells") else None
         if cell is None or cell.get("cell_type") != "markdown":
             raise ValueError(f"{nb}: the first cell must be the markdown header")
