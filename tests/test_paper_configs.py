@@ -41,6 +41,7 @@ from brcd_lib.metrics import evaluate_paradigms
 from brcd_lib.models import list_backbones
 from brcd_lib.models.backbones import backbone_info
 from brcd_lib.experiments.experiment import Experiment
+from brcd_lib.experiments.rows import run_rows
 from brcd_lib.experiments.profiles import Profile, get_profile, paper_configurations
 from fakes import CIFAR10_CLASSES, LIST_LAYOUTS, write_fake_dataset
 
@@ -131,7 +132,7 @@ class Workspace:
             run = exp.teacher(BITS)
             self._teachers[key] = SharedTeacher(
                 record=run.record, run_dir=run.run_dir,
-                db_codes=exp.codes(run.net, "database"), rows=exp.rows(run, method="teacher"))
+                db_codes=exp.codes(run.net, "database"), rows=run_rows(run.record, method="teacher"))
         return self._teachers[key]
 
 
@@ -277,4 +278,4 @@ def test_paper_configuration_end_to_end(workspace, config):
         teacher_db=teacher.db_codes, query_labels=exp.labels("query"),
         db_labels=exp.labels("database"), k=exp.splits.top_k)
     assert scores == pytest.approx(rec["metrics"], abs=1e-12)
-    _check_rows(exp.rows(student, method="brcd"), dataset=dataset, method="brcd")
+    _check_rows(run_rows(student.record, method="brcd"), dataset=dataset, method="brcd")
