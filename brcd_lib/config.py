@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,8 +86,40 @@ class TrainConfig:
     stop_when: str = field(default="reaches", metadata=SCHEMA_ADDITION)
 
     def __post_init__(self) -> None:
+        """Check every field (the command line's ``--set`` and the flags land here too): whole
+        numbers with their minimum, a positive finite learning rate. NumPy integers are accepted
+        and stored as ``int``."""
+        for name, minimum, meaning in _TRAIN_INT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"TrainConfig.{name} must be an integer >= {minimum} ({meaning}), "
+                                 f"got {type(value).__name__} {value!r}")
+            if value < minimum:
+                raise ValueError(f"TrainConfig.{name} must be an integer >= {minimum} ({meaning}), "
+                                 f"got {value!r}")
+            if type(value) is not int:
+                object.__setattr__(self, name, int(value))
+        lr = self.lr
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) \
+                or not lr > 0:
+            raise ValueError(f"TrainConfig.lr must be a positive finite number (the Adam learning "
+                             f"rate, e.g. 1e-3), got {lr!r}")
+        if not isinstance(lr, (int, float)):  # e.g. numpy.float64: stored as float
+            object.__setattr__(self, "lr", float(lr))
         if self.stop_when not in ("reaches", "exceeds"):
             raise ValueError(f"stop_when must be 'reaches' or 'exceeds', got {self.stop_when!r}")
+        if self.bank_seed not in ("split", "run"):
+            raise ValueError(f"TrainConfig.bank_seed must be 'split' or 'run', got {self.bank_seed!r}")
+
+
+_TRAIN_INT_FIELDS = (
+    ("epochs", 1, "a run trains at least one epoch"),
+    ("batch_size", 1, "images per step"),
+    ("eval_every", 1, "validate every N epochs"),
+    ("patience", 1, "validations without improvement before stopping"),
+    ("feature_views", 0, "0 = fresh augmentations every step"),
+    ("num_workers", 0, "data-loader processes"),
+)
 
 
 @dataclass(frozen=True)

@@ -279,6 +279,10 @@ def _prepare_labels(query_labels, db_labels, n_query: int, n_db: int):
             raise ValueError(f"{what} has {arr.shape[0]} rows but there are {n} codes")
         if arr.ndim == 1 and not np.issubdtype(arr.dtype, np.integer):
             raise ValueError(f"{what} given as class ids (n,) must be integers, got {arr.dtype}")
+        if arr.ndim == 2 and arr.size and (arr.min() < 0 or arr.max() > 1 or (  # +-1, counts
+                arr.dtype.kind == "f" and not np.isin(arr, (0, 1)).all())):
+            raise ValueError(f"{what} must be multi-hot 0/1 (n, C), got values from {arr.min()} to "
+                             f"{arr.max()}; +-1 labels: pass (labels > 0)")
     if q.ndim == 1 and d.ndim == 1:
         return _ClassIds(q.astype(np.int64), d.astype(np.int64))
     n_classes = q.shape[1] if q.ndim == 2 else d.shape[1]

@@ -66,7 +66,7 @@ def test_runner_select():
     nbs = ["/n/01_data.ipynb", "/n/02_teachers.ipynb", "/n/11_report.ipynb"]
     assert select(nbs, ["02"]) == ["/n/02_teachers.ipynb"]
     assert select(nbs, None) == nbs
-    with pytest.raises(SystemExit, match="matches no notebook"):
+    with pytest.raises(ValueError, match="matches no notebook"):
         select(nbs, ["99"])
 
 

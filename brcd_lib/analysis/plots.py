@@ -7,7 +7,6 @@ axes (with units) and a legend or colour-bar label. :func:`save_figure` writes a
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -232,15 +231,9 @@ def plot_elbow(frame: pd.DataFrame, *, title: str = "k-means elbow") -> Figure:
 def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 150) -> Path:
     """Write ``fig`` as PNG (``dpi`` 150, ``bbox_inches="tight"``) to a temporary file in the target
     folder, then rename it into place; returns the path."""
+    from ..io import atomic_open  # mode 0644 like every file the kit writes
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp.png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
     return path

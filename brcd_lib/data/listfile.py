@@ -84,6 +84,15 @@ LIST_DATASETS: dict[str, ListDatasetSpec] = {
 
 
 # -- list files ---------------------------------------------------------------------------------
+def _utf8_lines(path: Path):
+    """(line number, line) of a UTF-8 text file; a byte that is not UTF-8 raises
+    ``UnicodeDecodeError`` whose ``object`` is the whole file's bytes."""
+    import io
+
+    data = path.read_bytes()
+    return enumerate(io.StringIO(data.decode("utf-8"), newline=None), start=1)
+
+
 def read_list_file(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     """Parse a list file into (image paths as written, ``(n, C)`` ``uint8`` labels).
 
@@ -96,29 +105,35 @@ def read_list_file(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     rows: list[str] = []
     n_labels: int | None = None
     first_line = 0
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            labels = fields[1:]
-            if not labels:
-                raise ValueError(f"{path}, line {lineno}: found only {fields[0]!r} and no label "
-                                 f"vector; {fix}")
-            if n_labels is None:
-                n_labels, first_line = len(labels), lineno
-            elif len(labels) != n_labels:
-                raise ValueError(
-                    f"{path}, line {lineno}: {len(labels)} label values, but line {first_line} has "
-                    f"{n_labels}; {fix} (C must be the same on every line; a path containing "
-                    "spaces also splits into extra fields)"
-                )
-            joined = "".join(labels)
-            if len(joined) != n_labels or joined.strip("01"):
-                bad = next(v for v in labels if v not in ("0", "1"))
-                raise ValueError(f"{path}, line {lineno}: label value {bad!r} is not 0 or 1; {fix}")
-            paths.append(fields[0])
-            rows.append(joined)
+    try:
+        lines = list(_utf8_lines(path))
+    except UnicodeDecodeError as exc:
+        line = exc.object.count(b"\n", 0, exc.start) + 1
+        raise ValueError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}, line "
+                         f"{line}); list files must be UTF-8: convert it, e.g. "
+                         "iconv -f latin1 -t utf-8") from None
+    for lineno, line in lines:
+        fields = line.split()
+        if not fields:
+            continue
+        labels = fields[1:]
+        if not labels:
+            raise ValueError(f"{path}, line {lineno}: found only {fields[0]!r} and no label "
+                             f"vector; {fix}")
+        if n_labels is None:
+            n_labels, first_line = len(labels), lineno
+        elif len(labels) != n_labels:
+            raise ValueError(
+                f"{path}, line {lineno}: {len(labels)} label values, but line {first_line} has "
+                f"{n_labels}; {fix} (C must be the same on every line; a path containing "
+                "spaces also splits into extra fields)"
+            )
+        joined = "".join(labels)
+        if len(joined) != n_labels or joined.strip("01"):
+            bad = next(v for v in labels if v not in ("0", "1"))
+            raise ValueError(f"{path}, line {lineno}: label value {bad!r} is not 0 or 1; {fix}")
+        paths.append(fields[0])
+        rows.append(joined)
     if not paths:
         raise ValueError(f"{path} lists no images; {fix}")
     flat = np.frombuffer("".join(rows).encode("ascii"), dtype=np.uint8)

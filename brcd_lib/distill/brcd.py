@@ -262,6 +262,10 @@ def _check_loss_inputs(student, teacher, teacher_other, temperature, mask, clust
     if cluster is not None:
         b = student.shape[0]
         cluster, cluster_other = torch.as_tensor(cluster), torch.as_tensor(cluster_other)
+        for name, c in (("cluster", cluster), ("cluster_other", cluster_other)):
+            if c.is_floating_point() or c.is_complex() or c.dtype == torch.bool:
+                raise ValueError(f"{name} must hold integer cluster ids (e.g. a long tensor from "
+                                 f"k-means), got dtype {c.dtype}")
         if tuple(cluster.shape) != (b,) or tuple(cluster_other.shape) != (b,):
             raise ValueError(
                 f"cluster and cluster_other must be (B,) = ({b},); got {tuple(cluster.shape)} and "

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,19 +272,11 @@ def _load_cached(path: Path, digest: str, n: int, n_clusters: int, L: int) -> KM
 
 
 def _atomic_save_npz(path: Path, **arrays) -> None:
-    """Write an .npz to a temporary file in the same folder, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write an .npz atomically (``brcd_lib.io.atomic_open``: same folder, mode 0644, renamed)."""
+    from ..io import atomic_open
+
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def cached_kmeans(

@@ -20,7 +20,7 @@ from ..config import DistillConfig, ModelConfig, TrainConfig, config_hash, to_di
 from ..data import dataset_parameters, get_dataset
 from ..data.transforms import TwoViews, get_transforms
 from ..distill import get_distiller
-from ..io import json_safe
+from ..io import ensure_writable_dir, json_safe, remove_stale_temp_files
 from ..metrics import map_at_k
 from ..models import build_hashing_network, get_objective
 from ..models.pretrain import ssl_pretrain
@@ -31,7 +31,7 @@ from ..training import engine
 from ..training.features import FeatureStore, module_fingerprint
 from ..training.parallel import resolve_workers, torch_threads
 from ..training.sources import BankPairSource, ImagePairSource, PairSource
-from .preflight import download_allowed
+from .preflight import check_device, download_allowed
 from .profiles import Profile, get_profile
 from .runstore import PARADIGMS, RunStore, TrainedRun, TrainOutcome
 
@@ -54,6 +54,52 @@ class DegenerateTeacher(ValueError):
     on these backbones); methods that cluster the codes cannot run. Studies record it."""
 
 
+# cache folders the kit writes (a sweep of leftovers stays out of downloaded datasets)
+CACHE_FOLDERS = ("splits", "pretrain", "features", "clusters", "runs", "reproduce")
+_SWEPT: set[str] = set()
+
+
+def _sweep_once(cache_dir: str) -> None:
+    """Remove the temporary files killed writers left in the cache (once per process)."""
+    if cache_dir in _SWEPT:
+        return
+    _SWEPT.add(cache_dir)
+    removed = remove_stale_temp_files([os.path.join(cache_dir, f) for f in CACHE_FOLDERS])
+    if removed:
+        log.info("removed %d temporary file(s) left by killed runs in %s", len(removed), cache_dir)
+
+
+def as_count(value, what: str, *, minimum: int = 0) -> int:
+    """``value`` as a plain ``int`` (NumPy integers accepted); anything else -- a bool, a float,
+    a string, a value below ``minimum`` -- raises ``ValueError`` naming ``what``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < minimum:
+        raise ValueError(f"{what} must be an integer >= {minimum}, got "
+                         f"{type(value).__name__} {value!r}")
+    return int(value)
+
+
+def code_health(codes: torch.Tensor) -> dict:
+    """Distinct codes and nearly constant bits (one value on >= 95% of the items) of +-1 codes."""
+    codes = torch.as_tensor(codes).float()
+    balance = codes.mean(dim=0).abs()
+    return {"n": int(codes.shape[0]), "bits": int(codes.shape[1]),
+            "distinct_codes": int(len(torch.unique(codes, dim=0))),
+            "constant_bits": int((balance >= 0.9).sum()),
+            "mean_abs_bit_balance": round(float(balance.mean()), 4)}
+
+
+def collapse_warning(health: dict, *, what: str) -> str | None:
+    """A warning when at least half the bits are nearly constant: the codes collapsed (e.g. a
+    learning rate far too high) and their mAP says little about the method."""
+    if 2 * health["constant_bits"] < health["bits"]:
+        return None
+    return (f"{what}: collapsed codes: {health['constant_bits']} of {health['bits']} bits take "
+            f"one value on >= 95% of the {health['n']} database items and only "
+            f"{health['distinct_codes']} distinct codes remain; training probably diverged or "
+            "stalled (check the learning rate and the number of epochs)")
+
+
 class Experiment:
     """Experiments of one profile on one device, sharing splits, backbones and feature caches."""
 
@@ -63,9 +109,10 @@ class Experiment:
         self.profile = profile if isinstance(profile, Profile) else get_profile(profile)
         # CPU cores for grids (worker processes) and serial phases (threads): training.parallel
         self.workers = resolve_workers(workers, profile_workers=self.profile.workers)
-        self.cache_dir = str(cache_dir or cache_root())
-        self.device = device or ("cuda" if torch.cuda.is_available() and not self.profile.runs_on_cpu
-                                 else "cpu")
+        self.cache_dir = str(ensure_writable_dir(cache_dir or cache_root(), what="cache folder"))
+        self.device = check_device(device) or (
+            "cuda" if torch.cuda.is_available() and not self.profile.runs_on_cpu else "cpu")
+        _sweep_once(self.cache_dir)
         self.progress, self.resume = progress, resume
         # a dataset missing on disk is downloaded only when asked for ($BRCD_DOWNLOAD or download=)
         self.download = download_allowed() if download is None else bool(download)
@@ -215,9 +262,10 @@ class Experiment:
                 train: TrainConfig | None = None, seed: int | None = None) -> TrainedRun:
         """Train (or load) the hashing teacher for ``bits`` (``seed``: default the profile's
         ``teacher_seed``)."""
+        bits = as_count(bits, "bits (code length)", minimum=1)
         model = model or self.profile.teacher
         train = train or self.profile.teacher_train
-        seed = self.profile.teacher_seed if seed is None else int(seed)
+        seed = self.profile.teacher_seed if seed is None else as_count(seed, "teacher seed")
         memo = config_hash(model, train, bits, seed)  # this Experiment's data and split are fixed
         if memo in self._teachers:
             return self._teachers[memo]
@@ -242,11 +290,13 @@ class Experiment:
                               resume=self.resume, progress=self.progress)
             head = loop.best_state["symmetric"]["head"]
             engine.load_head_state(net, head)
-            value = self.evaluate(self.codes(net, "query"), self.codes(net, "database"))
+            db_codes = self.codes(net, "database")
+            value = self.evaluate(self.codes(net, "query"), db_codes)
             record = self._record(role="teacher", key=key, bits=bits, seed=seed, model=model,
                                   train=train, distill=None, loop=loop,
                                   metrics={"symmetric": value, "asymmetric": value},
-                                  wall_s=time.time() - t0)
+                                  wall_s=time.time() - t0,
+                                  health=self._health(db_codes, f"teacher {bits} bits"))
             return TrainOutcome(heads={"symmetric": head},
                                 best_epoch={"symmetric": loop.best_epoch["symmetric"]},
                                 record=record)
@@ -272,6 +322,8 @@ class Experiment:
                 teacher_seed: int | None = None) -> TrainedRun:
         """Train (or load) a student distilled with ``method`` from the teacher of ``bits``
         (``teacher_model``, ``teacher_seed``: default the profile's)."""
+        bits = as_count(bits, "bits (code length)", minimum=1)
+        seed = as_count(seed, "seed")
         model = model or self.profile.student
         train = train or self.profile.student_train
         distill = self.distill_config(method, distill_kwargs, distill_weight)
@@ -322,7 +374,8 @@ class Experiment:
             heads = {p: loop.best_state[p]["head"] for p in PARADIGMS}
             best = {p: engine.restore(net, loop.best_state[p]) for p in PARADIGMS}
             q_sym = self.codes(best["symmetric"], "query")
-            metrics = {"symmetric": self.evaluate(q_sym, self.codes(best["symmetric"], "database")),
+            db_sym = self.codes(best["symmetric"], "database")
+            metrics = {"symmetric": self.evaluate(q_sym, db_sym),
                        "asymmetric": self.evaluate(self.codes(best["asymmetric"], "query"),
                                                    teacher_db)}
             extra = {}
@@ -332,7 +385,8 @@ class Experiment:
                                   train=train, distill=distill, loop=loop, metrics=metrics,
                                   wall_s=time.time() - t0, extra=extra,
                                   teacher_key=teacher.record["key"],
-                                  teacher_seed=teacher.record["seed"])
+                                  teacher_seed=teacher.record["seed"],
+                                  health=self._health(db_sym, name))
             return TrainOutcome(heads=heads, best_epoch=dict(loop.best_epoch), record=record)
 
         return self.runs.load_or_train(role="student", key=key, net=net, train=fit,
@@ -379,9 +433,18 @@ class Experiment:
         return {"symmetric": self.evaluate(*self.shallow_codes(bits, name, seed=seed))}
 
     # ---------------------------------------------------------------- records
+    def _health(self, db_codes: torch.Tensor, what: str) -> dict:
+        """code_health of a run's database codes; a collapse is logged as a warning."""
+        health = code_health(db_codes)
+        warning = collapse_warning(health, what=what)
+        if warning:
+            log.warning("%s", warning)
+        return {"code_health": health, "warnings": [warning] if warning else []}
+
     def _record(self, *, role, key, bits, seed, model, train, distill, loop, metrics, wall_s,
-                extra=None, teacher_key=None, teacher_seed=None) -> dict:
+                extra=None, teacher_key=None, teacher_seed=None, health=None) -> dict:
         return json_safe({
+            **(health or {"warnings": []}),
             "role": role, "key": key, "profile": self.profile.name, "dataset": self.profile.data.name,
             "bits": bits, "seed": seed, "split_hash": self.splits.split_hash,
             "top_k": self.splits.top_k, "model": to_dict(model), "train": to_dict(train),

@@ -1,21 +1,353 @@
-"""What a profile needs before anything heavy runs: a GPU, the data, ImageNet weights.
+"""Checks that run before any training: the device, the folders, the data; and for the ``paper``
+profile an estimate of the real run's time and disk.
 
-:func:`check_profile` looks (in a second, without reading or downloading anything) and lists what
-is missing; :func:`require_profile` raises :class:`ProfileNotReady` with one message that says
-what the profile needs and how to get it. The notebook runner calls it before it starts a kernel,
-and every notebook's setup cell calls it before it builds anything, so a missing dataset is one
-message in the first cell, not a traceback after a failed download.
+* :func:`check_profile` / :func:`require_profile` -- in a second, without reading or downloading
+  anything, what a profile needs (a GPU, the dataset's files, ImageNet weights) and what this
+  machine lacks; ``require_profile`` raises :class:`ProfileNotReady` with one message and the fix.
+  The notebook runner calls it before it starts a kernel and every notebook's setup cell before it
+  builds anything. Downloads happen only when asked for: ``BRCD_DOWNLOAD=1`` (or
+  ``python -m brcd_lib.reproduce --download``) lets the data layer fetch a missing dataset;
 
-Downloads happen only when asked for: ``BRCD_DOWNLOAD=1`` in the environment (or
-``python -m brcd_lib.reproduce --download``) lets the data layer fetch a dataset it cannot find.
+* :func:`check_device` -- ``--device nope`` or ``cuda`` on a machine without a GPU is a clear
+  ``ValueError`` at once, not a traceback after the data was loaded;
+* :func:`check` -- everything a profile needs before its first notebook runs (GPU, data, writable
+  cache and results folders, free disk) and, with ``estimate=True``, the number of training runs,
+  backbone forward passes, feature-cache bytes and (measured on this machine's device) the hours
+  the notebook sequence will take. Notebook 01 (or a user) calls it; it never trains.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
+import torch
+
+from ..data import DatasetNotAvailableError, get_dataset, locate_files
+from ..data.registry import dataset_parameters
+from ..distill import get_distiller
+from ..distill.brcd import ablation_variants
+from ..io import StorageError, ensure_writable_dir
+from ..models import create_backbone
+from ..models.backbones import backbone_info
+from ..models.heads import create_head, default_head
+from ..paths import cache_root, results_root
 from .profiles import Profile, get_profile
 
+__all__ = ["check_device", "Preflight", "check", "run_plan", "ENV_DOWNLOAD", "download_allowed",
+           "Readiness", "ProfileNotReady", "check_profile", "require_profile"]
+
+
+def check_device(device: str | None) -> str | None:
+    """``device`` as a canonical string (None stays None: the profile decides). An unknown
+    device, or CUDA on a machine without one, raises ``ValueError`` naming it and the fix."""
+    if device is None:
+        return None
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str) or not device.strip():
+        raise ValueError(f"device must be cpu, cuda or cuda:<i>, got {device!r}")
+    try:
+        dev = torch.device(device.strip())
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {device!r}; use cpu, cuda or cuda:<i> "
+                         f"({str(exc).splitlines()[0]})") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ValueError(f"device {device!r} needs a CUDA GPU, but none is available on this "
+                             f"machine (torch {torch.__version__}); use --device cpu")
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"device {device!r} does not exist: this machine has {n} CUDA "
+                             f"GPU(s), cuda:0..cuda:{n - 1}")
+    elif dev.type != "cpu":
+        raise ValueError(f"device {device!r} is not supported by the kit; use cpu, cuda or "
+                         "cuda:<i>")
+    return str(dev)
+
+
+# ------------------------------------------------------------------------------------------------
+# the notebooks' training runs, counted from the profile (what studies.* will train)
+# ------------------------------------------------------------------------------------------------
+def _method_kwargs(profile: Profile, method: str, kwargs: dict | None = None) -> dict:
+    """The distiller settings of a run, merged as ``Experiment.distill_config`` merges them."""
+    out = {**profile.method_kwargs.get(method, {}), **(kwargs or {})}
+    return {**profile.brcd, **out} if method == "brcd" else out
+
+
+def _freeze(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+def run_plan(profile: Profile | str) -> dict:
+    """The training runs the notebook sequence of ``profile`` trains, counted the way the grids
+    of :mod:`brcd_lib.experiments.studies` build them and deduplicated as the run cache does
+    (same settings = same run): ``{"teachers": [...], "students": [...]}``, each entry a dict
+    (bits, objective, backbone, method, settings, seed). Notebooks 07, 09 and 10 reuse runs of
+    the grids (their BRCD and no-KD students of the first seed)."""
+
+    p = get_profile(profile) if isinstance(profile, str) else profile
+    aux = p.aux_seeds or p.seeds
+    sens_bits = p.sensitivity_bits if p.sensitivity_bits in p.bits else p.bits[-1]
+    teachers, students = {}, {}
+
+    def teacher(bits: int, objective: str) -> None:
+        t = {"bits": bits, "objective": objective, "backbone": p.teacher.backbone.name}
+        teachers[_freeze(t)] = t
+
+    def student(bits: int, method: str, seed: int, kwargs: dict | None = None,
+                objective: str | None = None, backbone: str | None = None) -> None:
+        objective = objective or p.student.objective
+        teacher(bits, objective if objective != p.student.objective else p.teacher.objective)
+        s = {"bits": bits, "method": method, "seed": seed,
+             "settings": _method_kwargs(p, method, kwargs), "objective": objective,
+             "backbone": backbone or p.student.backbone.name,
+             "rotations": get_distiller(method, **_method_kwargs(p, method, kwargs)).rotations}
+        students[_freeze({k: v for k, v in s.items() if k != "rotations"})] = s
+
+    for bits in p.bits:  # 02 teachers, 04 main grid
+        teacher(bits, p.teacher.objective)
+        for method in p.grid_methods():
+            for seed in p.seeds:
+                student(bits, method, seed)
+    for bits in p.bits:  # 05 ablations
+        for kwargs in ablation_variants().values():
+            for seed in aux:
+                student(bits, "brcd", seed, kwargs)
+    grid = ([{"alpha": a} for a in p.alphas] + [{"margin": m} for m in p.margins]
+            + [{"n_clusters": k} for k in p.cluster_counts])
+    for kwargs in grid:  # 08 sensitivity
+        for seed in aux:
+            student(sens_bits, "brcd", seed, kwargs)
+    for objective in p.objectives:  # 06 generality: hashing models
+        teacher(sens_bits, objective)
+        for method in p.generality_methods:
+            for seed in aux:
+                student(sens_bits, method, seed, objective=objective)
+    for backbone in p.student_backbones:  # 06 generality: student backbones
+        for method in p.generality_methods:
+            for seed in aux:
+                student(sens_bits, method, seed, backbone=backbone)
+    for bits in {sens_bits}:  # 07, 09, 10
+        for method in ("none", "brcd"):
+            student(bits, method, p.seeds[0])
+    return {"teachers": list(teachers.values()), "students": list(students.values())}
+
+
+# ------------------------------------------------------------------------------------------------
+# preflight of a profile
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class Preflight:
+    """What :func:`check` found: ``problems`` (each says what is wrong and the fix; empty = ready),
+    ``notes`` and the ``estimate`` of the run (counts always; hours when measured)."""
+
+    profile: str
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    estimate: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __str__(self) -> str:
+        lines = [f"preflight of profile {self.profile}: "
+                 + ("ready" if self.ok else f"{len(self.problems)} problem(s)")]
+        lines += [f"  PROBLEM: {p}" for p in self.problems]
+        lines += [f"  note: {n}" for n in self.notes]
+        e = self.estimate
+        if e:
+            lines.append(f"  runs: {e['teacher_runs']} teacher(s), {e['student_runs']} student(s)")
+            if e.get("forward_passes"):
+                per = ", ".join(f"{k} {v:,}" for k, v in e["forward_passes"].items())
+                lines.append(f"  backbone forward passes at {e['image_size']} px (upper bound, no "
+                             f"early stopping): {per}")
+            if e.get("disk_bytes") is not None:
+                lines.append(f"  disk: about {e['disk_bytes'] / 2**30:.1f} GiB of caches "
+                             f"(features, view banks, checkpoints; upper bound)")
+            if e.get("hours") is not None:
+                lines.append(f"  time: about {e['hours']:.1f} h on {e['device']} (measured "
+                             f"throughput {', '.join(f'{k} {v:.0f} img/s' for k, v in e['throughput'].items())}; "
+                             "upper bound, early stopping shortens it)")
+        return "\n".join(lines)
+
+
+def _check_data(p: Profile, split_dir: str):
+    """(splits or None, problem or None): the profile's dataset, without downloading."""
+
+    d = p.data
+    protocol = dict(d.protocol)
+    if "download" in dataset_parameters(d.name):
+        protocol["download"] = False  # a check never downloads
+    try:
+        return get_dataset(d.name, root=d.root, seed=d.split_seed, split_dir=split_dir,
+                           **protocol), None
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        return None, f"dataset {d.name}: {exc}"
+
+
+def _weights_cached(name: str) -> bool | None:
+    """Whether torchvision's pretrained weights of backbone ``name`` are in the torch hub cache
+    (None: not a torchvision model)."""
+    import torchvision
+
+    try:
+        weights = torchvision.models.get_model_weights(name)
+    except (ValueError, KeyError):
+        return None
+    url = weights.IMAGENET1K_V1.url if hasattr(weights, "IMAGENET1K_V1") else None
+    if url is None:
+        return None
+    return os.path.exists(os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url)))
+
+
+def _throughput(name: str, image_size: int, device: str, *, batch: int = 8,
+                repeats: int = 2) -> float:
+    """Measured images per second of backbone ``name`` (random weights) on ``device``."""
+
+    net = create_backbone(name, pretrained=False).to(device).eval()
+    x = torch.randn(batch, 3, image_size, image_size, device=device)
+    with torch.inference_mode():
+        net(x)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            net(x)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+    return batch * repeats / (time.perf_counter() - t0)
+
+
+def _out_dim(name: str) -> int:
+
+    with torch.device("meta"):
+        return int(create_backbone(name, pretrained=False).out_dim)
+
+
+def check(profile: Profile | str = "paper", *, cache_dir: str | None = None,
+          results: str | None = None, measure: bool = True, device: str | None = None) -> Preflight:
+    """Check that ``profile`` can run here before its first notebook: a GPU when the profile
+    needs one, the dataset (never downloaded by the check), pretrained weights, writable cache
+    and results folders with enough free disk; and estimate the run (number of training runs,
+    backbone forward passes, cache bytes and -- with ``measure`` -- hours from the throughput of
+    each backbone measured on ``device``). Returns a :class:`Preflight`; ``print`` it."""
+    p = get_profile(profile) if isinstance(profile, str) else profile
+    out = Preflight(profile=p.name)
+    try:
+        device = check_device(device) or ("cuda" if torch.cuda.is_available()
+                                          and not p.runs_on_cpu else "cpu")
+    except ValueError as exc:
+        out.problems.append(str(exc))
+        device = "cpu"
+    if not p.runs_on_cpu and not device.startswith("cuda"):
+        out.problems.append(f"profile {p.name} needs a CUDA GPU (ViT-B/16 at {p.data.image_size} "
+                            f"px); none is available here (torch {torch.__version__}). Run it on a "
+                            "GPU machine, or rehearse it on the CPU with profile paper_rehearsal")
+    cache = cache_dir or str(cache_root())
+    folders = {}
+    for what, path in (("cache folder", cache), ("results folder", results or str(results_root()))):
+        try:
+            folders[what] = ensure_writable_dir(path, what=what)
+        except StorageError as exc:
+            out.problems.append(str(exc))
+    splits, problem = _check_data(p, os.path.join(cache, "splits"))
+    if problem:
+        out.problems.append(problem)
+    backbones = [p.teacher.backbone.name, p.student.backbone.name,
+                 *[b for b in p.student_backbones if b != p.student.backbone.name]]
+    for role, cfg in (("teacher", p.teacher.backbone), ("student", p.student.backbone)):
+        if cfg.pretrained and _weights_cached(cfg.name) is False:
+            out.notes.append(f"{role} backbone {cfg.name}: ImageNet weights are not in "
+                             f"{os.path.join(torch.hub.get_dir(), 'checkpoints')}; the first run "
+                             "downloads them (needs internet) or pass weights_path")
+    plan = run_plan(p)
+    est: dict[str, Any] = {"teacher_runs": len(plan["teachers"]),
+                           "student_runs": len(plan["students"]), "image_size": p.data.image_size}
+    if splits is not None:
+        est.update(_workload(p, plan, splits, backbones))
+        if measure:
+            try:
+                est["throughput"] = {b: _throughput(b, p.data.image_size, device)
+                                     for b in est["forward_passes"]}
+                est["hours"] = sum(n / est["throughput"][b]
+                                   for b, n in est["forward_passes"].items()) / 3600
+                est["device"] = device
+            except (RuntimeError, ValueError) as exc:
+                out.notes.append(f"throughput not measured ({exc})")
+        for what, folder in folders.items():
+            free = shutil.disk_usage(folder).free
+            if what == "cache folder" and free < est["disk_bytes"]:
+                out.problems.append(f"cache folder {folder} has {free / 2**30:.1f} GiB free; the "
+                                    f"run needs about {est['disk_bytes'] / 2**30:.1f} GiB: free "
+                                    "space or point BRCD_CACHE elsewhere")
+    else:
+        out.notes.append("no forward-pass, time or disk estimate without the data")
+    out.estimate = est
+    return out
+
+
+def _workload(p: Profile, plan: dict, splits, backbones: list[str]) -> dict:
+    """Backbone forward passes (upper bound: every epoch runs) and cache bytes of ``plan``."""
+    n = {s: len(getattr(splits, s)) for s in ("train", "val", "query", "database")}
+    clean = sum(n.values())
+    passes = {b: 0 for b in dict.fromkeys(backbones)}
+    disk = 0
+    dims = {b: _out_dim(b) for b in passes}
+    for b in passes:  # clean features of the four sets, once per backbone
+        passes[b] += clean
+        disk += clean * dims[b] * 4
+    banks = set()  # (backbone, views, rotation): one cached bank each (same key = same file)
+    teacher_bb = p.teacher.backbone.name
+    if p.teacher_train.feature_views > 0:
+        banks.add((teacher_bb, p.teacher_train.feature_views, 0))
+    if p.student_train.feature_views > 0:
+        v = p.student_train.feature_views
+        for s in plan["students"]:  # the student's bank and the teacher's (SSKD: per rotation)
+            for r in range(max(1, s["rotations"])):
+                banks |= {(s["backbone"], v, r), (teacher_bb, v, r)}
+    for b, v, _ in banks:
+        passes[b] += v * n["train"]
+        disk += v * n["train"] * dims[b] * 4
+    for t in plan["teachers"]:
+        if p.teacher_train.feature_views == 0:  # fresh augmentations: 2 views per image and epoch
+            passes[t["backbone"]] += p.teacher_train.epochs * n["train"] * 2
+    for s in plan["students"]:
+        if p.student_train.feature_views == 0:  # 2 views + the rotated copies of view 1
+            k = p.student_train.epochs * n["train"] * (2 + s["rotations"])
+            passes[s["backbone"]] += k
+            passes[p.teacher.backbone.name] += k
+    for b, cfg in ((p.teacher.backbone.name, p.teacher.backbone),
+                   (p.student.backbone.name, p.student.backbone)):
+        if cfg.ssl_epochs:  # SimCLR stand-in pretraining (CPU profiles)
+            pool = n["database"] if cfg.ssl_pool == "database" else n["train"]
+            passes[b] += cfg.ssl_epochs * pool * 2
+    # checkpoints: a run folder holds its head in last.pt (with Adam's two moments and the best
+    # head per paradigm) and in the selected-head files: at most 8 copies of the head's floats
+    for role, runs in (("teacher", plan["teachers"]), ("student", plan["students"])):
+        model = getattr(p, role)
+        for r in runs:
+            disk += 8 * 4 * _head_parameters(model, r["backbone"], r["bits"], dims[r["backbone"]]
+                                             if r["backbone"] in dims else None)
+    return {"forward_passes": passes, "disk_bytes": disk, "sizes": n}
+
+
+def _head_parameters(model, backbone: str, bits: int, out_dim: int | None) -> int:
+    out_dim = out_dim if out_dim is not None else _out_dim(backbone)
+    head = create_head(model.head or default_head(backbone_info(backbone)["family"]),
+                       in_dim=out_dim, code_length=bits, hidden=model.head_hidden)
+    return sum(t.numel() for t in head.parameters())
+
+
+# ------------------------------------------------------------------------------------------------
+# readiness: what a profile needs and this machine lacks (no data read, nothing downloaded)
+# ------------------------------------------------------------------------------------------------
 ENV_DOWNLOAD = "BRCD_DOWNLOAD"
 
 
@@ -60,8 +392,6 @@ class ProfileNotReady(RuntimeError):
 
 
 def _gpu_problem() -> str | None:
-    import torch
-
     if torch.cuda.is_available():
         return None
     build = (f"this torch {torch.__version__} is built without CUDA" if torch.version.cuda is None
@@ -72,22 +402,9 @@ def _gpu_problem() -> str | None:
 
 def _weights_note(profile: Profile) -> str | None:
     """Where the ImageNet weights of the profile's pretrained backbones come from."""
-    names = [m.backbone.name for m in (profile.teacher, profile.student)
-             if m.backbone.pretrained and m.backbone.weights_path is None]
-    if not names:
-        return None
-    try:
-        import torch
-        import torchvision
-
-        missing = []
-        for name in names:
-            url = torchvision.models.get_model_weights(name).IMAGENET1K_V1.url
-            path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
-            if not os.path.exists(path):
-                missing.append(f"{name} ({url})")
-    except Exception:  # noqa: BLE001 - a note, never a reason to fail
-        return None
+    missing = [m.backbone.name for m in (profile.teacher, profile.student)
+               if m.backbone.pretrained and m.backbone.weights_path is None
+               and _weights_cached(m.backbone.name) is False]
     if not missing:
         return None
     return ("ImageNet weights not in the torch hub cache yet, downloaded on first use (needs "
@@ -99,7 +416,6 @@ def check_profile(profile: Profile | str, *, download: bool | None = None) -> Re
     """What ``profile`` needs and what this machine lacks (GPU, dataset files). Reads no data and
     downloads nothing; ``download`` (default :func:`download_allowed`) turns a missing
     downloadable dataset from a problem into a note."""
-    from ..data import DatasetNotAvailableError, dataset_parameters, locate_files
 
     profile = profile if isinstance(profile, Profile) else get_profile(profile)
     download = download_allowed() if download is None else download

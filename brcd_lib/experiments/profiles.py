@@ -62,7 +62,9 @@ class Profile:
     # (pretraining, backbone features) use this many threads and loader workers; BRCD_WORKERS
     # overrides (brcd_lib.training.parallel). None = every core of the machine; 1 = one process.
     workers: int | None = None
-
+    # batch sizes notebook 09 measures latency and throughput at (the paper rehearsal measures
+    # batch 1 only: a batch of 64 ViT-B/16 images costs minutes on a CPU core)
+    efficiency_batch_sizes: tuple[int, ...] = (1, 64)
 
     def method_seeds(self, method: str) -> tuple[int, ...]:
         """The main-grid seeds of ``method`` (``focus_seeds`` for the focus methods)."""
@@ -79,22 +81,25 @@ class Profile:
 PROFILES: Registry = Registry("profile")
 
 
-def register_profile(name: str):
-    """Decorator registering a zero-argument factory that returns the :class:`Profile`."""
-    return PROFILES.register(name)
+def register_profile(name: str, *, rehearsal: bool = False):
+    """Decorator registering a zero-argument factory that returns the :class:`Profile`.
+    ``rehearsal=True``: a profile that rehearses another one's code path on generated data (not
+    listed by :func:`list_profiles` unless asked; :func:`get_profile` and the runner accept it)."""
+    return PROFILES.register(name, rehearsal=rehearsal)
 
 
-def list_profiles() -> list[str]:
-    """Profile names in registration order."""
-    return list(PROFILES)
+def list_profiles(*, include_rehearsals: bool = False) -> list[str]:
+    """Profile names in registration order (the rehearsal profiles too when asked)."""
+    return [e.name for e in PROFILES.entries()
+            if include_rehearsals or not e.meta.get("rehearsal")]
 
 
 def get_profile(name: str, **overrides) -> Profile:
     if not isinstance(name, str):  # e.g. a papermill parameter injected with the wrong type
-        raise TypeError(f"profile must be a profile name (str), one of {', '.join(PROFILES)}; "
+        raise TypeError(f"profile must be a profile name (str), one of {', '.join(list_profiles())}; "
                         f"got {type(name).__name__} {name!r}")
     if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}")
+        raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(list_profiles())}")
     profile = PROFILES.build(name)
     return dataclasses.replace(profile, **overrides) if overrides else profile
 
@@ -203,6 +208,62 @@ def _paper() -> Profile:
         teacher_backbones=("vit_b_16", "vit_b_32", "vit_l_16"),
         runs_on_cpu=False,
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# paper rehearsals: the paper profile's code path, every notebook, on generated data on a CPU
+# ------------------------------------------------------------------------------------------------
+REHEARSAL_DATA = {
+    # what tests/fakes.py writes for each rehearsal (the profile's protocol must fit it)
+    "paper_rehearsal": {"dataset": "cifar10", "n_per_class": 2, "n_test": 6},
+    "paper_rehearsal_lists": {"dataset": "nuswide", "n_train": 18, "n_test": 4, "n_database": 10},
+}
+
+
+def _rehearsal(name: str, data: DataConfig, description: str) -> Profile:
+    """The ``paper`` profile with only what a CPU rehearsal must change: tiny generated data
+    (``data``; found through ``$BRCD_DATA``), random weights (``pretrained=False``), schedules of
+    2 epochs validated every epoch, cached banks of 2 augmented views (the paper trains on fresh
+    augmentations; that path is rehearsed by ``tests/test_paper_configs.py``), one code length
+    (16 bits: ITQ needs at least 16 training images), K = 2 clusters, short sensitivity grids and
+    latency at batch 1 (databases of at least 10 items: notebook 10's smallest K). Backbones, heads, objectives, methods, generality axes, lr, batch size, patience,
+    seeds and margins stay the paper's."""
+    paper = _paper()
+
+    def model(m: ModelConfig) -> ModelConfig:
+        return dataclasses.replace(m, backbone=dataclasses.replace(m.backbone, pretrained=False))
+
+    def schedule(t: TrainConfig) -> TrainConfig:
+        return dataclasses.replace(t, epochs=2, eval_every=1, feature_views=2)
+
+    return dataclasses.replace(
+        paper, name=name, description=description, data=data,
+        teacher=model(paper.teacher), student=model(paper.student),
+        teacher_train=schedule(paper.teacher_train), student_train=schedule(paper.student_train),
+        bits=(16,), sensitivity_bits=16, brcd={**paper.brcd, "n_clusters": 2},
+        elbow_ks=(2, 3), alphas=(0.0, 1.0), margins=(0.5,), cluster_counts=(2, 3),
+        runs_on_cpu=True, workers=1, efficiency_batch_sizes=(1,),
+    )
+
+
+@register_profile("paper_rehearsal", rehearsal=True)
+def _paper_rehearsal() -> Profile:
+    return _rehearsal(
+        "paper_rehearsal",
+        DataConfig(name="cifar10", image_size=224, transform="paper",
+                   test_transform_options={"center_crop": False},
+                   protocol={"n_train_per_class": 2, "n_val": 2, "n_query": 4, "download": False}),
+        "the paper profile's code path on generated CIFAR-10 files (20 training images), random "
+        "weights, CPU: every notebook, minutes")
+
+
+@register_profile("paper_rehearsal_lists", rehearsal=True)
+def _paper_rehearsal_lists() -> Profile:
+    return _rehearsal(
+        "paper_rehearsal_lists",
+        DataConfig(name="nuswide", image_size=224, transform="paper", protocol={"n_val": 2}),  # 16 train
+        "the paper profile's code path on generated NUS-WIDE list files and JPEGs (multi-label), "
+        "random weights, CPU: every notebook")
 
 
 def paper_configurations(*, datasets: tuple[str, ...] = ("cifar10", "coco", "nuswide", "imagenet100"),

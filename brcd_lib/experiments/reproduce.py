@@ -13,6 +13,13 @@ commit, versions), so a fresh clone, which has the committed results but no cach
 notebook and regenerates them. Editing a notebook's markdown does not make it stale; editing a
 code cell does.
 
+Several runners may share a results root (e.g. two ``--only`` lists at once): ``run_log.json`` and
+the "finished" markers are updated entry by entry under a file lock (:func:`brcd_lib.io.update_json`),
+and a notebook is executed by one runner at a time (a lock per executed copy; the second runner
+waits, then finds it finished). Leftovers of a killed runner (``*.tmp.ipynb``, temporary files
+of the atomic writers) are removed when the next run starts. A damaged marker is a cache miss
+(warning, the notebooks rerun); a damaged ``run_log.json`` stops the run with an error naming it.
+
 Before any kernel starts, the profile's requirements are checked
 (:mod:`brcd_lib.experiments.preflight`: GPU, data; one message and exit status 2), and the path
 variables are made absolute (:func:`brcd_lib.paths.anchor_environment`); the results root reaches
@@ -25,17 +32,23 @@ executed notebook; without a terminal (CI) there are none.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import hashlib
 import json
 import os
+import re
 import sys
 import time
+import warnings
 
 from .. import paths
-from ..io import atomic_write_text
+from ..io import (StorageError, atomic_write_text, ensure_writable_dir, file_lock, is_temp_name,
+                  read_json, remove_stale_temp_files, update_json)
 from ..paths import cache_root, notebooks_dir, results_root as default_results_root
 from ..provenance import provenance
+from ..training.parallel import resolve_threads, resolve_workers
+from ..training.progress import ENV_PROGRESS_TO
 from .preflight import ENV_DOWNLOAD, ProfileNotReady, require_profile
 from .profiles import list_profiles
 
@@ -52,8 +65,7 @@ def results_dir(profile: str, root: str | None = None) -> str:
 
 def _sha(path: str) -> str:
     """Fingerprint of a notebook's code: the sources of its code cells, in order."""
-    with open(path, encoding="utf-8") as fh:
-        cells = json.load(fh).get("cells", [])
+    cells = read_json(path).get("cells", [])  # a damaged notebook: ValueError naming it
     h = hashlib.sha256()
     for cell in cells:
         if cell.get("cell_type") == "code":
@@ -70,14 +82,137 @@ def _marker_path(profile: str, out_dir: str, cache_dir: str | None) -> str:
 
 
 def select(notebooks: list[str], only: list[str] | None) -> list[str]:
-    if not only:
+    """The notebooks named by ``only`` (None = all), in their order. A number selects the notebook
+    with that prefix exactly (``1`` and ``01`` select ``01_*``, not ``10_*``); any other text
+    selects the notebooks whose name starts with or contains it. An empty list, an empty name or
+    a name that matches nothing raises ``ValueError`` listing the notebooks."""
+    if only is None:
         return notebooks
-    chosen = [nb for nb in notebooks
-              if any(os.path.basename(nb).startswith(o) or o in os.path.basename(nb) for o in only)]
-    if not chosen:
-        names = ", ".join(os.path.basename(n) for n in notebooks)
-        raise SystemExit(f"--only {only} matches no notebook; available: {names}")
-    return chosen
+    names = ", ".join(os.path.basename(n) for n in notebooks)
+    if isinstance(only, str) or not only or any(not str(o).strip() for o in only):
+        raise ValueError(f"--only needs notebook numbers or names (e.g. --only 04 05), got "
+                         f"{list(only) if not isinstance(only, str) else only!r}; available: {names}")
+    chosen = set()
+    for o in (str(o).strip() for o in only):
+        if o.isdigit():
+            hits = [nb for nb in notebooks if _prefix(nb) == int(o)]
+        else:
+            hits = [nb for nb in notebooks if os.path.basename(nb).startswith(o)
+                    or o in os.path.basename(nb)]
+        if not hits:
+            raise ValueError(f"--only {o!r} matches no notebook; available: {names}")
+        chosen.update(hits)
+    return [nb for nb in notebooks if nb in chosen]
+
+
+def _prefix(nb: str) -> int | None:
+    m = re.match(r"(\d+)_", os.path.basename(nb))
+    return int(m.group(1)) if m else None
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised (or its kernel died); the message names the notebook, the error and the
+    executed copy that holds the traceback."""
+
+
+def _read_run_log(path: str) -> dict:
+    """The run log at ``path`` ({"notebooks": {}} when missing); a damaged one raises ValueError."""
+    if not os.path.exists(path):
+        return {"notebooks": {}}
+    fix = ("restore it (git checkout -- <file>) or delete it (it records wall times and "
+           "provenance; the notebooks' results are elsewhere)")
+    try:
+        log = read_json(path)
+    except ValueError as err:
+        raise ValueError(f"run log {path} is damaged ({err.__cause__}); {fix}") from None
+    if not isinstance(log, dict) or not isinstance(log.get("notebooks", {}), dict):
+        raise ValueError(f"run log {path} is damaged (not an object with a 'notebooks' "
+                         f"object); {fix}")
+    log.setdefault("notebooks", {})
+    return log
+
+
+def _damaged_marker(path: str):
+    def handler(err: ValueError) -> dict:
+        warnings.warn(f"finished-notebook marker {path} is damaged ({err.__cause__}); treating "
+                      "every notebook as unfinished", RuntimeWarning, stacklevel=3)
+        return {}
+    return handler
+
+
+def _read_marker(path: str) -> dict:
+    """Notebook -> code fingerprint of the notebooks that finished; a damaged file counts as
+    empty (with a warning): it is a cache, the notebooks rerun."""
+    if not os.path.exists(path):
+        return {}
+    try:
+        value = read_json(path)
+    except ValueError as err:
+        return _damaged_marker(path)(err)
+    if not isinstance(value, dict):
+        return _damaged_marker(path)(ValueError(path, ValueError("not an object")))
+    return value
+
+
+def _update_marker(path: str, name: str, sha: str | None) -> None:
+    def change(done):
+        if not isinstance(done, dict):
+            done = {}
+        if sha is None:
+            done.pop(name, None)
+        else:
+            done[name] = sha
+        return done
+    update_json(path, change, on_damaged=_damaged_marker(path))
+
+
+def _update_log(path: str, name: str, entry: dict, top: dict | None = None) -> dict:
+    def change(log):
+        log = _checked_log(log, path)
+        log["notebooks"][name] = entry
+        log.update(top or {})
+        return log
+    if os.path.exists(path):
+        _read_run_log(path)  # a damaged log stops here, with its message
+    return update_json(path, change, default=lambda: {"notebooks": {}})
+
+
+def _checked_log(log, path: str) -> dict:
+    if not isinstance(log, dict) or not isinstance(log.get("notebooks", {}), dict):
+        raise ValueError(f"run log {path} is damaged (not an object with a 'notebooks' object)")
+    log.setdefault("notebooks", {})
+    return log
+
+
+@contextlib.contextmanager
+def _executing(target: str, name: str):
+    """Hold the lock of one executed notebook copy (one runner executes it at a time)."""
+    with file_lock(target, blocking=False) as free:
+        if free:
+            yield
+            return
+    print(f"[wait] {name} (another runner is executing it into this folder)", flush=True)
+    with file_lock(target):
+        yield
+
+
+def remove_leftovers(out_dir: str) -> list[str]:
+    """Delete what killed runs left in ``out_dir``: executing copies (``*.tmp.ipynb``) that no
+    runner holds, and the atomic writers' temporary files of killed processes."""
+    removed = []
+    nb_out = os.path.join(out_dir, "notebooks")
+    if os.path.isdir(nb_out):
+        for name in os.listdir(nb_out):
+            if name.endswith(".tmp.ipynb"):
+                target = os.path.join(nb_out, name[: -len(".tmp.ipynb")])
+                with file_lock(target, blocking=False) as free:
+                    if free:
+                        with contextlib.suppress(OSError):
+                            os.remove(os.path.join(nb_out, name))
+                            removed.append(os.path.join(nb_out, name))
+    removed += [str(p) for p in remove_stale_temp_files(
+        [out_dir], names=lambda n: is_temp_name(n) and not n.endswith(".tmp.ipynb"))]
+    return removed
 
 
 def _kernel_for(nb: str, requested: str | None) -> str:
@@ -163,8 +298,13 @@ def run(profile: str, *, only: list[str] | None = None, force: bool = False,
     when the profile's GPU or data is missing."""
     import papermill as pm
 
-    if profile not in list_profiles():
+    if profile not in list_profiles(include_rehearsals=True):
         raise SystemExit(f"unknown profile {profile!r}; valid profiles: {', '.join(list_profiles())}")
+    notebooks = select(list_notebooks(notebook_dir), only)
+    if not notebooks:
+        raise SystemExit(f"no notebooks found in {notebook_dir}")
+    resolve_threads()  # the kernels read BRCD_THREADS / BRCD_WORKERS: a bad value stops here
+    resolve_workers(profile_workers=1)
     paths.anchor_environment()
     if download:
         os.environ[ENV_DOWNLOAD] = "1"
@@ -174,15 +314,12 @@ def run(profile: str, *, only: list[str] | None = None, force: bool = False,
     env = {paths.ENV_RESULTS: os.path.dirname(out_dir)}
     progress = sys.stderr.isatty()
     if progress:  # the notebooks' progress bars go to this terminal, not into the notebooks
-        from ..training.progress import ENV_PROGRESS_TO
-
         env[ENV_PROGRESS_TO] = os.ttyname(sys.stderr.fileno())
     saved_env = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        return _run(profile, out_dir=out_dir, only=only, force=force, notebook_dir=notebook_dir,
-                    kernel=kernel, log_output=log_output, cache_dir=cache_dir, progress=progress,
-                    pm=pm)
+        return _run(profile, notebooks=notebooks, out_dir=out_dir, force=force, kernel=kernel,
+                    log_output=log_output, cache_dir=cache_dir, progress=progress, pm=pm)
     finally:
         for k, v in saved_env.items():
             if v is None:
@@ -191,60 +328,65 @@ def run(profile: str, *, only: list[str] | None = None, force: bool = False,
                 os.environ[k] = v
 
 
-def _run(profile: str, *, out_dir: str, only, force, notebook_dir, kernel, log_output, cache_dir,
-         progress, pm) -> dict:
-    nb_out = os.path.join(out_dir, "notebooks")
-    os.makedirs(nb_out, exist_ok=True)
+def _run(profile: str, *, notebooks: list[str], out_dir: str, force: bool, kernel: str | None,
+         log_output: bool, cache_dir: str | None, progress: bool, pm) -> dict:
+    nb_out = str(ensure_writable_dir(os.path.join(out_dir, "notebooks"), what="results folder"))
     log_path = os.path.join(out_dir, "run_log.json")
-    run_log = json.load(open(log_path)) if os.path.exists(log_path) else {"notebooks": {}}
+    _read_run_log(log_path)  # a damaged log stops the run before anything executes
     marker_path = _marker_path(profile, out_dir, cache_dir)
-    finished = json.load(open(marker_path)) if os.path.exists(marker_path) else {}
-    os.makedirs(os.path.dirname(marker_path), exist_ok=True)
-    notebooks = select(list_notebooks(notebook_dir), only)
-    if not notebooks:
-        raise SystemExit(f"no notebooks found in {notebook_dir}")
+    ensure_writable_dir(os.path.dirname(marker_path), what="cache folder")
+    for path in remove_leftovers(out_dir):
+        print(f"[gone] {os.path.relpath(path, out_dir)} (left by a killed run)")
     for number, nb in enumerate(notebooks, 1):
         name = os.path.basename(nb)
         target = os.path.join(nb_out, name)
-        entry = run_log["notebooks"].get(name, {})
         sha = _sha(nb)
-        if (not force and os.path.exists(target) and entry.get("status") == "ok"
-                and finished.get(name) == sha):
-            print(f"[skip] {name} (finished; --force reruns it)")
-            continue
-        print(f"[run ] {name} ({number}/{len(notebooks)}, profile {profile})", flush=True)
-        t0 = time.time()
-        tmp = target + ".tmp.ipynb"
-        status = "ok"
-        if finished.pop(name, None) is not None:
-            atomic_write_text(marker_path, json.dumps(finished, indent=1))
-        try:
-            pm.execute_notebook(nb, tmp, parameters={"profile": profile, "progress": progress},
-                                cwd=os.path.dirname(nb), kernel_name=_kernel_for(nb, kernel),
-                                progress_bar=False, log_output=log_output)
-            finish_executed(tmp, source=nb, profile=profile, wall_s=time.time() - t0)
-            os.replace(tmp, target)
-            stale = target.replace(".ipynb", ".failed.ipynb")
-            if os.path.exists(stale):
-                os.remove(stale)
-        except Exception as exc:  # keep the failed copy for inspection, never as the result
-            status = f"failed: {type(exc).__name__}"
-            if os.path.exists(tmp):
+        with _executing(target, name):
+            entry = _read_run_log(log_path)["notebooks"].get(name, {})
+            if (not force and os.path.exists(target) and entry.get("status") == "ok"
+                    and _read_marker(marker_path).get(name) == sha):
+                print(f"[skip] {name} (finished; --force reruns it)")
+                continue
+            print(f"[run ] {name} ({number}/{len(notebooks)}, profile {profile})", flush=True)
+            t0 = time.time()
+            tmp = target + ".tmp.ipynb"
+            if name in _read_marker(marker_path):
+                _update_marker(marker_path, name, None)
+            try:
+                pm.execute_notebook(nb, tmp, parameters={"profile": profile, "progress": progress},
+                                    cwd=os.path.dirname(nb), kernel_name=_kernel_for(nb, kernel),
+                                    progress_bar=False, log_output=log_output)
                 finish_executed(tmp, source=nb, profile=profile, wall_s=time.time() - t0)
-                os.replace(tmp, target.replace(".ipynb", ".failed.ipynb"))
-            run_log["notebooks"][name] = {"status": status, "wall_s": round(time.time() - t0, 1)}
-            atomic_write_text(log_path, json.dumps(run_log, indent=1))
-            raise
-        prov = provenance()
-        run_log["notebooks"][name] = {"status": status, "wall_s": round(time.time() - t0, 1),
-                                      "source_sha": sha, "commit": prov["commit"],
-                                      "timestamp": prov["timestamp"]}
-        run_log.update(profile=profile, **prov)
-        atomic_write_text(log_path, json.dumps(run_log, indent=1))
-        finished[name] = sha
-        atomic_write_text(marker_path, json.dumps(finished, indent=1))
-        print(f"[done] {name} in {time.time() - t0:.1f} s", flush=True)
-    return run_log
+                os.replace(tmp, target)
+                stale = target.replace(".ipynb", ".failed.ipynb")
+                if os.path.exists(stale):
+                    os.remove(stale)
+            except Exception as exc:  # keep the failed copy for inspection, never as the result
+                failed = target.replace(".ipynb", ".failed.ipynb")
+                if os.path.exists(tmp):
+                    finish_executed(tmp, source=nb, profile=profile, wall_s=time.time() - t0)
+                    os.replace(tmp, failed)
+                _update_log(log_path, name, {"status": f"failed: {type(exc).__name__}",
+                                             "wall_s": round(time.time() - t0, 1)})
+                raise NotebookFailed(_failure_line(name, exc, failed)) from exc
+            prov = provenance()
+            _update_log(log_path, name, {"status": "ok", "wall_s": round(time.time() - t0, 1),
+                                         "source_sha": sha, "commit": prov["commit"],
+                                         "timestamp": prov["timestamp"]},
+                        top={"profile": profile, **prov})
+            _update_marker(marker_path, name, sha)
+            print(f"[done] {name} in {time.time() - t0:.1f} s", flush=True)
+    return _read_run_log(log_path)
+
+
+def _failure_line(name: str, exc: Exception, failed: str) -> str:
+    """One line: the notebook, the error it raised (papermill's ename/evalue), the saved copy."""
+    ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
+    what = f"{ename}: {evalue}" if ename else f"{type(exc).__name__}: {exc}"
+    what = " ".join(str(what).split())
+    where = (f"; the executed copy with the traceback is {failed}" if os.path.exists(failed)
+             else "")
+    return f"notebook {name} failed: {what}{where}"
 
 
 WALL_TIME_PREFIX = "Wall time per profile:"
@@ -256,8 +398,7 @@ def _finished_run_logs(results_root: str) -> dict[str, dict]:
     for profile in list_profiles():
         path = os.path.join(results_root, profile, "run_log.json")
         if os.path.exists(path):
-            with open(path, encoding="utf-8") as fh:
-                logs[profile] = json.load(fh)
+            logs[profile] = _read_run_log(path)
     return logs
 
 
@@ -283,8 +424,7 @@ def stamp_wall_times(results_root: str | None = None, notebook_dir: str = NOTEBO
     run_logs = _finished_run_logs(results_root or str(default_results_root()))
     changed = []
     for nb in list_notebooks(notebook_dir):
-        with open(nb, encoding="utf-8") as fh:
-            doc = json.load(fh)
+        doc = read_json(nb)
         cell = doc["cells"][0] if doc.get("cells") else None
         if cell is None or cell.get("cell_type") != "markdown":
             raise ValueError(f"{nb}: the first cell must be the markdown header")
@@ -324,46 +464,30 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
-def failure_summary(exc: BaseException, out_dir: str | None = None) -> str:
-    """One paragraph for the console: which notebook failed, where, with which error, and
-    where its executed copy is (no Python traceback)."""
-    cell = getattr(exc, "exec_count", None)
-    ename, evalue = getattr(exc, "ename", type(exc).__name__), getattr(exc, "evalue", str(exc))
-    lines = [f"[fail] {ename}: {evalue}".rstrip()]
-    if cell is not None:
-        lines.append(f"       in cell [{cell}] of the notebook")
-    if out_dir:
-        failed = sorted(glob.glob(os.path.join(out_dir, "notebooks", "*.failed.ipynb")),
-                        key=os.path.getmtime)
-        if failed:
-            lines.append(f"       executed copy with the error: {paths.portable(failed[-1])}")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     if args.list:
         for nb in list_notebooks():
             print(os.path.basename(nb))
         return 0
-    if args.stamp_wall_times:
-        for nb in stamp_wall_times(args.results_root):
-            print(f"stamped {os.path.basename(nb)}")
-        return 0
-    t0 = time.time()
+    prog = "python -m brcd_lib.reproduce"
     try:
+        if args.stamp_wall_times:
+            for nb in stamp_wall_times(args.results_root):
+                print(f"stamped {os.path.basename(nb)}")
+            return 0
+        t0 = time.time()
         run(args.profile, only=args.only, force=args.force, results_root=args.results_root,
             kernel=args.kernel, log_output=args.log_output, download=args.download)
     except ProfileNotReady as err:
         print(str(err), file=sys.stderr)
         return 2
-    except Exception as err:  # noqa: BLE001 - a notebook failed: say which and where, briefly
-        from papermill.exceptions import PapermillExecutionError
-
-        if not isinstance(err, PapermillExecutionError):
-            raise
-        print(failure_summary(err, results_dir(args.profile, args.results_root)), file=sys.stderr)
+    except NotebookFailed as exc:  # the notebook's own error: one line, the copy holds the rest
+        print(f"{prog}: {exc}", file=sys.stderr)
         return 1
+    except (ValueError, StorageError, FileNotFoundError) as exc:  # inputs and storage
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
     print(f"profile {args.profile}: {time.time() - t0:.1f} s")
     return 0
 

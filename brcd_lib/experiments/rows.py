@@ -6,7 +6,8 @@ and a ``status`` other than ``"ok"``. Tables and figures are pivots of these row
 
 Extra per-run values a distiller reports (``record["extra"]``, e.g. BRCD's kept-bit fraction)
 become ``extra_<name>`` columns; registered metric columns (:mod:`brcd_lib.experiments.columns`)
-become columns of their own name.
+become columns of their own name. ``warnings`` holds the run record's warnings (collapsed codes,
+code of unknown origin, a rebuilt record; "" when none).
 """
 from __future__ import annotations
 
@@ -51,6 +52,9 @@ def run_rows(record: dict, *, method: str, variant: str | None = None,
                    top_k=record["top_k"], value=value, status="ok", provenance=prov,
                    teacher_seed=record.get("teacher_seed"))
         row.update({f"extra_{k}": v for k, v in record.get("extra", {}).items()})
+        # what the run store or the code check found (collapsed codes, unknown code, rebuilt
+        # record): shown by the report; "" when nothing
+        row["warnings"] = "; ".join(record.get("warnings") or [])
         row.update((columns or {}).get(paradigm, {}))
         rows.append(row)
     return rows

@@ -6,18 +6,40 @@ A run folder ``<cache>/runs/<profile>/<role>-<key>/`` holds
 * ``last.pt``: the training loop's resumable checkpoint (written at every validation);
 * ``best.pt`` (teacher) or ``best_symmetric.pt`` / ``best_asymmetric.pt`` (student): the head
   selected for each search paradigm;
-* ``result.json``: the run's record (test metrics, validation history, configs, provenance),
-  written last, so its presence means the run finished.
+* ``code.json``: the fingerprint of the code that trained (or is training) the run, written
+  when training starts;
+* ``result.json``: the run's record (test metrics, validation history, configs, provenance, the
+  code fingerprint, ``warnings`` and a ``checksum`` of its own content), written last, so its
+  presence means the run finished.
 
 :meth:`RunStore.load_or_train` is the one load-or-train path: a finished run is loaded (its
 record and the selected heads), otherwise ``train(run_dir)`` runs (and resumes from ``last.pt``
 when the loop finds one), and the store writes the selected heads and the record.
+
+Cached runs are checked, not trusted (``docs/reliability.md``, "Code-aware run cache"):
+
+* **code** -- the key (:func:`brcd_lib.config.config_hash` of the settings) does not change when
+  the code changes, so the record carries :func:`code_fingerprint` of the code that trained it
+  (:data:`CODE_PATHS`). A run trained by other code is retrained, with a warning naming its
+  folder; an interrupted run started by other code restarts from epoch 0. A record written
+  before fingerprints existed is used as it is, with a warning and an entry in its
+  ``warnings`` (its code is unknown; deleting the folder retrains it).
+* **content** -- ``result.json`` carries the SHA-256 of its content. A damaged (unreadable,
+  truncated) or edited file is rebuilt with a warning naming it: from the run's intact
+  checkpoints when ``last.pt`` says the loop had finished (the test metrics are evaluated
+  again), else by training.
 """
 from __future__ import annotations
 
+import ast
 import copy
+import hashlib
+import json
+import logging
 import os
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from torch import nn
@@ -25,9 +47,26 @@ from torch import nn
 from ..io import atomic_write_json, json_safe, read_json
 from ..training import distributed, engine
 
-__all__ = ["TrainedRun", "RunStore", "TrainOutcome", "PARADIGMS"]
+__all__ = ["TrainedRun", "RunStore", "TrainOutcome", "PARADIGMS", "CODE_PATHS", "code_fingerprint",
+           "record_checksum"]
+
+log = logging.getLogger(__name__)
 
 PARADIGMS = ("symmetric", "asymmetric")
+
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+# the code that determines a run's result, relative to brcd_lib/ (a folder = its *.py files).
+# Left out on purpose: data/ (the split is in the key by its hash), the caches below a run
+# (features, SimCLR, k-means are keyed by content), parallel.py (which process trains a run does
+# not change it), reporting/ and the run store itself (how a record is stored).
+_TEACHER_CODE = ("models", "metrics.py", "training/engine.py", "training/sources.py",
+                 "training/distributed.py", "training/encode.py", "training/features.py",
+                 "experiments/experiment.py")
+CODE_PATHS: dict[str, tuple[str, ...]] = {
+    "teacher": _TEACHER_CODE,
+    "student": _TEACHER_CODE + ("distill",),
+}
 
 
 @dataclass
@@ -59,16 +98,186 @@ def head_files(role: str) -> dict[str, str]:
     return {p: f"best_{p}.pt" for p in PARADIGMS}
 
 
+# ------------------------------------------------------------------------------------------------
+# code fingerprint and record checksum
+# ------------------------------------------------------------------------------------------------
+def _code_files(role: str) -> list[Path]:
+    if role not in CODE_PATHS:
+        raise ValueError(f"role must be one of {', '.join(CODE_PATHS)}, got {role!r}")
+    files = []
+    for rel in CODE_PATHS[role]:
+        path = _PACKAGE / rel
+        files += sorted(path.glob("*.py")) if path.is_dir() else [path]
+    return files
+
+
+def _normalised_source(path: Path) -> str:
+    """The module's syntax tree without docstrings, comments and layout: editing a comment or a
+    docstring keeps the fingerprint, editing code changes it."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False)
+
+
+_FINGERPRINTS: dict[str, str] = {}
+
+
+def code_fingerprint(role: str) -> str:
+    """SHA-256 (16 hex digits) of the code that determines a ``role`` run (:data:`CODE_PATHS`),
+    read once per process (the code this process runs)."""
+    if role not in _FINGERPRINTS:
+        h = hashlib.sha256()
+        for path in _code_files(role):
+            h.update(path.relative_to(_PACKAGE).as_posix().encode() + b"\0")
+            h.update(_normalised_source(path).encode() + b"\0")
+        _FINGERPRINTS[role] = h.hexdigest()[:16]
+    return _FINGERPRINTS[role]
+
+
+def record_checksum(record: dict) -> str:
+    """SHA-256 of a record's content (every field but ``checksum``, canonical JSON)."""
+    body = {k: v for k, v in record.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"))
+                          .encode()).hexdigest()
+
+
+def seal_record(record: dict, *, role: str) -> dict:
+    """``record`` as JSON values with the code fingerprint and its checksum (what is written)."""
+    out = json.loads(json.dumps(json_safe(record)))
+    out["code_fingerprint"] = code_fingerprint(role)
+    out.setdefault("warnings", [])
+    out["checksum"] = record_checksum(out)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# the store
+# ------------------------------------------------------------------------------------------------
 class RunStore:
     """Run folders under ``root`` (``<cache>/runs/<profile>``)."""
 
     def __init__(self, *, root: str):
         self.root = root
+        self._warned: set[tuple[str, str]] = set()
+        self._notes: dict[str, list[str]] = {}  # run folder -> warnings for the next record
 
     def run_dir(self, role: str, key: str) -> str:
         path = os.path.join(self.root, f"{role}-{key}")
         os.makedirs(path, exist_ok=True)
         return path
+
+    def _warn_once(self, run_dir: str, message: str) -> None:
+        if (run_dir, message) not in self._warned:
+            self._warned.add((run_dir, message))
+            log.warning("%s", message)
+
+    def check_finished(self, run_dir: str, *, role: str, key: str) -> dict | None:
+        """The verified record of a finished run in ``run_dir``, or None when it must be
+        (re)trained or rebuilt; every problem found is logged as a warning naming the file and
+        cleared from the folder so that training can start (see the module doc)."""
+        result_path = os.path.join(run_dir, "result.json")
+        code_path = os.path.join(run_dir, "code.json")
+        current = code_fingerprint(role)
+        if not os.path.exists(result_path):
+            self._check_interrupted(run_dir, code_path, current)
+            return None
+        problem, record = None, None
+        try:
+            record = read_json(result_path)
+        except ValueError as err:
+            problem = f"is damaged ({err.__cause__})"
+        if problem is None and (not isinstance(record, dict) or "metrics" not in record):
+            problem = "is not a run record"
+        if problem is None and record.get("key") not in (None, key):
+            problem = f"belongs to run {record.get('key')!r}"
+        if problem is None and "checksum" in record and record["checksum"] != record_checksum(record):
+            problem = "was changed after it was written (its checksum does not match its content)"
+        if problem is None and "checksum" not in record and "code_fingerprint" in record:
+            problem = "has lost its checksum"
+        if problem is not None:
+            how = self._rebuild_plan(run_dir, code_path, current)
+            log.warning("run result %s %s; %s", result_path, problem, how)
+            self._notes.setdefault(run_dir, []).append(f"result.json {problem}; {how}")
+            os.remove(result_path)
+            return None
+        found = record.get("code_fingerprint")
+        if found is None:
+            message = (f"run folder {run_dir} predates code fingerprints (its result.json has "
+                       "none): the code that trained it is unknown; using it as it is (delete the "
+                       "folder to retrain it with this code)")
+            self._warn_once(run_dir, message)
+            record.setdefault("warnings", [])
+            record["warnings"] = list(record["warnings"]) + [
+                "trained by unknown code (record predates code fingerprints)"]
+            return record
+        if found != current:
+            log.warning("run folder %s was trained by other code (code fingerprint %s, this code "
+                        "%s; fingerprinted: brcd_lib/{%s}); retraining it", run_dir, found, current,
+                        ",".join(CODE_PATHS[role]))
+            self._clear(run_dir, keep_code=False)
+            return None
+        return record
+
+    def _check_interrupted(self, run_dir: str, code_path: str, current: str) -> None:
+        last = os.path.join(run_dir, "last.pt")
+        if not os.path.exists(last):
+            return
+        started = _read_code(code_path)
+        if started is not None and started != current:
+            log.warning("interrupted run %s was started by other code (code fingerprint %s, this "
+                        "code %s); restarting it from epoch 0", run_dir, started, current)
+            self._clear(run_dir, keep_code=False)
+            return
+        try:
+            engine.load_checkpoint(last)
+        except (RuntimeError, FileNotFoundError) as err:
+            log.warning("%s; restarting the run from epoch 0", err)
+            os.remove(last)
+
+    def _rebuild_plan(self, run_dir: str, code_path: str, current: str) -> str:
+        """Clear what cannot be reused for a rebuild; returns what will happen (for the log)."""
+        last = os.path.join(run_dir, "last.pt")
+        started = _read_code(code_path)
+        if started != current:  # other code, or unknown code (a folder older than code.json)
+            self._clear(run_dir, keep_code=False)
+            return ("retraining it (its checkpoints come from "
+                    + (f"other code, fingerprint {started})" if started else "unknown code)"))
+        try:
+            done = bool(engine.load_checkpoint(last).get("done"))
+        except (RuntimeError, FileNotFoundError):
+            done = False
+        if done:
+            return "rebuilding it from the run's checkpoints (the test metrics are evaluated again)"
+        self._clear(run_dir, keep_code=True)
+        return "retraining it (no finished checkpoint to rebuild it from)"
+
+    def _load_heads(self, run_dir: str, role: str, files: dict[str, str]) -> dict | None:
+        """The selected heads of a finished run, or None (after a warning, with result.json
+        removed) when a head checkpoint is missing or damaged."""
+        try:
+            return {p: engine.load_checkpoint(os.path.join(run_dir, f))["head"]
+                    for p, f in files.items()}
+        except (RuntimeError, FileNotFoundError, KeyError) as err:
+            how = self._rebuild_plan(run_dir, os.path.join(run_dir, "code.json"),
+                                     code_fingerprint(role))
+            reason = str(err).split("; delete it")[0].split("; train the run first")[0]
+            log.warning("run %s: a head checkpoint is unusable (%s); %s", run_dir, reason, how)
+            self._notes.setdefault(run_dir, []).append(f"a head checkpoint was unusable; {how}")
+            result_path = os.path.join(run_dir, "result.json")
+            if os.path.exists(result_path):
+                os.remove(result_path)
+            return None
+
+    @staticmethod
+    def _clear(run_dir: str, *, keep_code: bool) -> None:
+        for name in os.listdir(run_dir):
+            if name.endswith(".pt") or name == "result.json" or (name == "code.json" and not keep_code):
+                os.remove(os.path.join(run_dir, name))
 
     def load_or_train(self, *, role: str, key: str, net: nn.Module,
                       train: Callable[[str], TrainOutcome], model_config: dict,
@@ -78,13 +287,29 @@ class RunStore:
         run_dir = self.run_dir(role, key)
         result_path = os.path.join(run_dir, "result.json")
         files = head_files(role)
-        if os.path.exists(result_path):
+        record = heads = None
+        if distributed.is_main():  # only rank 0 checks and clears; the others follow its files
+            record = self.check_finished(run_dir, role=role, key=key)
+            if record is not None:
+                heads = self._load_heads(run_dir, role, files)
+                if heads is None:
+                    record = None
+        distributed.barrier()
+        if not distributed.is_main() and os.path.exists(result_path):
             record = read_json(result_path)
             heads = {p: engine.load_checkpoint(os.path.join(run_dir, f))["head"]
                      for p, f in files.items()}
-        else:
+        if record is None:
+            if distributed.is_main():
+                atomic_write_json(os.path.join(run_dir, "code.json"),
+                                  {"code_fingerprint": code_fingerprint(role),
+                                   "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            distributed.barrier()
             outcome = train(run_dir)
-            heads, record = outcome.heads, outcome.record
+            heads = outcome.heads
+            notes = self._notes.pop(run_dir, [])
+            record = seal_record({**outcome.record, "warnings": list(
+                outcome.record.get("warnings", [])) + notes}, role=role)
             for paradigm, name in files.items():
                 engine.save_checkpoint(os.path.join(run_dir, name), format=engine.CHECKPOINT_FORMAT,
                                        head=heads[paradigm], config=json_safe(model_config),
@@ -99,3 +324,10 @@ class RunStore:
             for paradigm, model in nets.items():
                 engine.load_head_state(model, heads[paradigm])
         return TrainedRun(role, nets["symmetric"], nets, record["metrics"], record, run_dir)
+
+
+def _read_code(path: str) -> str | None:
+    try:
+        return read_json(path).get("code_fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None

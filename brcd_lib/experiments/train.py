@@ -28,10 +28,12 @@ import os
 import sys
 from typing import Any
 
-from ..io import atomic_write_text
+from ..io import StorageError, atomic_write_text, ensure_writable_dir
+from ..paths import cache_root
 from ..training import distributed
 from ..training.engine import TrainingDiverged
 from .experiment import Experiment
+from .preflight import check_device
 from .profiles import Profile, get_profile, list_profiles
 
 log = logging.getLogger("brcd_lib.train")
@@ -136,7 +138,12 @@ def _override(obj: Any, parts: list[str], value: Any, path: str) -> Any:
                              f"{head!r}; valid fields: {', '.join(names)}")
         old = getattr(obj, head)
         new = _override(old, rest, value, path) if rest else _check_type(path, old, value)
-        return dataclasses.replace(obj, **{head: new})
+        try:
+            return dataclasses.replace(obj, **{head: new})
+        except ValueError as err:  # the config's own checks (e.g. TrainConfig.__post_init__)
+            if str(err).startswith(f"{path}: ") or str(err).startswith("unknown setting"):
+                raise
+            raise ValueError(f"{path}: {err}") from None
     if isinstance(obj, dict):
         if rest:
             if head not in obj:
@@ -227,8 +234,21 @@ def output_name(args: argparse.Namespace) -> str:
     return f"{args.profile}_{what}_{args.bits}bits{seed}.json"
 
 
+def preflight(args: argparse.Namespace) -> Profile:
+    """Everything that can be checked before training starts: the settings (the profile with the
+    command line's changes), the device, the cache and output folders. Raises ``ValueError`` /
+    :class:`~brcd_lib.io.StorageError` naming the bad value or path."""
+    profile = build_profile(args)
+    check_device(args.device)
+    ensure_writable_dir(args.cache_dir or cache_root(), what="cache folder")
+    if args.output_dir is not None:
+        ensure_writable_dir(args.output_dir, what="--output-dir")
+    return profile
+
+
 def run(args: argparse.Namespace) -> dict:
     """Train (or load) the run described by ``args``; returns the result record."""
+    preflight(args)
     ctx = distributed.init_from_env(device=args.device)
     try:
         profile = build_profile(args)
@@ -262,9 +282,9 @@ def run(args: argparse.Namespace) -> dict:
         distributed.cleanup()
 
 
-# errors that come from the inputs (names, files, settings) or from the run diverging: printed
-# as one line unless --debug
-_INPUT_ERRORS = (ValueError, FileNotFoundError)
+# errors that come from the inputs (names, files, settings, folders, a full disk) or from the
+# run diverging: printed as one line unless --debug
+_INPUT_ERRORS = (ValueError, FileNotFoundError, StorageError)
 
 
 def main(args: argparse.Namespace | list[str] | None = None) -> int:

@@ -12,6 +12,8 @@ A backbone *family* declares its default head with :func:`register_family_head`
 """
 from __future__ import annotations
 
+import numbers
+
 from torch import nn
 
 from ..registry import Registry
@@ -25,7 +27,7 @@ DEFAULT_MLP_HIDDEN = 1000
 def _check_dims(in_dim: int, code_length: int) -> None:
     if not isinstance(in_dim, int) or isinstance(in_dim, bool) or in_dim <= 0:
         raise ValueError(f"in_dim must be a positive int, got {in_dim!r}")
-    if not isinstance(code_length, int) or isinstance(code_length, bool) or code_length <= 0:
+    if not isinstance(code_length, numbers.Integral) or isinstance(code_length, bool) or code_length <= 0:
         raise ValueError(f"code_length must be a positive int (e.g. 16, 32, 64), got {code_length!r}")
 
 

@@ -9,6 +9,7 @@ evaluation codes ``sign(h)`` in {-1, +1} with sign(0) = +1; this equals the obje
 from __future__ import annotations
 
 import contextlib
+import numbers
 from typing import Any, Iterator
 
 import torch
@@ -122,8 +123,9 @@ def build_hashing_network(*, role: str, backbone: str, code_length: int, pretrai
     "student") is recorded on the network as ``role``."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
-    if not isinstance(code_length, int) or isinstance(code_length, bool) or code_length <= 0:
+    if not isinstance(code_length, numbers.Integral) or isinstance(code_length, bool) or code_length <= 0:
         raise ValueError(f"code_length must be a positive int (e.g. 16, 32, 64), got {code_length!r}")
+    code_length = int(code_length)  # NumPy integers too
     net_backbone = create_backbone(backbone, pretrained=pretrained, weights_path=weights_path,
                                    **backbone_kw)
     head_name = head if head is not None else default_head(net_backbone.family)

@@ -25,7 +25,6 @@ import logging
 import math
 import os
 import platform
-import tempfile
 import time
 from typing import Any
 
@@ -93,21 +92,9 @@ def projection_head(in_dim: int, *, hidden: int, out_dim: int) -> nn.Module:
 
 
 def _atomic_torch_save(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``
-    (a reader, or a process killed mid-write, sees the old file or the new one, never half)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".pt")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    from ..io import atomic_save  # same folder, mode 0644, renamed into place
+
+    atomic_save(obj, path)
 
 
 def _load_cached(path: str, key: str) -> dict | None:

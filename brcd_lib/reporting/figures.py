@@ -196,7 +196,10 @@ def tsne_embedding(codes: np.ndarray, *, seed: int = 0, perplexity: float = 30.0
 
     codes = np.asarray(codes, dtype=np.float32)
     perplexity = min(perplexity, max(2.0, (len(codes) - 1) / 3))
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(codes)
+    # identical codes (a collapsed model) give a PCA start of zero spread: scikit-learn divides by
+    # it and its Barnes-Hut tree then crashes the process (segfault); start at random instead
+    init = "pca" if len(np.unique(codes, axis=0)) > 1 else "random"
+    return TSNE(n_components=2, perplexity=perplexity, init=init, random_state=seed).fit_transform(codes)
 
 
 def plot_tsne(embeddings: dict[str, np.ndarray], labels: np.ndarray, *,

@@ -32,6 +32,7 @@ from ..experiments.preflight import require_profile
 from ..provenance import git_commit
 from ..training import progress as progress_bars
 from .display import register_formatters
+from ..training.parallel import resolve_threads
 from .outputs import Outputs
 
 
@@ -88,7 +89,7 @@ def setup(profile: str, results_root: str | os.PathLike | None = None, *,
     if exp.profile.runs_on_cpu:
         # the CPU profiles train small heads: one intra-op thread per process avoids the heavy
         # slow-down of oversubscribed cores (measured 10-30x on a loaded 2-core machine)
-        torch.set_num_threads(int(os.environ.get("BRCD_THREADS", "1")))
+        torch.set_num_threads(resolve_threads())  # BRCD_THREADS, checked
     root = Path(results_root).expanduser().resolve() if results_root else paths.results_root()
     out = Outputs(results_root=str(root), profile=exp.profile.name)
     print(f"profile {exp.profile.name}: {exp.profile.description}")

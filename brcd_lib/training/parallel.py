@@ -16,6 +16,15 @@ cache folder; the caches are content-keyed and written by atomic rename, and the
 job needs are trained in the calling process first, so two workers never train the same run. A run's result
 does not depend on which process trained it (same seeds, one thread: see
 ``tests/test_parallel.py``).
+
+Workers die with the process that started them: each worker asks the kernel (Linux
+``prctl(PR_SET_PDEATHSIG, SIGKILL)``) to be killed when its parent dies and, as the portable
+fallback, runs a watchdog thread that exits the worker when its parent process is gone (its
+parent pid changed). Killing the notebook kernel or the runner with ``SIGKILL`` (the runner's
+kernel then exits by itself: ipykernel polls its parent) therefore leaves no worker behind, and
+multiprocessing's resource tracker exits when the last process holding its pipe is gone
+(``tests/test_orphans.py``). A killed worker leaves at most a temporary file, which the next
+run removes (:func:`brcd_lib.io.remove_stale_temp_files`).
 """
 from __future__ import annotations
 
@@ -23,7 +32,10 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable, Iterator, Sequence
 
@@ -33,6 +45,23 @@ from .progress import tqdm
 log = logging.getLogger(__name__)
 
 ENV_WORKERS = "BRCD_WORKERS"
+ENV_THREADS = "BRCD_THREADS"
+
+
+def resolve_threads(default: int = 1) -> int:
+    """Intra-op threads of a CPU-profile process: ``$BRCD_THREADS`` or ``default``. A value that
+    is not a positive integer raises ``ValueError`` naming the variable."""
+    raw = os.environ.get(ENV_THREADS, "").strip()
+    if not raw:
+        return default
+    try:
+        n = int(raw, 10)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{ENV_THREADS} must be a positive integer (intra-op threads per "
+                         f"process, e.g. 1), got {raw!r}; unset it or fix its value")
+    return n
 
 
 def resolve_workers(requested: int | None = None, *, profile_workers: int | None = None) -> int:
@@ -79,7 +108,8 @@ def run_in_workers(fn: Callable[[Any], Any], jobs: Sequence[Any], *, workers: in
     ctx = multiprocessing.get_context("spawn")  # fork is unsafe with torch's thread pools
     out = []
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx,
-                             initializer=_init_worker, initargs=(initializer, initargs)) as pool:
+                             initializer=_init_worker,
+                             initargs=(initializer, initargs, os.getpid())) as pool:
         futures = {pool.submit(fn, job): job for job in jobs}
         for fut in tqdm(as_completed(futures), total=len(futures),
                         desc=f"{desc} ({workers} workers)", disable=not progress):
@@ -87,7 +117,9 @@ def run_in_workers(fn: Callable[[Any], Any], jobs: Sequence[Any], *, workers: in
     return out
 
 
-def _init_worker(initializer: Callable[..., None] | None, initargs: tuple) -> None:
+def _init_worker(initializer: Callable[..., None] | None, initargs: tuple,
+                 parent_pid: int | None = None) -> None:
+    die_with_parent(parent_pid)
     torch.set_num_threads(1)
     # stdout, as the notebooks log (reporting.notebook.setup): a worker inherits the kernel's
     # stderr, which JupyterLab and executed notebooks show as a red error block
@@ -95,3 +127,41 @@ def _init_worker(initializer: Callable[..., None] | None, initargs: tuple) -> No
                         stream=sys.stdout)
     if initializer is not None:
         initializer(*initargs)
+
+
+# --------------------------------------------------------------------------- dying with the parent
+PR_SET_PDEATHSIG = 1
+WATCHDOG_INTERVAL_S = 0.5
+
+
+def die_with_parent(parent_pid: int | None = None, *, interval: float = WATCHDOG_INTERVAL_S) -> str:
+    """Make this process exit when ``parent_pid`` (default: the current parent) dies.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` (the kernel kills this process when the thread
+    that started it exits; the pool starts its workers from the thread that submits, which waits
+    for them). Everywhere: a daemon thread that checks every ``interval`` seconds whether the
+    parent pid changed (re-parented to init or a subreaper) and then calls ``os._exit``. If the
+    parent is already gone, exits at once. Returns the mechanisms installed ("pdeathsig+watchdog"
+    or "watchdog")."""
+    parent = os.getppid() if parent_pid is None else int(parent_pid)
+    how = "watchdog"
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0:
+                how = "pdeathsig+watchdog"
+        except (OSError, AttributeError):  # no libc / no prctl: the watchdog still runs
+            pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="brcd-parent-watchdog", daemon=True).start()
+    return how
