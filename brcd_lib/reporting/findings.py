@@ -143,22 +143,22 @@ def _failed_paragraph(rows: dict[str, pd.DataFrame], root: str) -> list[str]:
                 failed.append({"study": study, "method": method_label(r["method"]),
                                "variant": r.get("variant"), "bits": r["bits"], "seed": r["seed"],
                                "status": r["status"]})
-        if "extra_collapsed" in frame:
-            for _, r in frame[frame["extra_collapsed"] == True].iterrows():  # noqa: E712
+        if "warnings" in frame:
+            collapsed = frame[frame["warnings"].fillna("").str.contains("collapsed codes")]
+            for _, r in collapsed.drop_duplicates(["method", "variant", "bits", "seed"]).iterrows():
                 failed.append({"study": study, "method": method_label(r["method"]),
                                "variant": r.get("variant"), "bits": r["bits"],
-                               "seed": r["seed"], "status": "collapsed codes"})
-    teachers = rows.get("teachers")
-    if teachers is not None and "extra_distinct_codes" in teachers:
-        for _, r in teachers.drop_duplicates(["bits"]).iterrows():
-            lines.append(f"- teacher {int(r['bits'])} bits: {int(r['extra_distinct_codes'])} "
-                         "distinct codes on the training images")
+                               "seed": r["seed"], "status": "collapsed codes (kept in the "
+                               "tables, flagged): " + str(r["warnings"])})
     gen_failed = os.path.join(root, "tables", "generality_failed_runs.md")
     if not failed:
-        lines.append("Every run of every study finished (no run diverged, no teacher collapsed).")
+        lines.append("Every run of every study finished; no run diverged and no code collapsed "
+                     "(collapse = at least half the bits constant on the database).")
     else:
-        lines += [f"{len(failed)} run(s) did not give a number; they are left out of every table "
-                  "and of every paired comparison (their pair too):", "",
+        n_lost = sum(1 for f in failed if not f["status"].startswith("collapsed"))
+        lines += [f"{n_lost} run(s) did not give a number; they are left out of every table and "
+                  "of every paired comparison (their pair too). Runs whose codes collapsed keep "
+                  "their number and are listed here:", "",
                   _md(pd.DataFrame(failed).drop_duplicates())]
     if os.path.exists(gen_failed):
         lines += ["", "Generality grid: see [generality_failed_runs](tables/generality_failed_runs.md)."]
