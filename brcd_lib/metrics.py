@@ -13,19 +13,22 @@ Inputs. Codes are ``numpy`` arrays or ``torch`` tensors of shape (n, L) holding 
 padding); query codes may then be packed the same way or given unpacked. Labels are multi-hot
 (n, C) (any non-zero entry is a label) or integer class ids (n,).
 
-Implementation. Queries are processed in chunks whose size follows ``memory_budget_mb``. The
-default ``numpy`` backend packs the codes into machine words and computes distances with XOR +
-popcount (``np.bitwise_count``; a byte lookup table on NumPy < 2.0), measured faster on CPU than
-a float matrix product of +-1 codes. The exact stable top-K comes from :func:`stable_topk_rows`:
-a per-row distance threshold read from a column sample selects the candidates at or below it;
-a row with at least K candidates holds its whole top K among them, and they are radix-sorted by
-(row, distance) keeping index order; a row with fewer falls back to a full stable argsort. The
-``torch`` backend (chosen automatically when a code tensor lives on an accelerator) computes
-distances on the codes' device as (L - q.d) / 2 with a matrix product of +-1 codes and ranks with
-``torch.topk`` on the unique integer key distance * n_db + index. The ``faiss`` backend (by name
-only) searches a ``faiss.IndexBinaryFlat`` and repairs the order of ties at the K-th distance
+Implementation. The default ``numpy`` backend works on chunks of query rows (several at a time
+on ``threads`` threads; NumPy releases the GIL inside its loops). For a chunk it computes the
+Hamming distances with XOR + popcount on machine words (``np.bitwise_count``; a byte lookup table
+on NumPy < 2.0) tile by tile into a reused buffer, so no temporary of size rows x database is
+allocated. The exact stable top-K of each row comes from :func:`stable_topk_rows`: the distances
+of the query to a systematic sample of the database give a per-row threshold a little above the
+K/N quantile; one pass marks the items at or below it, their positions (in index order) and
+distances are extracted, and a stable radix sort of those distances orders them -- equal
+distances keep index order. A row with fewer than K items at or below its threshold raises the
+threshold until it holds K, so the result never depends on the sample. The ``torch`` backend
+(chosen automatically when a code tensor lives on an accelerator) computes distances on the codes'
+device as (L - q.d) / 2 with a matrix product of +-1 codes and ranks with ``torch.topk`` on the
+unique integer key distance * n_db + index. The ``faiss`` backend (by name only) searches a
+``faiss.IndexBinaryFlat``, whose results already follow the (distance, index) order
 (:func:`_faiss_ranking`). Every backend returns identical values;
-``benchmarks/bench_retrieval.py`` records the timings.
+``benchmarks/bench_retrieval.py`` records the timings against faiss.
 """
 from __future__ import annotations
 
@@ -71,9 +74,12 @@ _DEFAULT_MEMORY_BUDGET_MB = 256.0
 _MAX_CHUNK_ROWS = 16
 _BYTES_PER_PAIR = 48
 # Top-K ranking of the numpy backend. A chunk of query rows holds about _CHUNK_PAIRS (query, item)
-# pairs (distances + candidate mask: a few MiB, reused); worst-case bytes per pair when every item
-# is a candidate (heavy ties): distance (<= 2) + mask (1) + candidate index (8) + value (<= 2).
+# distances and at least _MIN_CHUNK_ROWS rows (buffer reused); the selection runs on blocks of at
+# most _SELECT_PAIRS pairs, worst case _TOPK_BYTES_PER_PAIR bytes per pair when every item is a
+# candidate (heavy ties): mask (1) + candidate index (8) + its word and value (<= 4).
 _CHUNK_PAIRS = 1 << 20
+_MIN_CHUNK_ROWS = 8
+_SELECT_PAIRS = 1 << 20
 _TOPK_BYTES_PER_PAIR = 13
 # XOR scratch of one tile, in words (1 MiB of uint64), and the tile's width in database columns
 # (long inner loops: measured faster than short ones on the same scratch size).
@@ -435,10 +441,10 @@ def hamming_distance(query_codes, db_codes, *, packed: bool = False,
 
 def _flatnonzero(mask: np.ndarray) -> np.ndarray:
     """``np.flatnonzero`` of a 1-D bool array whose length is a multiple of 8, in two steps: the
-    8-byte words holding a True first, then the True bytes inside those words. At the densities
-    of a top-K candidate mask (0.1 % to 10 %) NumPy's ``nonzero`` skips runs of False with one
-    ``memchr`` call per hit; the word mask and the bytes of the selected words are dense enough
-    for its branch-free loop (measured about 2x faster; ``benchmarks/bench_retrieval.py``)."""
+    8-byte words holding a True first, then the True bytes inside those words. A top-K candidate
+    mask is sparse (a few percent of True or less), and on such masks the two passes over the
+    denser word mask and selected words took less time than one ``np.flatnonzero`` when this
+    was written (NumPy 2.x)."""
     if mask.size % 8 or mask.ctypes.data % 8:
         return np.flatnonzero(mask)
     words = mask.view(np.uint64)
@@ -457,23 +463,39 @@ def _row_topk_from(row: np.ndarray, k: int, t: int) -> np.ndarray:
     return cand[np.argsort(row[cand], kind="stable")[:k]]
 
 
+def _sample_thresholds(sample: np.ndarray, k: int, n: int, margin: float) -> np.ndarray:
+    """Per-row candidate threshold from a column sample (c, S) of a (c, n) distance matrix: the
+    value of rank j of each sample row (from its histogram, no sort), j = S * k/n + ``margin``
+    binomial standard deviations."""
+    n_rows, size = sample.shape
+    span = int(sample.max()) + 1
+    keys = sample + (np.arange(n_rows, dtype=np.intp) * span)[:, None]
+    cum = np.cumsum(np.bincount(keys.ravel(), minlength=n_rows * span).reshape(n_rows, span),
+                    axis=1)
+    p = k / n
+    j = math.ceil(size * p + margin * math.sqrt(size * p * (1 - p)))
+    j = min(max(j, 0), size - 1)
+    return np.count_nonzero(cum <= j, axis=1).astype(sample.dtype)  # sorted sample[:, j]
+
+
 def stable_topk_rows(dist: np.ndarray, k: int, *, sample_size: int = 2048,
                      candidate_margin: float = 4.0, seed: int = 0,
-                     out: np.ndarray | None = None,
-                     mask: np.ndarray | None = None) -> np.ndarray:
+                     out: np.ndarray | None = None, mask: np.ndarray | None = None,
+                     thresholds: np.ndarray | None = None) -> np.ndarray:
     """Column indices (c, min(k, n)) of the k smallest entries of each row of ``dist`` (c, n),
     ordered by (value, column index): an exact, stable top-k.
 
     ``dist`` holds small non-negative integers (Hamming distances). When k is small against n, a
     per-row threshold is read from a systematic sample of ``sample_size`` columns (every
     (n // sample_size)-th column from a seeded offset) at ``candidate_margin`` binomial standard
-    deviations above the k/n quantile (a histogram of the sample, no sort). One pass marks the
-    entries at or below the threshold; the candidates of each row come out in column order and
-    are sorted by value with a stable radix sort (uint8/uint16 keys), so equal values keep column
-    order. A row with fewer than k candidates is redone with its threshold raised one value at a
-    time until k entries lie at or below it, so the result is always exact; the sample only
-    decides the speed. ``out`` (c, min(k, n)) int64 and ``mask`` (a contiguous bool buffer of at
-    least c * n elements rounded up to a multiple of 8) are reused when given.
+    deviations above the k/n quantile (a histogram of the sample, no sort), unless the caller
+    gives ``thresholds`` (c,) itself. One pass marks the entries at or below the threshold; the
+    candidates of each row come out in column order and are sorted by value with a stable radix
+    sort (uint8/uint16 keys), so equal values keep column order. A row with fewer than k
+    candidates is redone with its threshold raised one value at a time until k entries lie at
+    or below it, so the result is always exact whatever the thresholds; they only decide the
+    speed. ``out`` (c, min(k, n)) int64 and ``mask`` (a contiguous bool buffer of at least
+    c * n elements rounded up to a multiple of 8) are reused when given.
     """
     dist = np.ascontiguousarray(dist)
     if dist.ndim != 2:
@@ -486,20 +508,16 @@ def stable_topk_rows(dist: np.ndarray, k: int, *, sample_size: int = 2048,
         out = np.empty((n_rows, k), np.int64)
     if n_rows == 0:
         return out
-    if sample_size < 1 or k * 8 > n or n < 4 * sample_size:
+    if thresholds is not None:
+        threshold = np.asarray(thresholds).astype(dist.dtype)
+    elif sample_size < 1 or k * 8 > n or n < 4 * sample_size:
         out[...] = np.argsort(dist, axis=1, kind="stable")[:, :k]
         return out
-    stride = n // sample_size
-    offset = int(np.random.default_rng(seed).integers(stride))
-    sample = dist[:, offset::stride][:, :sample_size]
-    span = int(sample.max()) + 1
-    keys = sample + (np.arange(n_rows, dtype=np.intp) * span)[:, None]
-    cum = np.cumsum(np.bincount(keys.ravel(), minlength=n_rows * span).reshape(n_rows, span),
-                    axis=1)
-    p = k / n
-    j = math.ceil(sample_size * p + candidate_margin * math.sqrt(sample_size * p * (1 - p)))
-    j = min(max(j, 0), sample_size - 1)
-    threshold = np.count_nonzero(cum <= j, axis=1).astype(dist.dtype)  # sorted sample[:, j]
+    else:
+        stride = n // sample_size
+        offset = int(np.random.default_rng(seed).integers(stride))
+        threshold = _sample_thresholds(dist[:, offset::stride][:, :sample_size], k, n,
+                                       candidate_margin)
     size = n_rows * n
     padded = -(-size // 8) * 8
     buf = mask.reshape(-1) if mask is not None and mask.size >= padded else None
@@ -566,15 +584,18 @@ def _run_chunks(work: Callable[[int], tuple], starts: Sequence[int],
             yield pending.popleft().result()
 
 
-def _topk_chunk_rows(n_query: int, n_db: int, top: int, memory_budget_mb: float,
+def _topk_chunk_rows(n_query: int, n_db: int, itemsize: int, memory_budget_mb: float,
                      threads: int) -> int:
-    """Query rows per chunk of the numpy backend: about ``_CHUNK_PAIRS`` (query, item) pairs, at
-    most ``memory_budget_mb`` over all threads (worst case ``_TOPK_BYTES_PER_PAIR`` per pair:
-    distances, the candidate mask and the candidates themselves when every item ties), and at
-    least one chunk per thread."""
+    """Query rows per chunk of the numpy backend: about ``_CHUNK_PAIRS`` (query, item) pairs and
+    at least ``_MIN_CHUNK_ROWS`` rows (each XOR tile of the database then serves several queries
+    while it is in cache), at least one chunk per thread, and within ``memory_budget_mb`` over
+    all threads: per thread the chunk's distances (``itemsize`` bytes per pair) plus one
+    selection block (``_SELECT_PAIRS`` pairs at ``_TOPK_BYTES_PER_PAIR`` bytes, the worst case
+    where every item is a candidate)."""
     _check_budget(memory_budget_mb)
-    budget_rows = int(memory_budget_mb * 2**20 // (_TOPK_BYTES_PER_PAIR * threads * n_db))
-    rows = min(max(1, _CHUNK_PAIRS // n_db), budget_rows, -(-n_query // threads))
+    per_thread = memory_budget_mb * 2**20 / threads - _SELECT_PAIRS * _TOPK_BYTES_PER_PAIR
+    budget_rows = int(per_thread // (itemsize * n_db))
+    rows = min(max(_MIN_CHUNK_ROWS, _CHUNK_PAIRS // n_db), budget_rows, -(-n_query // threads))
     return max(1, rows)
 
 
@@ -582,12 +603,21 @@ def _numpy_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, dev
                    per_chunk=_identity):
     """Popcount distances on CPU + :func:`stable_topk_rows`, ``threads`` chunks at a time.
 
-    Each thread reuses its own distance, mask and scratch buffers; ``per_chunk`` (e.g. the AP
-    of the chunk) runs on the same thread, so only its (small) result is kept."""
+    The distances of a chunk of query rows are computed tile by tile into a buffer; the top-K
+    selection then runs on blocks of at most ``_SELECT_PAIRS`` pairs (whole rows). Each thread
+    reuses its own distance, mask and scratch buffers; ``per_chunk`` (e.g. the AP of the chunk)
+    runs on the same thread, so only its (small) result is kept."""
     engine = _PopcountHamming(q_bytes, db_bytes, code_length)
     n_query, n_db = q_bytes.shape[0], db_bytes.shape[0]
-    step = _topk_chunk_rows(n_query, n_db, top, memory_budget_mb, threads)
+    itemsize = np.dtype(engine.out_dtype).itemsize
+    step = _topk_chunk_rows(n_query, n_db, itemsize, memory_budget_mb, threads)
+    block = max(1, min(step, _SELECT_PAIRS // n_db))
     sample_size = max(_MIN_SAMPLE, n_db // _SAMPLE_FRACTION)
+    sampled = top * 8 <= n_db and n_db >= 4 * sample_size
+    if sampled:  # a systematic sample of the database, its distances computed per chunk
+        stride = n_db // sample_size
+        sample = _PopcountHamming(q_bytes, db_bytes[stride // 2::stride][:sample_size],
+                                  code_length)
     local = threading.local()
 
     def work(start: int) -> tuple[slice, object]:
@@ -596,11 +626,16 @@ def _numpy_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, dev
         bufs = getattr(local, "buffers", None)
         if bufs is None:
             bufs = local.buffers = (np.empty((step, n_db), engine.out_dtype),
-                                    np.empty(-(-step * n_db // 8) * 8, np.bool_),
+                                    np.empty(-(-block * n_db // 8) * 8, np.bool_),
                                     engine.scratch())
         dist = engine.distances(rows, out=bufs[0][:c], scratch=bufs[2])
-        ranked = stable_topk_rows(dist, top, sample_size=sample_size,
-                                  candidate_margin=_CANDIDATE_MARGIN, mask=bufs[1])
+        thresholds = (_sample_thresholds(sample.distances(rows), top, n_db, _CANDIDATE_MARGIN)
+                      if sampled else None)
+        ranked = np.empty((c, top), np.int64)
+        for b0 in range(0, c, block):
+            b1 = min(b0 + block, c)
+            stable_topk_rows(dist[b0:b1], top, sample_size=0, out=ranked[b0:b1], mask=bufs[1],
+                             thresholds=None if thresholds is None else thresholds[b0:b1])
         return rows, per_chunk(rows, ranked)
 
     yield from _run_chunks(work, range(0, n_query, step), threads)
@@ -802,7 +837,8 @@ def map_at_k(query_codes, db_codes, query_labels, db_labels, k: int | None = Non
         stay in the mean) or ``skip`` (HashNet/TBH: mean over queries with a hit; NaN if none).
     ties: ``index`` only -- equal distances are ranked by database index.
     code_length: L for packed codes (default 8 * bytes per code).
-    memory_budget_mb: bounds the working memory of the ranking (all threads together).
+    memory_budget_mb: bounds the working memory of the ranking, all threads together (at least
+        one query row per thread is always held).
     backend: ``auto``, ``numpy``, ``torch`` or ``faiss`` (see :data:`BACKENDS`); all give the
         same value.
     threads: CPU threads of the ``numpy`` backend (query chunks in parallel) and of ``faiss``;
