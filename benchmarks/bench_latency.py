@@ -102,7 +102,8 @@ def measure_group(group: str, *, code_length: int, batch_sizes: Sequence[int], w
 
     size, teacher, _ = GROUPS[group]
     nets = build_nets(group, code_length=code_length)
-    device = f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    cpu = platform.processor() or platform.machine()
+    device = f"cpu ({cpu}, {torch.get_num_threads()} threads)"
     rows = []
     for b in batch_sizes:
         load_before = _load()
