@@ -131,6 +131,13 @@ def ours_ap(qp, dp, ql, dl, k: int, *, threads: int, backend: str = "numpy"):
                                             threads=threads), None
 
 
+_BYTE_BITS = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+
+
+def _popcount_bytes(x: np.ndarray) -> np.ndarray:
+    return np.bitwise_count(x) if hasattr(np, "bitwise_count") else _BYTE_BITS[x]
+
+
 def naive_ap(qp, dp, ql, dl, k: int, *, n_queries: int | None = None):
     """One query at a time: XOR + popcount, stable uint8 argsort of the whole database, AP@k."""
     n = qp.shape[0] if n_queries is None else min(n_queries, qp.shape[0])
@@ -138,7 +145,7 @@ def naive_ap(qp, dp, ql, dl, k: int, *, n_queries: int | None = None):
     ranks = np.arange(1, k + 1)
     out = np.empty(n)
     for i in range(n):
-        dist = np.bitwise_count(np.bitwise_xor(dp, qp[i])).sum(axis=1, dtype=np.uint8)
+        dist = _popcount_bytes(np.bitwise_xor(dp, qp[i])).sum(axis=1, dtype=np.uint8)
         top = np.argsort(dist, kind="stable")[:k]
         rel = (dl[top] & ql[i]).any(axis=1) if multi else dl[top] == ql[i]
         hits = np.cumsum(rel)

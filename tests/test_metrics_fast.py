@@ -132,7 +132,7 @@ def test_stable_topk_rows_against_plain_sort_with_ties_at_the_boundary():
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(0, 2**31 - 1), st.sampled_from([8, 16, 24, 64, 72]), st.integers(1, 30),
+@given(st.integers(0, 2**31 - 1), st.sampled_from([8, 16, 24, 64, 72, 264]), st.integers(1, 30),
        st.integers(2048, 5000), st.integers(1, 600), st.booleans(), st.sampled_from([1, 2]),
        st.sampled_from([1.0, 0.0, -3.0]))
 def test_hypothesis_exact_ties_sampled_path(seed, length, n_distinct, n_db, k, multi, threads,
