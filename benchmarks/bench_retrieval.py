@@ -27,8 +27,8 @@ time of the process during the call. Every method's per-query AP is compared wit
 in a fresh process per method (spawned): ``tracemalloc`` peak of the call (NumPy and Python
 allocations; faiss's C++ buffers are invisible to it), and the peak RSS during the call minus the
 RSS just before it (``VmHWM`` reset before the call; Linux), reported apart from the process RSS
-(interpreter, torch, faiss and the data). The load average is recorded before and after each
-case.
+(interpreter, torch, faiss and the data), with the minor page faults and system CPU time of the
+process during the call. The load average is recorded before and after each case.
 
 Writes ``retrieval.csv`` (one row per case and method), ``retrieval.memory.csv`` and
 ``retrieval.md`` into ``--out-dir`` (default ``results/benchmarks``).
@@ -66,7 +66,8 @@ FIELDS = ["case", "bits", "labels", "n_query", "n_db", "k", "method", "config", 
           "min_s", "max_s", "cpu_median_s", "search_median_s", "ratio_vs_best_faiss", "map",
           "max_abs_diff_vs_naive", "equal_to_naive", "rounds", "baseline", "notes"]
 MEMORY_FIELDS = ["case", "method", "config", "wall_s_cold", "tracemalloc_peak_mib",
-                 "rss_peak_delta_mib", "rss_before_mib", "notes"]
+                 "rss_peak_delta_mib", "rss_before_mib", "minor_page_faults", "system_cpu_s",
+                 "notes"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,16 +286,22 @@ def _memory_child(case: Case, label: str, args_dict: dict) -> dict:
     args = argparse.Namespace(**args_dict)
     data = make_data(case)
     method = next(m for m in methods_for(case, args) if m.label == label)
+    import resource
+
     rss_before = _rss_mib("VmRSS")
     _reset_peak_rss()
     tracemalloc.start()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     method.run(data)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_SELF)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return dict(wall_s_cold=wall, tracemalloc_peak_mib=peak / 2**20,
-                rss_peak_delta_mib=_rss_mib("VmHWM") - rss_before, rss_before_mib=rss_before)
+                rss_peak_delta_mib=_rss_mib("VmHWM") - rss_before, rss_before_mib=rss_before,
+                minor_page_faults=after.ru_minflt - usage.ru_minflt,
+                system_cpu_s=after.ru_stime - usage.ru_stime)
 
 
 def memory_rows(case: Case, best_faiss_config: str, args) -> list[dict]:
@@ -416,14 +423,17 @@ def markdown(rows: list[dict], memory: list[dict], infos: dict, args, env: dict)
         lines += ["", "## Memory of one call (fresh process per row)", "",
                   "tracemalloc peak = NumPy/Python allocations during the call; RSS delta = peak "
                   "RSS during the call (VmHWM reset just before it) minus the RSS before it; RSS "
-                  "before = the process (interpreter, torch, faiss, the data). Wall time of that "
-                  "single cold call is shown for reference (not used for the ratios).", "",
+                  "before = the process (interpreter, torch, faiss, the data); minor page faults "
+                  "and system CPU time of the process during the call (getrusage). Wall time of "
+                  "that single cold call is shown for reference (not used for the ratios).", "",
                   "| case | method | config | tracemalloc peak MiB | RSS delta MiB | "
-                  "RSS before MiB | cold call s | notes |", "|---|---|---|---:|---:|---:|---:|---|"]
+                  "RSS before MiB | minor page faults | system CPU s | cold call s | notes |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
         for m in memory:
             lines.append(f"| {m['case']} | {m['method']} | {m['config']} | "
                          f"{m['tracemalloc_peak_mib']:.1f} | {m['rss_peak_delta_mib']:.1f} | "
-                         f"{m['rss_before_mib']:.0f} | {m['wall_s_cold']:.3f} | {m['notes']} |")
+                         f"{m['rss_before_mib']:.0f} | {m['minor_page_faults']} | "
+                         f"{m['system_cpu_s']:.2f} | {m['wall_s_cold']:.3f} | {m['notes']} |")
     return "\n".join(lines) + "\n"
 
 
