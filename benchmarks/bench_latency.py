@@ -1,16 +1,21 @@
-"""Query latency and encoding throughput of each teacher vs its students.
+"""Query latency and encoding throughput of each teacher vs its students, measured interleaved.
 
-Two groups, each measured with ``brcd_lib.reporting.efficiency.efficiency_table`` (parameters, FLOPs per
-image, median wall time of ``net.encode`` under ``torch.inference_mode`` at batch 1 and batch 64,
-images per second):
+Two groups of hashing networks with random weights (latency does not depend on the weights):
 
 * ``cpu``   the CPU profiles' backbones at 16 px: teacher ``cnn_teacher``; students
             ``small_cnn_s`` (the profiles' student) and ``small_cnn_m``;
-* ``paper`` the paper's backbones at 224 px with random weights: teacher ``vit_b_16``; students
-            ``efficientnet_b0`` (the paper's student), ``mobilenet_v2``, ``resnet18``.
+* ``paper`` the paper's backbones at 224 px: teacher ``vit_b_16``; students ``efficientnet_b0``
+            (the paper's student), ``mobilenet_v2``, ``resnet18``.
 
-Latency does not depend on the weights, so random weights measure the same thing as trained ones.
-Each student's speed-up is its teacher's latency divided by its own, measured in the same run.
+For each group and batch size, every network first runs ``warmup`` untimed calls of ``net.encode``
+(backbone + head + sign) under ``torch.inference_mode`` on one random batch; then come ``rounds``
+timed rounds, and in each round every network of the group runs once, in an order rotated from
+round to round, so a change of machine load hits all networks of a round alike. Reported per
+network: median latency over the rounds and its spread (min and max), throughput = batch / median;
+per student: speed-up = the teacher's median latency / the student's, and the min and max over the
+rounds of the paired per-round ratio (teacher time / student time in the same round). Parameters
+and FLOPs per image come from ``brcd_lib.models.complexity``. torch runs on ``--threads`` threads
+(default 1: on a loaded 2-core machine two OpenMP threads wait on each other).
 
     python -m benchmarks.bench_latency [--quick] [--out-dir DIR]
 
@@ -19,6 +24,8 @@ writes ``latency.csv`` and ``latency.md``.
 from __future__ import annotations
 
 import argparse
+import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -36,13 +43,14 @@ GROUPS: dict[str, tuple[int, str, tuple[str, ...]]] = {
     "paper": (224, "vit_b_16", ("efficientnet_b0", "mobilenet_v2", "resnet18")),
 }
 FIELDS = ["group", "role", "backbone", "image_size", "code_length", "params_M",
-          "trainable_params_M", "gflops_per_image", "batch_size", "latency_ms",
-          "throughput_img_s", "latency_speedup_vs_teacher", "throughput_ratio_vs_teacher",
-          "warmup", "repeats", "device", "notes"]
+          "trainable_params_M", "gflops_per_image", "batch_size", "latency_ms", "latency_min_ms",
+          "latency_max_ms", "throughput_img_s", "latency_speedup_vs_teacher", "speedup_min",
+          "speedup_max", "throughput_ratio_vs_teacher", "warmup", "rounds", "device",
+          "load_before", "load_after", "notes"]
 
 
 def build_nets(group: str, *, code_length: int) -> dict[str, object]:
-    """{backbone name: hashing network with random weights}, teacher first."""
+    """{backbone name: hashing network with random weights, in eval mode}, teacher first."""
     from brcd_lib.models import build_hashing_network
 
     _, teacher, students = GROUPS[group]
@@ -51,50 +59,102 @@ def build_nets(group: str, *, code_length: int) -> dict[str, object]:
     for name in students:
         nets[name] = build_hashing_network(role="student", backbone=name,
                                            code_length=code_length, pretrained=False)
-    return nets
+    return {name: net.eval() for name, net in nets.items()}
+
+
+def interleaved_latency(nets: dict[str, object], *, image_size: int, batch_size: int,
+                        warmup: int, rounds: int) -> dict[str, list[float]]:
+    """Seconds per ``encode`` call of every network, one call per network per round, the order of
+    the networks rotated from round to round; ``warmup`` untimed calls of each first."""
+    import torch
+
+    names = list(nets)
+    x = torch.randn(batch_size, 3, image_size, image_size)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    with torch.inference_mode():
+        for _ in range(warmup):
+            for name in names:
+                nets[name].encode(x)
+        for r in range(rounds):
+            shift = r % len(names)
+            for name in names[shift:] + names[:shift]:
+                t0 = time.perf_counter()
+                nets[name].encode(x)
+                times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def _load() -> str:
+    import os
+
+    try:
+        return "{:.2f} / {:.2f} / {:.2f}".format(*os.getloadavg())
+    except OSError:
+        return "n/a"
 
 
 def measure_group(group: str, *, code_length: int, batch_sizes: Sequence[int], warmup: int,
-                  repeats: int, notes: str) -> list[dict]:
-    """Long rows (one per model and batch size) with ratios against the group's teacher."""
-    from brcd_lib.reporting.efficiency import efficiency_table
+                  rounds: int, notes: str) -> list[dict]:
+    """Long rows (one per network and batch size) with ratios against the group's teacher."""
+    import torch
+
+    from brcd_lib.models.complexity import count_flops, count_parameters
 
     size, teacher, _ = GROUPS[group]
     nets = build_nets(group, code_length=code_length)
-    table = efficiency_table(nets, image_size=size, batch_sizes=tuple(batch_sizes),
-                             repeats=repeats, warmup=warmup)
-    by_model = {r["model"]: r for r in table.to_dict("records")}
+    cpu = platform.processor() or platform.machine()
+    device = f"cpu ({cpu}, {torch.get_num_threads()} threads)"
     rows = []
-    for name, rec in by_model.items():
-        for b in batch_sizes:
-            lat, thr = rec[f"latency_ms_b{b}"], rec[f"throughput_img_s_b{b}"]
-            ref = by_model[teacher]
+    for b in batch_sizes:
+        load_before = _load()
+        times = interleaved_latency(nets, image_size=size, batch_size=b, warmup=warmup,
+                                    rounds=rounds)
+        load_after = _load()
+        ref = times[teacher]
+        for name, net in nets.items():
+            t = times[name]
+            med = statistics.median(t)
+            paired = [a / s for a, s in zip(ref, t)]
             rows.append({
                 "group": group, "role": "teacher" if name == teacher else "student",
                 "backbone": name, "image_size": size, "code_length": code_length,
-                "params_M": rec["params_M"], "trainable_params_M": rec["trainable_params_M"],
-                "gflops_per_image": rec["gflops_per_image"], "batch_size": b,
-                "latency_ms": lat, "throughput_img_s": thr,
-                "latency_speedup_vs_teacher": ref[f"latency_ms_b{b}"] / lat,
-                "throughput_ratio_vs_teacher": thr / ref[f"throughput_img_s_b{b}"],
-                "warmup": warmup, "repeats": repeats, "device": rec["device"], "notes": notes})
+                "params_M": count_parameters(net) / 1e6,
+                "trainable_params_M": count_parameters(net, trainable_only=True) / 1e6,
+                "gflops_per_image": count_flops(net, (1, 3, size, size)) / 1e9,
+                "batch_size": b, "latency_ms": 1e3 * med, "latency_min_ms": 1e3 * min(t),
+                "latency_max_ms": 1e3 * max(t), "throughput_img_s": b / med,
+                "latency_speedup_vs_teacher": statistics.median(ref) / med,
+                "speedup_min": min(paired), "speedup_max": max(paired),
+                "throughput_ratio_vs_teacher": statistics.median(ref) / med,
+                "warmup": warmup, "rounds": rounds, "device": device,
+                "load_before": load_before, "load_after": load_after, "notes": notes})
     return rows
 
 
 def markdown(rows: list[dict], args, elapsed: float) -> str:
     lines = ["# Query latency and throughput: teachers vs students", "",
              f"Generated by `benchmarks/bench_latency.py` in {elapsed:.0f} s"
-             f"{' (--quick)' if args.quick else ''}. Latency = median wall time of `net.encode` "
-             "(backbone + head + sign) under `torch.inference_mode` on a random batch, after the "
-             "warm-up calls; throughput = batch / latency. Random weights (latency does not "
-             "depend on them). Speed-up = the group teacher's latency / the model's latency, "
-             "measured in the same run.", "",
-             f"Machine at the start: {rows[0]['notes'] if rows else ''}.", ""]
+             f"{' (--quick)' if args.quick else ''}. Latency = wall time of `net.encode` "
+             "(backbone + head + sign) under `torch.inference_mode` on a random batch, random "
+             "weights (latency does not depend on them). Per group and batch size: warm-up "
+             "calls, then interleaved rounds (every network once per round, order rotated); "
+             "median over the rounds and its min-max. Throughput = batch / median latency. "
+             "Speed-up = the group teacher's median latency / the network's; its min-max is the "
+             "range over the rounds of the paired ratio (teacher / network in the same round).",
+             "", f"Machine at the start: {rows[0]['notes'] if rows else ''}.", ""]
+    table = []
+    for r in rows:
+        table.append({**r,
+                      "latency_ms (min-max)": f"{r['latency_ms']:.2f} ({r['latency_min_ms']:.2f}"
+                                              f"-{r['latency_max_ms']:.2f})",
+                      "speed-up (min-max)": f"{r['latency_speedup_vs_teacher']:.2f} "
+                                            f"({r['speedup_min']:.2f}-{r['speedup_max']:.2f})",
+                      "load before -> after": f"{r['load_before']} -> {r['load_after']}"})
     fields = ["group", "role", "backbone", "image_size", "params_M", "gflops_per_image",
-              "batch_size", "latency_ms", "throughput_img_s", "latency_speedup_vs_teacher"]
-    lines.append(markdown_table(rows, fields, {"params_M": ".2f", "gflops_per_image": ".3f",
-                                               "latency_ms": ".2f", "throughput_img_s": ".1f",
-                                               "latency_speedup_vs_teacher": ".2f"}))
+              "batch_size", "rounds", "latency_ms (min-max)", "throughput_img_s",
+              "speed-up (min-max)", "load before -> after"]
+    lines.append(markdown_table(table, fields, {"params_M": ".2f", "gflops_per_image": ".3f",
+                                                "throughput_img_s": ".1f"}))
     return "\n".join(lines) + "\n"
 
 
@@ -105,16 +165,17 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64])
     p.add_argument("--paper-batch-sizes", type=int, nargs="+", default=None,
                    help="batch sizes of the 224 px group (default: --batch-sizes)")
-    p.add_argument("--repeats", type=int, default=20, help="timed calls per batch size (cpu group)")
+    p.add_argument("--repeats", type=int, default=21,
+                   help="interleaved timed rounds per batch size (cpu group)")
     p.add_argument("--warmup", type=int, default=3, help="untimed calls first (cpu group)")
-    p.add_argument("--paper-repeats", type=int, default=2,
-                   help="timed calls per batch size of the 224 px group (a ViT-B/16 batch of 64 "
-                        "takes tens of seconds on 2 shared cores)")
+    p.add_argument("--paper-repeats", type=int, default=7,
+                   help="interleaved timed rounds per batch size of the 224 px group (a ViT-B/16 "
+                        "batch of 64 takes tens of seconds on 2 shared cores)")
     p.add_argument("--paper-warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (1: on a loaded CPU, 2 OpenMP threads wait on each other)")
     p.add_argument("--quick", action="store_true",
-                   help="fewer repeats, and batch 1 and 8 instead of 64 at 224 px")
+                   help="7 rounds everywhere, and batch 1 and 8 instead of 64 at 224 px")
     p.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
     return p
 
@@ -124,8 +185,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
 
     args = get_args_parser().parse_args(argv)
     if args.quick:
-        args.repeats, args.warmup, args.paper_repeats, args.paper_warmup = 5, 1, 2, 1
+        args.repeats, args.warmup, args.paper_repeats, args.paper_warmup = 7, 1, 7, 1
         args.paper_batch_sizes = args.paper_batch_sizes or [1, 8]
+    if min(args.repeats, args.paper_repeats) < 1:
+        raise SystemExit("--repeats and --paper-repeats must be >= 1")
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     rows: list[dict] = []
@@ -135,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         notes = machine_notes(args.threads)
         rows += measure_group(group, code_length=args.code_length, batch_sizes=batch_sizes,
                               warmup=args.paper_warmup if paper else args.warmup,
-                              repeats=args.paper_repeats if paper else args.repeats, notes=notes)
+                              rounds=args.paper_repeats if paper else args.repeats, notes=notes)
         print(f"{group} done ({time.perf_counter() - t0:.0f} s)", flush=True)
     text = markdown(rows, args, time.perf_counter() - t0)
     write_outputs(args.out_dir, "latency", rows, FIELDS, text)

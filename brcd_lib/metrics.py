@@ -13,23 +13,29 @@ Inputs. Codes are ``numpy`` arrays or ``torch`` tensors of shape (n, L) holding 
 padding); query codes may then be packed the same way or given unpacked. Labels are multi-hot
 (n, C) (any non-zero entry is a label) or integer class ids (n,).
 
-Implementation. Queries are processed in chunks whose size follows ``memory_budget_mb``. The
-default ``numpy`` backend packs the codes into machine words and computes distances with XOR +
-popcount (``np.bitwise_count``; a byte lookup table on NumPy < 2.0), measured faster on CPU than
-a float matrix product of +-1 codes. The exact stable top-K comes from :func:`stable_topk_rows`:
-a per-row distance threshold read from a column sample selects the candidates at or below it;
-a row with at least K candidates holds its whole top K among them, and they are radix-sorted by
-(row, distance) keeping index order; a row with fewer falls back to a full stable argsort. The
-``torch`` backend (chosen automatically when a code tensor lives on an accelerator) computes
-distances on the codes' device as (L - q.d) / 2 with a matrix product of +-1 codes and ranks with
-``torch.topk`` on the unique integer key distance * n_db + index. The ``faiss`` backend (by name
-only) searches a ``faiss.IndexBinaryFlat`` and repairs the order of ties at the K-th distance
+Implementation. The default ``numpy`` backend works on chunks of query rows (several at a time
+on ``threads`` threads; NumPy releases the GIL inside its loops). For a chunk it computes the
+Hamming distances with XOR + popcount on machine words (``np.bitwise_count``; a byte lookup table
+on NumPy < 2.0) tile by tile into a reused buffer, so no temporary of size rows x database is
+allocated. The exact stable top-K of each row comes from :func:`stable_topk_rows`: the distances
+of the query to a systematic sample of the database give a per-row threshold a little above the
+K/N quantile; one pass marks the items at or below it, their positions (in index order) and
+distances are extracted, and a stable radix sort of those distances orders them -- equal
+distances keep index order. A row with fewer than K items at or below its threshold raises the
+threshold until it holds K, so the result never depends on the sample. The ``torch`` backend
+(chosen automatically when a code tensor lives on an accelerator) computes distances on the codes'
+device as (L - q.d) / 2 with a matrix product of +-1 codes and ranks with ``torch.topk`` on the
+unique integer key distance * n_db + index. The ``faiss`` backend (by name only) searches a
+``faiss.IndexBinaryFlat``, whose results already follow the (distance, index) order
 (:func:`_faiss_ranking`). Every backend returns identical values;
-``benchmarks/bench_retrieval.py`` records the timings.
+``benchmarks/bench_retrieval.py`` records the timings against faiss.
 """
 from __future__ import annotations
 
 import math
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -45,6 +51,7 @@ __all__ = [
     "unpack_codes",
     "stable_topk_rows",
     "mean_average_precision_per_query",
+    "average_precision_from_ranking",
     "map_at_k",
     "precision_at_k_curve",
     "pr_curve",
@@ -62,10 +69,27 @@ metric_convention: str = (
 )
 
 _DEFAULT_MEMORY_BUDGET_MB = 256.0
+# Radius counts (PR curve, radius precision): rows per chunk and bytes per (query, item) pair
+# held at once (distances, int64 bin keys, relevance).
 _MAX_CHUNK_ROWS = 16
-# Bytes per (query, database item) pair held at once by the numpy backend, worst case: XOR words,
-# distances, comparison mask and the candidate arrays of the top-K selection.
 _BYTES_PER_PAIR = 48
+# Top-K ranking of the numpy backend. A chunk of query rows holds about _CHUNK_PAIRS (query, item)
+# distances and at least _MIN_CHUNK_ROWS rows (buffer reused); the selection runs on blocks of at
+# most _SELECT_PAIRS pairs, worst case _TOPK_BYTES_PER_PAIR bytes per pair when every item is a
+# candidate (heavy ties): mask (1) + candidate index (8) + its word and value (<= 4).
+_CHUNK_PAIRS = 1 << 20
+_MIN_CHUNK_ROWS = 8
+_SELECT_PAIRS = 1 << 20
+_TOPK_BYTES_PER_PAIR = 13
+# XOR scratch of one tile, in words (1 MiB of uint64), and the tile's width in database columns
+# (long inner loops: measured faster than short ones on the same scratch size).
+_TILE_WORDS = 1 << 17
+_TILE_WIDTH = 1 << 15
+# Threshold sample of stable_topk_rows: max(_MIN_SAMPLE, n_db // _SAMPLE_FRACTION) columns, and
+# the margin above the k/n quantile in binomial standard deviations.
+_MIN_SAMPLE = 512
+_SAMPLE_FRACTION = 128
+_CANDIDATE_MARGIN = 1.0
 
 
 def _lookup(table: dict, name: str, what: str):
@@ -234,10 +258,15 @@ def _device_of(*xs) -> torch.device:
 
 
 class _ClassIds:
-    """Integer class ids; relevance is equality."""
+    """Integer class ids (held in the smallest integer type that fits them); relevance is
+    equality."""
 
     def __init__(self, query: np.ndarray, db: np.ndarray) -> None:
-        self.query, self.db = query, db
+        dtype = np.int64
+        if query.size and db.size:
+            lo, hi = min(int(query.min()), int(db.min())), max(int(query.max()), int(db.max()))
+            dtype = np.result_type(np.min_scalar_type(lo), np.min_scalar_type(hi))
+        self.query, self.db = query.astype(dtype), db.astype(dtype)
 
     def relevance(self, rows: slice, db_index: np.ndarray | None) -> np.ndarray:
         """Bool (c, m): query row vs database items ``db_index`` (c, m), or all items if None."""
@@ -246,7 +275,8 @@ class _ClassIds:
 
 
 class _MultiHot:
-    """Multi-hot labels packed into uint64 words; relevance is a non-empty intersection."""
+    """Multi-hot labels packed into words (one word of 8, 16, 32 or 64 bits up to 64 classes,
+    several uint64 words beyond); relevance is a non-empty intersection."""
 
     def __init__(self, query: np.ndarray, db: np.ndarray) -> None:
         self.query, self.db = self._words(query), self._words(db)
@@ -254,10 +284,12 @@ class _MultiHot:
     @staticmethod
     def _words(labels: np.ndarray) -> np.ndarray:
         bits = np.packbits(labels != 0, axis=1)
-        n_words = -(-bits.shape[1] // 8)
-        padded = np.zeros((bits.shape[0], 8 * n_words), np.uint8)
+        n_bytes = max(1, bits.shape[1])
+        width = next((w for w in (1, 2, 4, 8) if w >= n_bytes), 8)
+        n_words = -(-n_bytes // width)
+        padded = np.zeros((bits.shape[0], width * n_words), np.uint8)
         padded[:, : bits.shape[1]] = bits
-        words = padded.view(np.uint64)
+        words = padded.view(_WORD_DTYPES[width])
         return words[:, 0].copy() if n_words == 1 else words
 
     def relevance(self, rows: slice, db_index: np.ndarray | None) -> np.ndarray:
@@ -307,11 +339,12 @@ def _one_hot(ids: np.ndarray, n_classes: int, what: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# Hamming distances (numpy: XOR + popcount on machine words)
+# Hamming distances (numpy: XOR + popcount on machine words, tile by tile)
 # ---------------------------------------------------------------------------------------------
 
 _WORD_DTYPES = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _POPCOUNT_BYTE = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+_HAS_BITWISE_COUNT = hasattr(np, "bitwise_count")
 
 
 def _popcount_table(words: np.ndarray) -> np.ndarray:
@@ -323,8 +356,21 @@ def _popcount_table(words: np.ndarray) -> np.ndarray:
 _popcount = getattr(np, "bitwise_count", _popcount_table)
 
 
+def _popcount_into(words: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out[...] = popcount(words)``; returns ``out``."""
+    if _HAS_BITWISE_COUNT:
+        return np.bitwise_count(words, out=out)
+    out[...] = _popcount_table(words)
+    return out
+
+
 class _PopcountHamming:
-    """Chunked Hamming distances between packed codes with XOR + ``np.bitwise_count``."""
+    """Hamming distances between packed codes with XOR + ``np.bitwise_count``.
+
+    The distances of a block of query rows are written into a buffer the caller may reuse, one
+    tile at a time: the XOR words of a tile live in a scratch buffer of at most ``_TILE_WORDS``
+    words, so no temporary of size rows x database is ever allocated.
+    """
 
     def __init__(self, q_bytes: np.ndarray, db_bytes: np.ndarray, code_length: int) -> None:
         self.code_length = code_length
@@ -334,7 +380,8 @@ class _PopcountHamming:
 
     @staticmethod
     def _words(b: np.ndarray) -> np.ndarray:
-        """(n, B) bytes -> (W, n) words; a single word of the smallest width when B <= 8."""
+        """(n, B) bytes -> (W, n) words; a single word of the smallest width when B <= 8 (then a
+        view of ``b``, no copy, when B is 1, 2, 4 or 8)."""
         n_bytes = b.shape[1]
         width = next((w for w in (1, 2, 4, 8) if w >= n_bytes), 8)
         total = -(-n_bytes // width) * width
@@ -345,20 +392,42 @@ class _PopcountHamming:
         words = np.ascontiguousarray(b).view(_WORD_DTYPES[width])
         return np.ascontiguousarray(words.T)
 
-    def distances(self, rows: slice) -> np.ndarray:
-        """Hamming distances (c, n_db) of query rows ``rows`` to the whole database."""
+    def _tile_shape(self) -> tuple[int, int]:
+        """(query rows, database columns) of one XOR tile: long rows (the ufunc inner loop runs
+        along them) and at most ``_TILE_WORDS`` words in all."""
+        width = min(self.n_db, _TILE_WIDTH)
+        return max(1, _TILE_WORDS // width), width
+
+    def scratch(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scratch buffers for :meth:`distances` (one tile of XOR words, and of bit counts when a
+        code spans several words)."""
+        rows, width = self._tile_shape()
+        counts = np.empty(rows * width, np.uint8) if self.q.shape[0] > 1 else None
+        return np.empty(rows * width, self.d.dtype), counts
+
+    def distances(self, rows: slice, out: np.ndarray | None = None,
+                  scratch: tuple[np.ndarray, np.ndarray | None] | None = None) -> np.ndarray:
+        """Hamming distances (c, n_db) of query rows ``rows`` to the whole database, written into
+        ``out`` (c, n_db) of ``out_dtype`` when given, with ``scratch`` from :meth:`scratch`."""
         q = self.q[:, rows]
-        n_words = self.q.shape[0]
-        xor = np.empty((q.shape[1], self.n_db), self.d.dtype)
-        np.bitwise_xor(q[0][:, None], self.d[0][None, :], out=xor)
-        dist = _popcount(xor)
-        if n_words == 1:
-            return dist
-        dist = dist.astype(self.out_dtype)
-        for w in range(1, n_words):
-            np.bitwise_xor(q[w][:, None], self.d[w][None, :], out=xor)
-            dist += _popcount(xor)
-        return dist
+        c, n = q.shape[1], self.n_db
+        if out is None:
+            out = np.empty((c, n), self.out_dtype)
+        words, counts = scratch if scratch is not None else self.scratch()
+        tile_rows, width = self._tile_shape()
+        for r0 in range(0, c, tile_rows):
+            r1 = min(r0 + tile_rows, c)
+            for start in range(0, n, width):
+                stop = min(start + width, n)
+                xor = words[: (r1 - r0) * (stop - start)].reshape(r1 - r0, stop - start)
+                tile = out[r0:r1, start:stop]
+                np.bitwise_xor(q[0, r0:r1, None], self.d[0, None, start:stop], out=xor)
+                _popcount_into(xor, tile)
+                for w in range(1, q.shape[0]):
+                    np.bitwise_xor(q[w, r0:r1, None], self.d[w, None, start:stop], out=xor)
+                    part = counts[: xor.size].reshape(xor.shape)
+                    np.add(tile, _popcount_into(xor, part), out=tile)
+        return out
 
 
 def hamming_distance(query_codes, db_codes, *, packed: bool = False,
@@ -374,18 +443,63 @@ def hamming_distance(query_codes, db_codes, *, packed: bool = False,
 # ---------------------------------------------------------------------------------------------
 
 
+def _flatnonzero(mask: np.ndarray) -> np.ndarray:
+    """``np.flatnonzero`` of a 1-D bool array whose length is a multiple of 8, in two steps: the
+    8-byte words holding a True first, then the True bytes inside those words. A top-K candidate
+    mask is sparse (a few percent of True or less), and on such masks the two passes over the
+    denser word mask and selected words took less time than one ``np.flatnonzero`` when this
+    was written (NumPy 2.x)."""
+    if mask.size % 8 or mask.ctypes.data % 8:
+        return np.flatnonzero(mask)
+    words = mask.view(np.uint64)
+    at = np.flatnonzero(words != 0)
+    inside = np.flatnonzero(words[at].view(np.bool_))
+    return (at[inside >> 3] << 3) | (inside & 7)
+
+
+def _row_topk_from(row: np.ndarray, k: int, t: int) -> np.ndarray:
+    """Stable top-k of one row whose entries <= t number fewer than k: raise t one value at a
+    time until at least k entries are <= t (the k-th smallest value), then sort those."""
+    top = int(row.max())
+    while t < top and np.count_nonzero(row <= t) < k:
+        t += 1
+    cand = np.flatnonzero(row <= t)
+    return cand[np.argsort(row[cand], kind="stable")[:k]]
+
+
+def _sample_thresholds(sample: np.ndarray, k: int, n: int, margin: float) -> np.ndarray:
+    """Per-row candidate threshold from a column sample (c, S) of a (c, n) distance matrix: the
+    value of rank j of each sample row (from its histogram, no sort), j = S * k/n + ``margin``
+    binomial standard deviations."""
+    n_rows, size = sample.shape
+    span = int(sample.max()) + 1
+    keys = sample + (np.arange(n_rows, dtype=np.intp) * span)[:, None]
+    cum = np.cumsum(np.bincount(keys.ravel(), minlength=n_rows * span).reshape(n_rows, span),
+                    axis=1)
+    p = k / n
+    j = math.ceil(size * p + margin * math.sqrt(size * p * (1 - p)))
+    j = min(max(j, 0), size - 1)
+    return np.count_nonzero(cum <= j, axis=1).astype(sample.dtype)  # sorted sample[:, j]
+
+
 def stable_topk_rows(dist: np.ndarray, k: int, *, sample_size: int = 2048,
-                     candidate_margin: float = 4.0, seed: int = 0) -> np.ndarray:
+                     candidate_margin: float = 4.0, seed: int = 0,
+                     out: np.ndarray | None = None, mask: np.ndarray | None = None,
+                     thresholds: np.ndarray | None = None) -> np.ndarray:
     """Column indices (c, min(k, n)) of the k smallest entries of each row of ``dist`` (c, n),
     ordered by (value, column index): an exact, stable top-k.
 
     ``dist`` holds small non-negative integers (Hamming distances). When k is small against n, a
     per-row threshold is read from a systematic sample of ``sample_size`` columns (every
-    (n // sample_size)-th column from a seeded offset) at
-    ``candidate_margin`` binomial standard deviations above the k/n quantile; all entries at or
-    below it are candidates, which are radix-sorted by (row, value) keeping column order. A row
-    with fewer than k candidates falls back to a full stable argsort, so the result is always
-    exact; the sample only decides the speed.
+    (n // sample_size)-th column from a seeded offset) at ``candidate_margin`` binomial standard
+    deviations above the k/n quantile (a histogram of the sample, no sort), unless the caller
+    gives ``thresholds`` (c,) itself. One pass marks the entries at or below the threshold; the
+    candidates of each row come out in column order and are sorted by value with a stable radix
+    sort (uint8/uint16 keys), so equal values keep column order. A row with fewer than k
+    candidates is redone with its threshold raised one value at a time until k entries lie at
+    or below it, so the result is always exact whatever the thresholds; they only decide the
+    speed. ``out`` (c, min(k, n)) int64 and ``mask`` (a contiguous bool buffer of at least
+    c * n elements rounded up to a multiple of 8) are reused when given.
     """
     dist = np.ascontiguousarray(dist)
     if dist.ndim != 2:
@@ -394,55 +508,141 @@ def stable_topk_rows(dist: np.ndarray, k: int, *, sample_size: int = 2048,
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     k = min(int(k), n)
+    if out is None:
+        out = np.empty((n_rows, k), np.int64)
     if n_rows == 0:
-        return np.empty((0, k), np.int64)
-    if sample_size < 1 or k * 8 > n or n < 4 * sample_size:
-        return np.argsort(dist, axis=1, kind="stable")[:, :k]
-    stride = n // sample_size
-    offset = int(np.random.default_rng(seed).integers(stride))
-    sample = np.sort(dist[:, offset::stride][:, :sample_size], axis=1, kind="stable")
-    p = k / n
-    j = math.ceil(sample_size * p + candidate_margin * math.sqrt(sample_size * p * (1 - p)))
-    threshold = sample[:, min(max(j, 0), sample_size - 1)]
-    flat = np.flatnonzero(dist <= threshold[:, None])
-    bounds = np.searchsorted(flat, np.arange(n_rows + 1, dtype=np.int64) * n)
-    counts = np.diff(bounds)
-    out = np.empty((n_rows, k), np.int64)
-    ok = counts >= k
-    if np.any(ok):
-        rows = flat // n
-        cols_f = flat - rows * n
-        span = int(threshold.max()) + 1
-        key_dtype = np.uint16 if n_rows * span <= np.iinfo(np.uint16).max + 1 else np.int64
-        key = rows.astype(key_dtype) * key_dtype(span) + dist.ravel()[flat].astype(key_dtype)
-        order = np.argsort(key, kind="stable")  # rows stay in their segments
-        ranked = cols_f[order]
-        starts = bounds[:-1][ok]
-        out[ok] = ranked[starts[:, None] + np.arange(k)]
-    if not np.all(ok):
-        out[~ok] = np.argsort(dist[~ok], axis=1, kind="stable")[:, :k]
+        return out
+    if thresholds is not None:
+        threshold = np.asarray(thresholds).astype(dist.dtype)
+    elif sample_size < 1 or k * 8 > n or n < 4 * sample_size:
+        out[...] = np.argsort(dist, axis=1, kind="stable")[:, :k]
+        return out
+    else:
+        stride = n // sample_size
+        offset = int(np.random.default_rng(seed).integers(stride))
+        threshold = _sample_thresholds(dist[:, offset::stride][:, :sample_size], k, n,
+                                       candidate_margin)
+    size = n_rows * n
+    padded = -(-size // 8) * 8
+    buf = mask.reshape(-1) if mask is not None and mask.size >= padded else None
+    buf = np.empty(padded, np.bool_) if buf is None else buf[:padded]
+    np.less_equal(dist, threshold[:, None], out=buf[:size].reshape(n_rows, n))
+    buf[size:] = False
+    flat = _flatnonzero(buf)
+    bounds = np.searchsorted(flat, np.arange(n_rows + 1, dtype=np.int64) * n).tolist()
+    values = dist.ravel()[flat]
+    for r in range(n_rows):
+        lo, hi = bounds[r], bounds[r + 1]
+        if hi - lo >= k:
+            order = np.argsort(values[lo:hi], kind="stable")[:k]
+            np.subtract(flat[lo:hi][order], r * n, out=out[r])
+        else:
+            out[r] = _row_topk_from(dist[r], k, int(threshold[r]) + 1)
     return out
 
 
 # ---------------------------------------------------------------------------------------------
-# ranking backends: yield (query rows, top-K database indices) chunk by chunk
+# ranking backends: yield (query rows, per_chunk(rows, top-K database indices)) chunk by chunk
 # ---------------------------------------------------------------------------------------------
 
 
 def _chunk_rows(n_db: int, memory_budget_mb: float) -> int:
-    if not memory_budget_mb > 0:
-        raise ValueError(f"memory_budget_mb must be > 0, got {memory_budget_mb}")
+    """Query rows per chunk of the radius counts (``_BYTES_PER_PAIR`` per pair)."""
+    _check_budget(memory_budget_mb)
     rows = int(memory_budget_mb * 2**20 // (_BYTES_PER_PAIR * n_db))
     return max(1, min(_MAX_CHUNK_ROWS, rows))
 
 
-def _numpy_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, device):
-    """Popcount distances on CPU + :func:`stable_topk_rows`."""
+def _check_budget(memory_budget_mb: float) -> None:
+    if not memory_budget_mb > 0:
+        raise ValueError(f"memory_budget_mb must be > 0, got {memory_budget_mb}")
+
+
+def _resolve_threads(threads: int | None) -> int:
+    if threads is None:
+        return max(1, torch.get_num_threads())
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    return int(threads)
+
+
+def _identity(rows: slice, top: np.ndarray) -> np.ndarray:
+    return top
+
+
+def _run_chunks(work: Callable[[int], tuple], starts: Sequence[int],
+                threads: int) -> Iterator[tuple]:
+    """``work(start)`` for every start, in order; on ``threads`` threads (at most 2 * threads
+    chunks in flight, so finished results do not pile up)."""
+    if threads <= 1 or len(starts) <= 1:
+        for start in starts:
+            yield work(start)
+        return
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="brcd-metrics") as pool:
+        pending: deque = deque()
+        for start in starts:
+            pending.append(pool.submit(work, start))
+            if len(pending) >= 2 * threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _topk_chunk_rows(n_query: int, n_db: int, itemsize: int, memory_budget_mb: float,
+                     threads: int) -> int:
+    """Query rows per chunk of the numpy backend: about ``_CHUNK_PAIRS`` (query, item) pairs and
+    at least ``_MIN_CHUNK_ROWS`` rows (each XOR tile of the database then serves several queries
+    while it is in cache), at least one chunk per thread, and within ``memory_budget_mb`` over
+    all threads: per thread the chunk's distances (``itemsize`` bytes per pair) plus one
+    selection block (``_SELECT_PAIRS`` pairs at ``_TOPK_BYTES_PER_PAIR`` bytes, the worst case
+    where every item is a candidate)."""
+    _check_budget(memory_budget_mb)
+    per_thread = memory_budget_mb * 2**20 / threads - _SELECT_PAIRS * _TOPK_BYTES_PER_PAIR
+    budget_rows = int(per_thread // (itemsize * n_db))
+    rows = min(max(_MIN_CHUNK_ROWS, _CHUNK_PAIRS // n_db), budget_rows, -(-n_query // threads))
+    return max(1, rows)
+
+
+def _numpy_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, device, threads=1,
+                   per_chunk=_identity):
+    """Popcount distances on CPU + :func:`stable_topk_rows`, ``threads`` chunks at a time.
+
+    The distances of a chunk of query rows are computed tile by tile into a buffer; the top-K
+    selection then runs on blocks of at most ``_SELECT_PAIRS`` pairs (whole rows). Each thread
+    reuses its own distance, mask and scratch buffers; ``per_chunk`` (e.g. the AP of the chunk)
+    runs on the same thread, so only its (small) result is kept."""
     engine = _PopcountHamming(q_bytes, db_bytes, code_length)
-    step = _chunk_rows(db_bytes.shape[0], memory_budget_mb)
-    for start in range(0, q_bytes.shape[0], step):
-        rows = slice(start, min(start + step, q_bytes.shape[0]))
-        yield rows, stable_topk_rows(engine.distances(rows), top)
+    n_query, n_db = q_bytes.shape[0], db_bytes.shape[0]
+    itemsize = np.dtype(engine.out_dtype).itemsize
+    step = _topk_chunk_rows(n_query, n_db, itemsize, memory_budget_mb, threads)
+    block = max(1, min(step, _SELECT_PAIRS // n_db))
+    sample_size = max(_MIN_SAMPLE, n_db // _SAMPLE_FRACTION)
+    sampled = top * 8 <= n_db and n_db >= 4 * sample_size
+    if sampled:  # a systematic sample of the database, its distances computed per chunk
+        stride = n_db // sample_size
+        sample = _PopcountHamming(q_bytes, db_bytes[stride // 2::stride][:sample_size],
+                                  code_length)
+    local = threading.local()
+
+    def work(start: int) -> tuple[slice, object]:
+        rows = slice(start, min(start + step, n_query))
+        c = rows.stop - rows.start
+        bufs = getattr(local, "buffers", None)
+        if bufs is None:
+            bufs = local.buffers = (np.empty((step, n_db), engine.out_dtype),
+                                    np.empty(-(-block * n_db // 8) * 8, np.bool_),
+                                    engine.scratch())
+        dist = engine.distances(rows, out=bufs[0][:c], scratch=bufs[2])
+        thresholds = (_sample_thresholds(sample.distances(rows), top, n_db, _CANDIDATE_MARGIN)
+                      if sampled else None)
+        ranked = np.empty((c, top), np.int64)
+        for b0 in range(0, c, block):
+            b1 = min(b0 + block, c)
+            stable_topk_rows(dist[b0:b1], top, sample_size=0, out=ranked[b0:b1], mask=bufs[1],
+                             thresholds=None if thresholds is None else thresholds[b0:b1])
+        return rows, per_chunk(rows, ranked)
+
+    yield from _run_chunks(work, range(0, n_query, step), threads)
 
 
 def _unpack_torch(b: np.ndarray, code_length: int, device: torch.device) -> torch.Tensor:
@@ -452,10 +652,12 @@ def _unpack_torch(b: np.ndarray, code_length: int, device: torch.device) -> torc
     return bits.to(torch.float32) * 2 - 1
 
 
-def _torch_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, device):
+def _torch_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, device, threads=1,
+                   per_chunk=_identity):
     """Matrix product of +-1 codes on ``device`` + ``torch.topk`` on distance * n_db + index.
 
-    Materialises both code sets as float32 +-1 on the device (4 * L bytes per item).
+    Materialises both code sets as float32 +-1 on the device (4 * L bytes per item). ``threads``
+    is not used (torch's own intra-op threads apply).
     """
     n_db = db_bytes.shape[0]
     q = _unpack_torch(q_bytes, code_length, device)
@@ -471,7 +673,7 @@ def _torch_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, dev
             key = torch.topk(key, top, dim=1, largest=False, sorted=True).values
         else:
             key = torch.sort(key, dim=1).values
-        yield rows, (key % n_db).cpu().numpy()
+        yield rows, per_chunk(rows, (key % n_db).cpu().numpy())
 
 
 def _import_faiss():
@@ -483,57 +685,57 @@ def _import_faiss():
     return faiss
 
 
-def _faiss_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, device):
-    """Exhaustive binary search with ``faiss.IndexBinaryFlat`` + exact tie repair.
+def _faiss_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, device, threads=1,
+                   per_chunk=_identity):
+    """Exhaustive binary search with ``faiss.IndexBinaryFlat`` on ``threads`` OpenMP threads.
 
-    faiss returns the K nearest items, but among items at the K-th distance it keeps an
-    arbitrary subset. So, per query: ``search`` gives the K-th smallest distance t; a
-    ``range_search`` (radius t + 1, one call per distinct t in the chunk) returns *every* item at
-    distance <= t (at least K of them); these are sorted by (distance, index) and the first K
-    kept -- the ranking of the other backends. Padding bits of the packed codes are zero in both
-    sets, so the index can use whole bytes.
+    faiss (1.7.3 and later; tested in ``tests/test_metrics_fast.py``) already returns the
+    stable order: both of its exact search modes scan the database in index order for each
+    query, the heap breaks equal distances by id and the counting mode keeps, per distance, the
+    first ids it meets; so the K returned ids are ranked by (distance, index) as in the other
+    backends, the K-th distance included. The counting mode (``use_heap = False``, measured
+    faster for K = 1000 in ``benchmarks/bench_retrieval.py``) is used when its per-batch buffer
+    (``query_batch_size`` x (L + 1) x K ids) fits in half of ``memory_budget_mb``, the heap
+    otherwise. Padding bits of the packed codes are zero in both sets, so the index can use whole
+    bytes.
     """
     faiss = _import_faiss()
     n_db, n_bytes = db_bytes.shape
     index = faiss.IndexBinaryFlat(8 * n_bytes)
+    counting_bytes = index.query_batch_size * (8 * n_bytes + 1) * top * 8
+    index.use_heap = bool(counting_bytes > memory_budget_mb * 2**20 / 2)
     index.add(np.ascontiguousarray(db_bytes))
-    step = max(1, min(4096, int(memory_budget_mb * 2**20 // (24 * top))))
-    span = code_length + 1
-    for start in range(0, q_bytes.shape[0], step):
-        rows = slice(start, min(start + step, q_bytes.shape[0]))
-        q = np.ascontiguousarray(q_bytes[rows])
-        dist, _ = index.search(q, top)
-        kth = dist[:, top - 1].astype(np.int64)
-        out = np.empty((q.shape[0], top), np.int64)
-        for t in np.unique(kth):
-            sel = np.flatnonzero(kth == t)
-            lims, d, idx = index.range_search(q[sel], int(t) + 1)  # distance < t + 1
-            lims = lims.astype(np.int64)
-            counts = np.diff(lims)
-            owner = np.repeat(np.arange(sel.size, dtype=np.int64), counts)
-            key = (owner * span + d.astype(np.int64)) * n_db + idx.astype(np.int64)
-            ranked = np.sort(key) % n_db  # rows stay in their segments, each >= K long
-            out[sel] = ranked[lims[:-1, None] + np.arange(top)]
-        yield rows, out
+    step = max(1, min(4096, int(memory_budget_mb * 2**20 // (2 * 12 * top))))
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(threads)
+    try:
+        for start in range(0, q_bytes.shape[0], step):
+            rows = slice(start, min(start + step, q_bytes.shape[0]))
+            _, ids = index.search(np.ascontiguousarray(q_bytes[rows]), top)
+            yield rows, per_chunk(rows, ids)
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
-BACKENDS: dict[str, Callable[..., Iterator[tuple[slice, np.ndarray]]]] = {
+BACKENDS: dict[str, Callable[..., Iterator[tuple[slice, object]]]] = {
     "numpy": _numpy_ranking,
     "torch": _torch_ranking,
     "faiss": _faiss_ranking,
 }
 """Ranking backends (all exact, same values). ``auto`` picks ``torch`` when a code tensor lives on
 an accelerator and ``numpy`` otherwise; ``faiss`` (``IndexBinaryFlat``, CPU) is chosen by name
-only (docs/reliability.md: when it pays off)."""
+only (``benchmarks/bench_retrieval.py`` times both)."""
 
 
 def _ranking(query_codes, db_codes, top: int | None, *, packed, code_length, memory_budget_mb,
-             backend, ties):
+             backend, ties, threads=None, per_chunk=_identity):
     _lookup(TIE_RULES, ties, "tie rule")
+    _check_budget(memory_budget_mb)
     device = _device_of(query_codes, db_codes)
     if backend == "auto":
         backend = "torch" if device.type != "cpu" else "numpy"
     rank = _lookup(BACKENDS, backend, "backend (or 'auto')")
+    threads = _resolve_threads(threads)
     q_bytes, db_bytes, length = _prepare_codes(query_codes, db_codes, packed=packed,
                                                code_length=code_length)
     n_db = db_bytes.shape[0]
@@ -543,7 +745,7 @@ def _ranking(query_codes, db_codes, top: int | None, *, packed, code_length, mem
         raise ValueError(f"k must be a positive integer or None (whole database), got {top!r}")
     top = min(int(top), n_db)
     chunks = rank(q_bytes, db_bytes, length, top, memory_budget_mb=memory_budget_mb,
-                  device=device)
+                  device=device, threads=threads, per_chunk=per_chunk)
     return chunks, q_bytes.shape[0], n_db, length
 
 
@@ -553,26 +755,59 @@ def _ranking(query_codes, db_codes, top: int | None, *, packed, code_length, mem
 
 
 def _average_precision(rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """AP per row of a ranked relevance matrix (c, K) and the number of hits R per row."""
-    hits = np.cumsum(rel, axis=1, dtype=np.int64)
-    ranks = np.arange(1, rel.shape[1] + 1, dtype=np.float64)
-    total = np.where(rel, hits / ranks, 0.0).sum(axis=1)
-    n_hits = hits[:, -1]
+    """AP per row of a ranked relevance matrix (c, K) and the number of hits R per row.
+
+    AP = (1/R) * sum over relevant ranks i of hits(i) / i; rows with R = 0 get 0."""
+    hits = np.cumsum(rel, axis=1, dtype=np.int32)
+    total = np.einsum("ij,ij,j->i", rel, hits, _inverse_ranks(rel.shape[1]),
+                      dtype=np.float64, casting="unsafe")
+    n_hits = hits[:, -1].astype(np.int64)
     ap = np.divide(total, n_hits, out=np.zeros_like(total), where=n_hits > 0)
     return ap, n_hits
 
 
+_INVERSE_RANKS: dict[int, np.ndarray] = {}
+
+
+def _inverse_ranks(k: int) -> np.ndarray:
+    """1 / (1, 2, ..., k) as float64 (cached per k)."""
+    inv = _INVERSE_RANKS.get(k)
+    if inv is None:
+        inv = _INVERSE_RANKS[k] = 1.0 / np.arange(1, k + 1, dtype=np.float64)
+    return inv
+
+
+def average_precision_from_ranking(ranking, query_labels, db_labels) -> np.ndarray:
+    """AP@K of every query (float64, n_query) for a given ranking: ``ranking`` (n_query, K) holds
+    database indices, best first (e.g. the ids returned by a faiss search); relevance and AP as in
+    :data:`metric_convention` (zero-hit queries carry 0)."""
+    top = _to_numpy(ranking, "ranking")
+    if top.ndim != 2 or not np.issubdtype(top.dtype, np.integer):
+        raise ValueError(f"ranking must be an integer array (n_query, K), got dtype {top.dtype} "
+                         f"shape {top.shape}")
+    q = _to_numpy(query_labels, "query_labels")
+    d = _to_numpy(db_labels, "db_labels")
+    if top.size and (top.min() < 0 or top.max() >= d.shape[0]):
+        raise ValueError("ranking holds indices outside the database (faiss pads with -1 when K "
+                         "exceeds the database size)")
+    labels = _prepare_labels(q, d, top.shape[0], d.shape[0])
+    return _average_precision(labels.relevance(slice(None), top))[0]
+
+
 def _ap_and_hits(query_codes, db_codes, query_labels, db_labels, k, *, packed, code_length,
-                 memory_budget_mb, backend, ties):
+                 memory_budget_mb, backend, ties, threads=None):
+    def per_chunk(rows: slice, top: np.ndarray):
+        return _average_precision(labels.relevance(rows, top))
+
     chunks, n_query, n_db, _ = _ranking(query_codes, db_codes, k, packed=packed,
                                         code_length=code_length,
                                         memory_budget_mb=memory_budget_mb, backend=backend,
-                                        ties=ties)
+                                        ties=ties, threads=threads, per_chunk=per_chunk)
     labels = _prepare_labels(query_labels, db_labels, n_query, n_db)
     ap = np.empty(n_query, np.float64)
     n_hits = np.empty(n_query, np.int64)
-    for rows, top in chunks:
-        ap[rows], n_hits[rows] = _average_precision(labels.relevance(rows, top))
+    for rows, (ap_rows, hits_rows) in chunks:
+        ap[rows], n_hits[rows] = ap_rows, hits_rows
     return ap, n_hits
 
 
@@ -580,21 +815,22 @@ def mean_average_precision_per_query(query_codes, db_codes, query_labels, db_lab
                                      k: int | None = None, *, packed: bool = False,
                                      code_length: int | None = None,
                                      memory_budget_mb: float = _DEFAULT_MEMORY_BUDGET_MB,
-                                     backend: str = "auto", ties: str = "index") -> np.ndarray:
+                                     backend: str = "auto", ties: str = "index",
+                                     threads: int | None = None) -> np.ndarray:
     """AP@K of every query (float64 vector, n_query); zero-hit queries carry 0.
 
     Arguments as in :func:`map_at_k`.
     """
     return _ap_and_hits(query_codes, db_codes, query_labels, db_labels, k, packed=packed,
                         code_length=code_length, memory_budget_mb=memory_budget_mb,
-                        backend=backend, ties=ties)[0]
+                        backend=backend, ties=ties, threads=threads)[0]
 
 
 def map_at_k(query_codes, db_codes, query_labels, db_labels, k: int | None = None, *,
              zero_hit: str = "count", ties: str = "index", packed: bool = False,
              code_length: int | None = None,
              memory_budget_mb: float = _DEFAULT_MEMORY_BUDGET_MB,
-             backend: str = "auto") -> float:
+             backend: str = "auto", threads: int | None = None) -> float:
     """mAP@K over Hamming ranking (:data:`metric_convention`).
 
     query_codes, db_codes: +-1 or 0/1 codes (n, L), numpy or torch; with ``packed=True`` the
@@ -605,21 +841,25 @@ def map_at_k(query_codes, db_codes, query_labels, db_labels, k: int | None = Non
         stay in the mean) or ``skip`` (HashNet/TBH: mean over queries with a hit; NaN if none).
     ties: ``index`` only -- equal distances are ranked by database index.
     code_length: L for packed codes (default 8 * bytes per code).
-    memory_budget_mb: bounds the working memory of one query chunk.
+    memory_budget_mb: bounds the working memory of the ranking, all threads together (at least
+        one query row per thread is always held).
     backend: ``auto``, ``numpy``, ``torch`` or ``faiss`` (see :data:`BACKENDS`); all give the
         same value.
+    threads: CPU threads of the ``numpy`` backend (query chunks in parallel) and of ``faiss``;
+        None = ``torch.get_num_threads()``. The value does not depend on it.
     """
     reduce = _lookup(ZERO_HIT_CONVENTIONS, zero_hit, "zero_hit convention")
     ap, n_hits = _ap_and_hits(query_codes, db_codes, query_labels, db_labels, k, packed=packed,
                               code_length=code_length, memory_budget_mb=memory_budget_mb,
-                              backend=backend, ties=ties)
+                              backend=backend, ties=ties, threads=threads)
     return reduce(ap, n_hits > 0)
 
 
 def precision_at_k_curve(query_codes, db_codes, query_labels, db_labels, ks: Sequence[int], *,
                          packed: bool = False, code_length: int | None = None,
                          memory_budget_mb: float = _DEFAULT_MEMORY_BUDGET_MB,
-                         backend: str = "auto", ties: str = "index") -> np.ndarray:
+                         backend: str = "auto", ties: str = "index",
+                         threads: int | None = None) -> np.ndarray:
     """Mean precision@K over queries for each K in ``ks`` (float64, len(ks)).
 
     precision@K = (relevant items among the first K ranked) / K, same ranking as :func:`map_at_k`;
@@ -628,16 +868,20 @@ def precision_at_k_curve(query_codes, db_codes, query_labels, db_labels, ks: Seq
     ks_arr = np.asarray(list(ks), dtype=np.int64)
     if ks_arr.ndim != 1 or ks_arr.size == 0 or np.any(ks_arr < 1):
         raise ValueError(f"ks must be a non-empty sequence of positive integers, got {ks!r}")
+
+    def per_chunk(rows: slice, top: np.ndarray) -> np.ndarray:
+        hits = np.cumsum(labels.relevance(rows, top), axis=1)
+        return hits[:, ks_clip - 1] / ks_clip
+
     chunks, n_query, n_db, _ = _ranking(query_codes, db_codes, int(ks_arr.max()), packed=packed,
                                         code_length=code_length,
                                         memory_budget_mb=memory_budget_mb, backend=backend,
-                                        ties=ties)
+                                        ties=ties, threads=threads, per_chunk=per_chunk)
     labels = _prepare_labels(query_labels, db_labels, n_query, n_db)
     ks_clip = np.minimum(ks_arr, n_db)
     per_query = np.empty((n_query, ks_arr.size), np.float64)  # one mean at the end: the value
-    for rows, top in chunks:                                  # does not depend on the chunking
-        hits = np.cumsum(labels.relevance(rows, top), axis=1)
-        per_query[rows] = hits[:, ks_clip - 1] / ks_clip
+    for rows, precision in chunks:                            # does not depend on the chunking
+        per_query[rows] = precision
     return per_query.mean(axis=0)
 
 
@@ -716,14 +960,14 @@ def evaluate_paradigms(*, student_query, student_db, teacher_db, query_labels, d
                        k: int | None, zero_hit: str = "count", packed: bool = False,
                        code_length: int | None = None,
                        memory_budget_mb: float = _DEFAULT_MEMORY_BUDGET_MB,
-                       backend: str = "auto") -> dict[str, float]:
+                       backend: str = "auto", threads: int | None = None) -> dict[str, float]:
     """mAP@K in both search paradigms of the paper.
 
     ``symmetric``: student query codes against the student-encoded database;
     ``asymmetric``: student query codes against the teacher-encoded database.
     """
     kw = dict(zero_hit=zero_hit, packed=packed, code_length=code_length,
-              memory_budget_mb=memory_budget_mb, backend=backend)
+              memory_budget_mb=memory_budget_mb, backend=backend, threads=threads)
     return {
         "symmetric": map_at_k(student_query, student_db, query_labels, db_labels, k, **kw),
         "asymmetric": map_at_k(student_query, teacher_db, query_labels, db_labels, k, **kw),
