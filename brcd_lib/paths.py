@@ -24,6 +24,7 @@ the machine's absolute path.
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -132,3 +133,11 @@ def portable(value: str | os.PathLike) -> str:
         text = pattern.sub(lambda m: ("" if name == "." else name + "/") if m.group(1) else name,
                            text)
     return text
+
+
+class PortableFormatter(logging.Formatter):
+    """A log formatter whose messages carry no machine path (:func:`portable`): what notebooks
+    and their worker processes log ends up in executed notebooks that are committed."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return portable(super().format(record))

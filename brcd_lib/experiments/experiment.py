@@ -32,6 +32,7 @@ from ..training.features import FeatureStore, module_fingerprint
 from ..training.parallel import resolve_workers, torch_threads
 from ..training.sources import BankPairSource, ImagePairSource, PairSource
 from .preflight import check_device, download_allowed
+from . import plan
 from .profiles import Profile, get_profile
 from .runstore import PARADIGMS, RunStore, TrainedRun, TrainOutcome
 
@@ -310,10 +311,9 @@ class Experiment:
                        weight: float = 1.0) -> DistillConfig:
         """The distiller settings of a student run: the paper defaults, the profile's overrides
         of ``method`` (and BRCD's profile settings), then ``distill_kwargs``."""
-        kwargs = {**self.profile.method_kwargs.get(method, {}), **(distill_kwargs or {})}
-        if method == "brcd":
-            kwargs = {**self.profile.brcd, **kwargs}
-        return DistillConfig(method=method, kwargs=kwargs, weight=weight)
+        return DistillConfig(method=method, kwargs=plan.distill_kwargs(self.profile, method,
+                                                                       distill_kwargs),
+                             weight=weight)
 
     def student(self, bits: int, *, method: str = "none", seed: int = 0,
                 distill_kwargs: dict | None = None, model: ModelConfig | None = None,

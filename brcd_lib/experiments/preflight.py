@@ -17,7 +17,7 @@ profile an estimate of the real run's time and disk.
 """
 from __future__ import annotations
 
-import dataclasses
+import json
 import os
 import shutil
 import time
@@ -29,12 +29,12 @@ import torch
 from ..data import DatasetNotAvailableError, get_dataset, locate_files
 from ..data.registry import dataset_parameters
 from ..distill import get_distiller
-from ..distill.brcd import ablation_variants
 from ..io import StorageError, ensure_writable_dir
 from ..models import create_backbone
 from ..models.backbones import backbone_info
 from ..models.heads import create_head, default_head
 from ..paths import cache_root, results_root
+from . import plan
 from .profiles import Profile, get_profile
 
 __all__ = ["check_device", "Preflight", "check", "run_plan", "ENV_DOWNLOAD", "download_allowed",
@@ -72,70 +72,37 @@ def check_device(device: str | None) -> str | None:
 # ------------------------------------------------------------------------------------------------
 # the notebooks' training runs, counted from the profile (what studies.* will train)
 # ------------------------------------------------------------------------------------------------
-def _method_kwargs(profile: Profile, method: str, kwargs: dict | None = None) -> dict:
-    """The distiller settings of a run, merged as ``Experiment.distill_config`` merges them."""
-    out = {**profile.method_kwargs.get(method, {}), **(kwargs or {})}
-    return {**profile.brcd, **out} if method == "brcd" else out
-
-
 def _freeze(obj: Any) -> str:
-    import json
-
     return json.dumps(obj, sort_keys=True, default=str)
 
 
 def run_plan(profile: Profile | str) -> dict:
-    """The training runs the notebook sequence of ``profile`` trains, counted the way the grids
-    of :mod:`brcd_lib.experiments.studies` build them and deduplicated as the run cache does
-    (same settings = same run): ``{"teachers": [...], "students": [...]}``, each entry a dict
-    (bits, objective, backbone, method, settings, seed). Notebooks 07, 09 and 10 reuse runs of
-    the grids (their BRCD and no-KD students of the first seed)."""
-
+    """The training runs the notebook sequence of ``profile`` trains: the jobs of every grid
+    (:func:`brcd_lib.experiments.plan.all_jobs`, the lists the grids train), deduplicated as the
+    run cache does (same settings = same run): ``{"teachers": [...], "students": [...]}``, each
+    entry a dict (bits, objective, backbone, teacher seed, method, settings, seed, rotations)."""
     p = get_profile(profile) if isinstance(profile, str) else profile
-    aux = p.aux_seeds or p.seeds
-    sens_bits = p.sensitivity_bits if p.sensitivity_bits in p.bits else p.bits[-1]
     teachers, students = {}, {}
 
-    def teacher(bits: int, objective: str) -> None:
-        t = {"bits": bits, "objective": objective, "backbone": p.teacher.backbone.name}
+    def teacher(bits: int, model, seed: int | None) -> dict:
+        t = {"bits": bits, "objective": model.objective, "backbone": model.backbone.name,
+             "seed": p.teacher_seed if seed is None else seed}
         teachers[_freeze(t)] = t
+        return t
 
-    def student(bits: int, method: str, seed: int, kwargs: dict | None = None,
-                objective: str | None = None, backbone: str | None = None) -> None:
-        objective = objective or p.student.objective
-        teacher(bits, objective if objective != p.student.objective else p.teacher.objective)
-        s = {"bits": bits, "method": method, "seed": seed,
-             "settings": _method_kwargs(p, method, kwargs), "objective": objective,
-             "backbone": backbone or p.student.backbone.name,
-             "rotations": get_distiller(method, **_method_kwargs(p, method, kwargs)).rotations}
-        students[_freeze({k: v for k, v in s.items() if k != "rotations"})] = s
-
-    for bits in p.bits:  # 02 teachers, 04 main grid
-        teacher(bits, p.teacher.objective)
-        for method in p.grid_methods():
-            for seed in p.seeds:
-                student(bits, method, seed)
-    for bits in p.bits:  # 05 ablations
-        for kwargs in ablation_variants().values():
-            for seed in aux:
-                student(bits, "brcd", seed, kwargs)
-    grid = ([{"alpha": a} for a in p.alphas] + [{"margin": m} for m in p.margins]
-            + [{"n_clusters": k} for k in p.cluster_counts])
-    for kwargs in grid:  # 08 sensitivity
-        for seed in aux:
-            student(sens_bits, "brcd", seed, kwargs)
-    for objective in p.objectives:  # 06 generality: hashing models
-        teacher(sens_bits, objective)
-        for method in p.generality_methods:
-            for seed in aux:
-                student(sens_bits, method, seed, objective=objective)
-    for backbone in p.student_backbones:  # 06 generality: student backbones
-        for method in p.generality_methods:
-            for seed in aux:
-                student(sens_bits, method, seed, backbone=backbone)
-    for bits in {sens_bits}:  # 07, 09, 10
-        for method in ("none", "brcd"):
-            student(bits, method, p.seeds[0])
+    for bits in p.bits:  # 02 teachers (and the main grid's)
+        teacher(bits, p.teacher, None)
+    for jobs in plan.all_jobs(p).values():
+        for job in jobs:
+            kw = job.kwargs
+            model = kw.get("model") or p.student
+            t = teacher(kw["bits"], kw.get("teacher_model") or p.teacher, kw.get("teacher_seed"))
+            settings = plan.distill_kwargs(p, kw["method"], kw.get("distill_kwargs"))
+            s = {"bits": kw["bits"], "method": kw["method"], "seed": kw["seed"],
+                 "settings": settings, "objective": model.objective,
+                 "backbone": model.backbone.name, "teacher": _freeze(t),
+                 "rotations": get_distiller(kw["method"], **settings).rotations}
+            students[_freeze({k: v for k, v in s.items() if k != "rotations"})] = s
     return {"teachers": list(teachers.values()), "students": list(students.values())}
 
 

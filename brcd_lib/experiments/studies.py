@@ -8,7 +8,6 @@ processes (:func:`prefetch_students`), then its serial pass loads them.
 """
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import logging
 
@@ -23,6 +22,7 @@ from ..models.shallow import SHALLOW_HASHERS
 from ..provenance import provenance
 from ..training.engine import TrainingDiverged
 from ..training.parallel import resolve_workers, run_in_workers
+from . import plan
 from . import rows as rowlib
 from .columns import COLUMNS
 from .experiment import DegenerateTeacher, Experiment, ShallowNotAvailable
@@ -171,11 +171,8 @@ def prefetch_students(exp: Experiment, jobs: list[dict], *, workers: int | None 
 
 # --------------------------------------------------------------------------- the grids
 def study_bits(exp: Experiment) -> int:
-    """The code length of the single-length studies (ablations, sensitivity, generality, the
-    teacher-seed study): ``Profile.sensitivity_bits`` when the profile trains it, else its
-    longest code length."""
-    bits = exp.profile.sensitivity_bits
-    return bits if bits in exp.profile.bits else exp.profile.bits[-1]
+    """The code length of the single-length studies (:func:`plan.study_bits` of the profile)."""
+    return plan.study_bits(exp.profile)
 
 
 def reference_rows(exp: Experiment, bits_list=None) -> pd.DataFrame:
@@ -191,82 +188,51 @@ def reference_rows(exp: Experiment, bits_list=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _run_jobs(exp: Experiment, jobs: list[plan.Job], desc: str) -> list[dict]:
+    """Rows of every job (trained by the workers first, then loaded in order), each row with its
+    job's extra fields."""
+    prefetch_students(exp, [j.kwargs for j in jobs], desc=desc)
+    rows = []
+    for job in tqdm(jobs, desc=desc, disable=not exp.progress):
+        for r in student_rows(exp, **job.kwargs):
+            r.update(job.fields)
+            rows.append(r)
+    return rows
+
+
 def main_grid(exp: Experiment, *, methods=None, seeds=None, bits_list=None) -> pd.DataFrame:
     """Teacher, LSH/ITQ, the student without KD, the eight baselines and BRCD; each method with
     its seeds (:meth:`Profile.method_seeds`) unless ``seeds`` is given."""
-    methods = methods or exp.profile.grid_methods()
     bits_list = bits_list or exp.profile.bits
-    rows = [reference_rows(exp, bits_list)]
-    jobs = [dict(bits=b, method=m, seed=s) for b in bits_list for m in methods
-            for s in (seeds or exp.profile.method_seeds(m))]
-    prefetch_students(exp, jobs, desc="main grid")
-    for job in tqdm(jobs, desc="main grid", disable=not exp.progress):
-        rows.append(pd.DataFrame(student_rows(exp, **job)))
-    return pd.concat(rows, ignore_index=True)
+    jobs = plan.main_jobs(exp.profile, methods=methods, seeds=seeds, bits_list=bits_list)
+    return pd.concat([reference_rows(exp, bits_list),
+                      pd.DataFrame(_run_jobs(exp, jobs, "main grid"))], ignore_index=True)
 
 
 def ablation_grid(exp: Experiment, *, seeds=None, bits_list=None) -> pd.DataFrame:
     """BRCD and its ablations: no mask, no cluster handling, alpha = 1, alpha = 0, upstream mask;
-    at ``Profile.ablation_bits`` (default: the sensitivity code length)."""
-    seeds = seeds or exp.profile.aux_seeds or exp.profile.seeds
-    bits_list = bits_list or exp.profile.ablation_bits or (study_bits(exp),)
-    rows = []
-    jobs = [dict(bits=b, method="brcd", seed=s, variant=v, distill_kwargs=kw)
-            for b in bits_list for v, kw in ablation_variants().items() for s in seeds]
-    prefetch_students(exp, jobs, desc="ablations")
-    for job in tqdm(jobs, desc="ablations", disable=not exp.progress):
-        rows += student_rows(exp, **job)
-    return pd.DataFrame(rows)
+    at ``Profile.ablation_bits`` (default: the study code length)."""
+    jobs = plan.ablation_jobs(exp.profile, seeds=seeds, bits_list=bits_list)
+    return pd.DataFrame(_run_jobs(exp, jobs, "ablations"))
 
 
 def sensitivity_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> pd.DataFrame:
     """BRCD's mAP against alpha, delta (margin) and K, one parameter at a time."""
-    seeds = seeds or exp.profile.aux_seeds or exp.profile.seeds
-    bits = bits or study_bits(exp)
-    grid = ([("alpha", a, {"alpha": a}) for a in exp.profile.alphas]
-            + [("margin", m, {"margin": m}) for m in exp.profile.margins]
-            + [("n_clusters", k, {"n_clusters": k}) for k in exp.profile.cluster_counts])
-    rows = []
-    jobs = [(p, v, dict(bits=bits, method="brcd", seed=s, variant=f"{p}={v}", distill_kwargs=kw))
-            for p, v, kw in grid for s in seeds]
-    prefetch_students(exp, [job for _, _, job in jobs], desc="sensitivity")
-    for param, value, job in tqdm(jobs, desc="sensitivity", disable=not exp.progress):
-        for r in student_rows(exp, **job):
-            r.update(parameter=param, setting=value)
-            rows.append(r)
-    return pd.DataFrame(rows)
+    jobs = plan.sensitivity_jobs(exp.profile, seeds=seeds, bits=bits)
+    return pd.DataFrame(_run_jobs(exp, jobs, "sensitivity"))
 
 
 def generality_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> pd.DataFrame:
     """BRCD and the strongest baselines across hashing objectives (teacher and student trained
     with the same objective) and, where the profile lists them, across student backbones."""
-    seeds = seeds or exp.profile.generality_seeds or exp.profile.seeds
     bits = bits or study_bits(exp)
-    rows, jobs = [], []  # jobs: (axis, setting, keyword arguments of student_rows)
-    for objective in exp.profile.objectives:
-        teacher_model = dataclasses.replace(exp.profile.teacher, objective=objective)
-        student_model = dataclasses.replace(exp.profile.student, objective=objective)
-        teacher = exp.teacher(bits, model=teacher_model)
-        for r in teacher_rows(exp, teacher):
+    rows = []
+    for objective, teacher_model, _ in plan.generality_models(exp.profile):
+        for r in teacher_rows(exp, exp.teacher(bits, model=teacher_model)):
             r.update(axis="hashing model", setting=objective)
             rows.append(r)
-        jobs += [("hashing model", objective,
-                  dict(bits=bits, method=method, seed=seed, variant=f"{method}/{objective}",
-                       model=student_model, teacher_model=teacher_model))
-                 for method in exp.profile.generality_methods for seed in seeds]
-    for backbone in exp.profile.student_backbones:
-        student_model = dataclasses.replace(
-            exp.profile.student, backbone=dataclasses.replace(exp.profile.student.backbone, name=backbone))
-        jobs += [("student backbone", backbone,
-                  dict(bits=bits, method=method, seed=seed, variant=f"{method}/{backbone}",
-                       model=student_model))
-                 for method in exp.profile.generality_methods for seed in seeds]
-    prefetch_students(exp, [job for _, _, job in jobs], desc="generality")
-    for axis, setting, job in tqdm(jobs, desc="generality", disable=not exp.progress):
-        for r in student_rows(exp, **job):
-            r.update(axis=axis, setting=setting)
-            rows.append(r)
-    return pd.DataFrame(rows)
+    jobs = plan.generality_jobs(exp.profile, seeds=seeds, bits=bits)
+    return pd.DataFrame(rows + _run_jobs(exp, jobs, "generality"))
 
 
 def teacher_seed_grid(exp: Experiment, *, teacher_seeds=None, seeds=None, bits: int | None = None,
@@ -278,17 +244,13 @@ def teacher_seed_grid(exp: Experiment, *, teacher_seeds=None, seeds=None, bits: 
     teacher_seeds = tuple(teacher_seeds if teacher_seeds is not None else exp.profile.teacher_seeds)
     if not teacher_seeds:
         return pd.DataFrame(columns=list(rowlib.ROW_COLUMNS))
-    seeds = seeds or exp.profile.seeds
     bits = bits or study_bits(exp)
     rows = []
     for t in teacher_seeds:
         rows += teacher_rows(exp, exp.teacher(bits, seed=t))
-    jobs = [dict(bits=bits, method=m, seed=s, teacher_seed=t)
-            for t in teacher_seeds for m in methods for s in seeds]
-    prefetch_students(exp, jobs, desc="teacher seeds")
-    for job in tqdm(jobs, desc="teacher seeds", disable=not exp.progress):
-        rows += student_rows(exp, **job)
-    return pd.DataFrame(rows)
+    jobs = plan.teacher_seed_jobs(exp.profile, teacher_seeds=teacher_seeds, seeds=seeds, bits=bits,
+                                  methods=methods)
+    return pd.DataFrame(rows + _run_jobs(exp, jobs, "teacher seeds"))
 
 
 def upstream_baselines_grid(exp: Experiment, *, seeds=None, bits: int | None = None,
@@ -296,20 +258,8 @@ def upstream_baselines_grid(exp: Experiment, *, seeds=None, bits: int | None = N
     """The contrastive baselines that can draw their negatives from other classes as released
     (``negatives="class"``: supervised information in an unsupervised benchmark) next to the kit's
     default (``"uniform"``), at one code length. Rows: ``variant`` = ``<method>/<negatives>``."""
-    seeds = seeds or exp.profile.seeds
-    bits = bits or study_bits(exp)
-    methods = methods or [m for m in exp.profile.grid_methods()
-                          if "negatives" in inspect.signature(distiller_class(m)).parameters]
-    jobs = [dict(bits=bits, method=m, seed=s, variant=f"{m}/{neg}",
-                 distill_kwargs={} if neg == "uniform" else {"negatives": "class"})
-            for m in methods for neg in ("uniform", "class") for s in seeds]
-    prefetch_students(exp, jobs, desc="upstream baselines")
-    rows = []
-    for job in tqdm(jobs, desc="upstream baselines", disable=not exp.progress):
-        for r in student_rows(exp, **job):
-            r["negatives"] = job["variant"].split("/")[1]
-            rows.append(r)
-    return pd.DataFrame(rows)
+    jobs = plan.upstream_jobs(exp.profile, seeds=seeds, bits=bits, methods=methods)
+    return pd.DataFrame(_run_jobs(exp, jobs, "upstream baselines"))
 
 
 def brcd_settings(exp: Experiment) -> dict:
@@ -318,4 +268,4 @@ def brcd_settings(exp: Experiment) -> dict:
     k-means and masks outside training (notebooks 03 and 07)."""
     defaults = {k: p.default for k, p in inspect.signature(distiller_class("brcd")).parameters.items()
                 if p.default is not inspect.Parameter.empty}
-    return {**defaults, **exp.distill_config("brcd").kwargs}
+    return {**defaults, **plan.distill_kwargs(exp.profile, "brcd")}

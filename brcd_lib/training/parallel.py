@@ -40,6 +40,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
+
+from ..paths import PortableFormatter
 from .progress import tqdm
 
 log = logging.getLogger(__name__)
@@ -123,8 +125,9 @@ def _init_worker(initializer: Callable[..., None] | None, initargs: tuple,
     torch.set_num_threads(1)
     # stdout, as the notebooks log (reporting.notebook.setup): a worker inherits the kernel's
     # stderr, which JupyterLab and executed notebooks show as a red error block
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s",
-                        stream=sys.stdout)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(PortableFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     if initializer is not None:
         initializer(*initargs)
 

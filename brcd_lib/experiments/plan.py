@@ -1,0 +1,139 @@
+"""The training runs of the paper's grids, derived from a profile alone.
+
+Each grid of :mod:`brcd_lib.experiments.studies` trains the jobs listed here, and the preflight
+(:func:`brcd_lib.experiments.preflight.run_plan`) counts the same lists, so the estimate of a run
+and the run itself cannot drift apart. A job is the keyword arguments of
+:func:`brcd_lib.experiments.studies.student_rows` plus the extra columns its rows carry.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import ModelConfig
+from ..distill import distiller_class
+from ..distill.brcd import ablation_variants
+from .profiles import Profile
+
+__all__ = ["Job", "study_bits", "distill_kwargs", "main_jobs", "ablation_jobs", "sensitivity_jobs",
+           "generality_models", "generality_jobs", "teacher_seed_jobs", "upstream_jobs",
+           "analysis_jobs", "all_jobs"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One student run of a grid: ``kwargs`` for ``studies.student_rows`` (bits, method, seed,
+    variant, distill_kwargs, model, teacher_model, teacher_seed) and ``fields``, extra columns
+    of its rows (axis, setting, parameter, negatives)."""
+
+    kwargs: dict[str, Any]
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def study_bits(profile: Profile) -> int:
+    """The code length of the single-length studies (ablations, sensitivity, generality, the
+    teacher-seed and upstream-baselines studies, notebooks 03, 07, 09, 10):
+    ``Profile.sensitivity_bits`` when the profile trains it, else its longest code length."""
+    bits = profile.sensitivity_bits
+    return bits if bits in profile.bits else profile.bits[-1]
+
+
+def distill_kwargs(profile: Profile, method: str, kwargs: dict | None = None) -> dict:
+    """A student run's distiller settings: the profile's overrides of ``method`` (and BRCD's
+    profile settings), then ``kwargs``; what is left out takes the distiller's defaults."""
+    merged = {**profile.method_kwargs.get(method, {}), **(kwargs or {})}
+    return {**profile.brcd, **merged} if method == "brcd" else merged
+
+
+def main_jobs(profile: Profile, *, methods=None, seeds=None, bits_list=None) -> list[Job]:
+    """Notebook 04's main grid: every method at every code length with its seeds
+    (:meth:`Profile.method_seeds`) unless ``seeds`` is given."""
+    methods = methods or profile.grid_methods()
+    return [Job(dict(bits=b, method=m, seed=s))
+            for b in (bits_list or profile.bits) for m in methods
+            for s in (seeds or profile.method_seeds(m))]
+
+
+def ablation_jobs(profile: Profile, *, seeds=None, bits_list=None) -> list[Job]:
+    """Notebook 05: BRCD and its ablations at ``Profile.ablation_bits`` (default: the study
+    code length) with the auxiliary seeds."""
+    seeds = seeds or profile.aux_seeds or profile.seeds
+    bits_list = bits_list or profile.ablation_bits or (study_bits(profile),)
+    return [Job(dict(bits=b, method="brcd", seed=s, variant=v, distill_kwargs=kw))
+            for b in bits_list for v, kw in ablation_variants().items() for s in seeds]
+
+
+def sensitivity_jobs(profile: Profile, *, seeds=None, bits: int | None = None) -> list[Job]:
+    """Notebook 08: BRCD's alpha, delta (margin) and K, one at a time."""
+    seeds = seeds or profile.aux_seeds or profile.seeds
+    bits = bits or study_bits(profile)
+    grid = ([("alpha", a, {"alpha": a}) for a in profile.alphas]
+            + [("margin", m, {"margin": m}) for m in profile.margins]
+            + [("n_clusters", k, {"n_clusters": k}) for k in profile.cluster_counts])
+    return [Job(dict(bits=bits, method="brcd", seed=s, variant=f"{p}={v}", distill_kwargs=kw),
+                dict(parameter=p, setting=v))
+            for p, v, kw in grid for s in seeds]
+
+
+def generality_models(profile: Profile) -> list[tuple[str, ModelConfig, ModelConfig]]:
+    """(objective, teacher model, student model) of the hashing-model axis of notebook 06:
+    teacher and student trained with the same objective."""
+    return [(o, dataclasses.replace(profile.teacher, objective=o),
+             dataclasses.replace(profile.student, objective=o)) for o in profile.objectives]
+
+
+def generality_jobs(profile: Profile, *, seeds=None, bits: int | None = None) -> list[Job]:
+    """Notebook 06: the generality methods across hashing objectives and student backbones."""
+    seeds = seeds or profile.generality_seeds or profile.seeds
+    bits = bits or study_bits(profile)
+    jobs = [Job(dict(bits=bits, method=method, seed=seed, variant=f"{method}/{objective}",
+                     model=student, teacher_model=teacher),
+                dict(axis="hashing model", setting=objective))
+            for objective, teacher, student in generality_models(profile)
+            for method in profile.generality_methods for seed in seeds]
+    for backbone in profile.student_backbones:
+        student = dataclasses.replace(
+            profile.student, backbone=dataclasses.replace(profile.student.backbone, name=backbone))
+        jobs += [Job(dict(bits=bits, method=method, seed=seed, variant=f"{method}/{backbone}",
+                          model=student), dict(axis="student backbone", setting=backbone))
+                 for method in profile.generality_methods for seed in seeds]
+    return jobs
+
+
+def teacher_seed_jobs(profile: Profile, *, teacher_seeds=None, seeds=None, bits: int | None = None,
+                      methods=("none", "kd", "brcd")) -> list[Job]:
+    """Notebook 04: the no-KD / KD / BRCD comparison under each of ``Profile.teacher_seeds``."""
+    teacher_seeds = tuple(profile.teacher_seeds if teacher_seeds is None else teacher_seeds)
+    bits = bits or study_bits(profile)
+    return [Job(dict(bits=bits, method=m, seed=s, teacher_seed=t))
+            for t in teacher_seeds for m in methods for s in (seeds or profile.seeds)]
+
+
+def upstream_jobs(profile: Profile, *, seeds=None, bits: int | None = None,
+                  methods=None) -> list[Job]:
+    """Notebook 04: the baselines with a ``negatives`` option, with uniform (default) and
+    class-based (released) negatives."""
+    methods = methods or [m for m in profile.grid_methods()
+                          if "negatives" in inspect.signature(distiller_class(m)).parameters]
+    bits = bits or study_bits(profile)
+    return [Job(dict(bits=bits, method=m, seed=s, variant=f"{m}/{neg}",
+                     distill_kwargs={} if neg == "uniform" else {"negatives": "class"}),
+                dict(negatives=neg))
+            for m in methods for neg in ("uniform", "class") for s in (seeds or profile.seeds)]
+
+
+def analysis_jobs(profile: Profile) -> list[Job]:
+    """Notebooks 07, 09 and 10: the no-KD and BRCD students of the first seed at the study code
+    length (runs the main grid already trained)."""
+    return [Job(dict(bits=study_bits(profile), method=m, seed=profile.seeds[0]))
+            for m in ("none", "brcd")]
+
+
+def all_jobs(profile: Profile) -> dict[str, list[Job]]:
+    """Every grid's jobs, by notebook study."""
+    return {"main": main_jobs(profile), "teacher_seeds": teacher_seed_jobs(profile),
+            "upstream_baselines": upstream_jobs(profile), "ablations": ablation_jobs(profile),
+            "generality": generality_jobs(profile), "sensitivity": sensitivity_jobs(profile),
+            "analysis": analysis_jobs(profile)}
