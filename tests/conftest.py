@@ -1,26 +1,32 @@
-"""Shared fixtures: the smoke profile executed once per session (notebook and browser tests)."""
+"""Shared fixtures: a cache folder of the test session, and the smoke profile executed once per
+session (notebook and browser tests)."""
 from __future__ import annotations
+
+import os
 
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory):
+    """Every test runs on a cache folder of its own session (``$BRCD_CACHE``), never on the
+    repository's ``.cache``: results do not depend on what earlier runs left there."""
+    saved = os.environ.get("BRCD_CACHE")
+    path = tmp_path_factory.mktemp("cache")
+    os.environ["BRCD_CACHE"] = str(path)
+    yield path
+    if saved is None:
+        os.environ.pop("BRCD_CACHE", None)
+    else:
+        os.environ["BRCD_CACHE"] = saved
+
+
 @pytest.fixture(scope="session")
-def smoke_results(tmp_path_factory):
+def smoke_results(tmp_path_factory, session_cache):
     """Every notebook executed on the smoke profile by the runner, into a scratch results root;
     returns ``<root>/smoke``."""
-    import os
-
     from brcd_lib.experiments import reproduce
 
     root = tmp_path_factory.mktemp("results")
-    # a cache of its own: the run does not depend on (or write into) the repository's .cache
-    saved = os.environ.get("BRCD_CACHE")
-    os.environ["BRCD_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    try:
-        reproduce.run("smoke", results_root=str(root), force=True)
-    finally:
-        if saved is None:
-            os.environ.pop("BRCD_CACHE", None)
-        else:
-            os.environ["BRCD_CACHE"] = saved
+    reproduce.run("smoke", results_root=str(root), force=True)
     return root / "smoke"
