@@ -9,7 +9,7 @@ Commands (all single-threaded unless ``--threads``; results are appended to
 * ``run NAME ...``       SimCLR-pretrain each candidate (cached + checkpointed under
   ``--cache-dir``) and measure on fashion VAL: cosine mAP@1000 of the continuous features
   (val queries vs the 60,000-image database) and the kit's CIBHash head trained on the frozen
-  features exactly as ``pipeline.Experiment.teacher`` / ``.student`` train it (cached bank of 8
+  features exactly as ``experiments.Experiment.teacher`` / ``.student`` train it (cached bank of 8
   augmented views of the 5,000 training images, the kit's ``small`` train transform; teacher:
   linear head, Adam 5e-4; student: MLP head, Adam 1e-3; validation every 10 epochs, patience
   long enough that the best validation is not the last one), mAP@1000 on val.
@@ -19,7 +19,7 @@ Commands (all single-threaded unless ``--threads``; results are appended to
   (Fashion-MNIST: the 60,000 training/database images; digits: the database, i.e. everything
   but the query and validation images), exported with ``export_pretrained`` (state dict + JSON
   sidecar) to ``--weights-dir``.
-* ``final-eval``         the exported weights through ``pipeline.Experiment`` (teacher at 16/32/64
+* ``final-eval``         the exported weights through ``experiments.Experiment`` (teacher at 16/32/64
   bits, undistilled student at 32 bits): val numbers; with ``--test`` also the test queries.
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/explore_standin.py run rn_g1 rn_g2 ...
@@ -48,6 +48,7 @@ DIGITS_AUG = {"hflip_p": 0.0}            # a mirrored digit is another symbol
 BASE_SSL = {"batch_size": 256, "lr": 1e-3, "temperature": 0.5, "augment": FASHION_FLIP,
             "lr_schedule": "cosine", "warmup_epochs": 0}
 PROXY = {"pool": 12000, "epochs": 5}     # 60,000 image passes: the quick proxy
+FOLLOWUP = ("t_final_g4", "s_w8_1ep")    # measured after the final runs
 
 CANDIDATES: dict[str, dict[str, Any]] = {
     # --- teachers (linear head) ---
@@ -66,6 +67,15 @@ CANDIDATES: dict[str, dict[str, Any]] = {
                 "ssl": {**BASE_SSL, **PROXY}, "hidden": [1000, 256, 128]},
     "s_cnn_w8": {"role": "student", "backbone": "small_cnn_s", "kw": {"width": 8},
                  "ssl": {**BASE_SSL, **PROXY}, "hidden": [256, 128]},
+    # --- after the final runs (val only): options for a larger teacher-student gap ---
+    # the final teacher's weights with no pooling of its 4x4 map (4096-d features)
+    "t_final_g4": {"role": "teacher", "backbone": "resnet_teacher", "kw": {"pool_grid": 4},
+                   "weights": "fashion_teacher_resnet_teacher", "ssl": {}},
+    # the final student recipe with a 10x shorter SimCLR budget (1 epoch of the 60,000 images)
+    "s_w8_1ep": {"role": "student", "backbone": "small_cnn_s", "kw": {"width": 8},
+                 "ssl": {"batch_size": 256, "lr": 1e-3, "temperature": 0.5, "augment": FASHION_FLIP,
+                         "lr_schedule": "cosine", "warmup_epochs": 0, "precision": "bf16",
+                         "epochs": 1, "pool": "all"}, "hidden": [128]},
 }
 
 
@@ -240,11 +250,24 @@ def evaluate(exp, name: str, cand: dict, backbone, desc: dict, args, *, stage: s
 # commands
 # ------------------------------------------------------------------------------------------
 def cmd_run(args) -> None:
+    from brcd_lib.models import create_backbone
+    from brcd_lib.models.pretrain import load_pretrained
+
     exp = experiment(args.dataset, args.cache_dir)
     for name in args.names:
         cand = CANDIDATES[name]
-        backbone, desc = pretrain(exp, cand, cache_dir=args.cache_dir)
-        evaluate(exp, name, cand, backbone, desc, args, stage="proxy")
+        if "weights" in cand:  # evaluate committed weights (e.g. another pooling of a final backbone)
+            state, side = load_pretrained(os.path.join(args.weights_dir, cand["weights"] + ".pt"))
+            backbone = create_backbone(cand["backbone"], **cand["kw"])
+            backbone.load_state_dict(state)
+            backbone.ssl_pretrain_info = {"seconds": side["train_seconds"],
+                                          "epoch_losses": side["epoch_losses"]}
+            cand = {**cand, "ssl": {k: v for k, v in side["recipe"].items() if k != "method"}}
+            desc = side["data"]
+        else:
+            backbone, desc = pretrain(exp, cand, cache_dir=args.cache_dir)
+        evaluate(exp, name, cand, backbone, desc, args,
+                 stage="followup" if name in FOLLOWUP else "proxy")
 
 
 def cmd_baselines(args) -> None:
@@ -392,7 +415,7 @@ def cmd_final_eval(args) -> None:
                          "backbone_params": count_parameters(net.backbone), **res,
                          "value": res["val_map"]})
         return
-    # the test queries, once, for the final recipe: through pipeline.Experiment itself
+    # the test queries, once, for the final recipe: through experiments.Experiment itself
     common = provenance_of(["teacher", "student"])
     for bits in t_bits:
         run = exp.teacher(bits)
@@ -507,6 +530,46 @@ def _fmt_params(r: dict) -> str:
     return out
 
 
+def _summary(rows: list[dict]) -> list[str]:
+    """Teacher vs ITQ vs undistilled student (symmetric), val and test, per dataset: the
+    issue #12 targets, computed from the rows."""
+    out: list[str] = []
+    for ds in ("fashion_mnist", "digits"):
+        q = [r for r in rows if r["stage"] == "final" and r["dataset"] == ds and r["split"] == "query"]
+        if not q:
+            continue
+        itq_val = {r["bits"]: r["value"] for r in rows if r["stage"] == "baseline" and r["dataset"] == ds
+                   and r["candidate"] == "itq_raw_pixels"}
+        teacher = {r["bits"]: r for r in q if r["candidate"] == "final_teacher"}
+        itq = {r["bits"]: r["value"] for r in q if r["candidate"] == "itq_raw_pixels"}
+        student = {r["bits"]: r for r in q if r["candidate"] == "final_student_none"}
+        out += [f"## Summary, {ds}: final teacher vs ITQ (raw pixels) vs undistilled student", "",
+                "Teacher and student rows come from `experiments.Experiment.teacher` / `.student(method="
+                "'none')` on the exported weights (their `val_best` is the validation mAP of the "
+                "selected head, the test value is the query mAP of the same head); symmetric "
+                "paradigm.", "",
+                "| bits | teacher val | ITQ val | teacher test | ITQ test | teacher - ITQ (test) | "
+                "student val | student test | teacher - student val | teacher - student test |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
+        for b in sorted(teacher):
+            t, st = teacher[b], student.get(b)
+            cells = [str(b), f"{t['val_best']:.4f}", f"{itq_val.get(b, float('nan')):.4f}",
+                     f"{t['value']:.4f}", f"{itq.get(b, float('nan')):.4f}",
+                     f"{t['value'] - itq.get(b, float('nan')):+.4f}"]
+            if st is not None:
+                cells += [f"{st['val_best']:.4f}", f"{st['value']:.4f}",
+                          f"{t['val_best'] - st['val_best']:.4f}", f"{t['value'] - st['value']:.4f}"]
+            else:
+                cells += ["-"] * 4
+            out.append("| " + " | ".join(cells) + " |")
+        if student:
+            st = next(iter(student.values()))
+            tp = teacher[next(iter(student))]["params_with_head"]
+            out += ["", f"Parameters incl. heads at {next(iter(student))} bits: teacher "
+                    f"{tp:,}, student {st['params_with_head']:,}, ratio {tp / st['params_with_head']:.1f}x.", ""]
+    return out
+
+
 def markdown(rows: list[dict]) -> str:
     out = ["# Issue #12: stronger CPU stand-in backbones (`benchmarks/explore_standin.py`)", "",
            "Generated from `explore_standin.json` (every row, with its SimCLR losses and head "
@@ -515,21 +578,24 @@ def markdown(rows: list[dict]) -> str:
            "2-core machine: wall seconds depend on the load.", ""]
     base = [r for r in rows if r["stage"] == "baseline"]
     if base:
-        out += ["## Raw-pixel references (val)", "", "| method | 16 bits | 32 bits | 64 bits |",
-                "|---|---|---|---|"]
-        for name in ("lsh_raw_pixels", "itq_raw_pixels"):
-            vals = {r["bits"]: r["value"] for r in base if r["candidate"] == name}
-            if vals:
-                out.append(f"| {name} | " + " | ".join(f"{vals.get(b, float('nan')):.4f}"
-                                                      for b in (16, 32, 64)) + " |")
-        for r in base:
-            if r["measure"] == "cosine_map_continuous":
-                out.append(f"| raw pixels, cosine ranking of the 784-d vectors (not a hash) | "
-                           f"{r['value']:.4f} | | |")
+        out += ["## Raw-pixel references (val)", "", "| dataset | method | 16 bits | 32 bits | 64 bits |",
+                "|---|---|---|---|---|"]
+        for ds in sorted({r["dataset"] for r in base}):
+            for name in ("lsh_raw_pixels", "itq_raw_pixels"):
+                vals = {r["bits"]: r["value"] for r in base
+                        if r["candidate"] == name and r["dataset"] == ds}
+                if vals:
+                    out.append(f"| {ds} | {name} | " + " | ".join(
+                        f"{vals[b]:.4f}" if b in vals else "-" for b in (16, 32, 64)) + " |")
+            for r in base:
+                if r["dataset"] == ds and r["measure"] == "cosine_map_continuous":
+                    out.append(f"| {ds} | raw pixels, cosine ranking of the pixel vectors (not a "
+                               f"hash) | {r['value']:.4f} | | |")
         out.append("")
-    proxy = [r for r in rows if r["stage"] == "proxy"]
+    proxy = [r for r in rows if r["stage"] in ("proxy", "followup")]
     if proxy:
-        out += ["## Candidates (quick proxy: SimCLR on a seeded draw of database images)", "",
+        out += ["## Candidates (quick proxy: SimCLR on a seeded draw of database images; "
+                "follow-up rows: after the final runs)", "",
                 "| candidate | role | backbone | kwargs | SimCLR recipe | pool | SimCLR wall s | "
                 "measure | bits | head hidden | val mAP | best epoch / run | params (backbone / with head) |",
                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -560,25 +626,32 @@ def markdown(rows: list[dict]) -> str:
                            f"{r['bf16']:.0f} |")
         out.append("")
     final = [r for r in rows if r["stage"] == "final"]
+    out += _summary(rows)
     for split in ("val", "query"):
         sel = [r for r in final if r["split"] == split]
         if not sel:
             continue
         out += [f"## Final recipe, full pretraining: {'VALIDATION' if split == 'val' else 'TEST QUERIES (run once)'}", "",
-                "| dataset | model | backbone | kwargs | head hidden | bits | mAP@K | best epoch / run | "
-                "params (backbone / with head) |", "|---|---|---|---|---|---|---|---|---|"]
+                "| dataset | model | backbone | kwargs | head hidden | bits | mAP@K | val mAP of the same head | best epoch / run | "
+                "params (backbone / with head) |", "|---|---|---|---|---|---|---|---|---|---|"]
         for r in sel:
             be = f"{r['best_epoch']} / {r['epochs_run']}" if "best_epoch" in r else "-"
+            vb = f"{r['val_best']:.4f}" if isinstance(r.get("val_best"), float) else "-"
             out.append(f"| {r['dataset']} | {r['candidate']} | {r.get('backbone', '-')} | "
                        f"{json.dumps(r.get('kw', {}))} | {r.get('head_hidden') or '-'} | "
-                       f"{r.get('bits', '-')} | {r['value']:.4f} | {be} | {_fmt_params(r)} |")
+                       f"{r.get('bits', '-')} | {r['value']:.4f} | {vb} | {be} | {_fmt_params(r)} |")
         out.append("")
     return "\n".join(out) + "\n"
 
 
+def cmd_report(args) -> None:
+    """Rewrite the markdown from the committed JSON rows (no computation)."""
+    save_rows(load_rows())
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["run", "baselines", "timing", "final-pretrain", "final-eval"])
+    p.add_argument("command", choices=["run", "baselines", "timing", "final-pretrain", "final-eval", "report"])
     p.add_argument("names", nargs="*")
     p.add_argument("--dataset", default="fashion", choices=["fashion", "digits"])
     p.add_argument("--bits", nargs="+", type=int, default=[32])
@@ -587,7 +660,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cache-dir", default=os.path.join(REPO, ".cache", "standin"))
-    p.add_argument("--weights-dir", default="/work/standin-weights")
+    p.add_argument("--weights-dir", default=os.path.join(REPO, "brcd_lib", "weights"))
     p.add_argument("--test", action="store_true", help="final-eval: also the test queries (once)")
     return p
 
@@ -602,7 +675,8 @@ def main(argv: list[str]) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     torch.set_num_threads(args.threads)
     {"run": cmd_run, "baselines": cmd_baselines, "timing": cmd_timing,
-     "final-pretrain": cmd_final_pretrain, "final-eval": cmd_final_eval}[args.command](args)
+     "final-pretrain": cmd_final_pretrain, "final-eval": cmd_final_eval,
+     "report": cmd_report}[args.command](args)
 
 
 if __name__ == "__main__":
