@@ -12,7 +12,7 @@ STAMP := $(VENV)/.brcd-installed
 KERNEL := brcd-kit
 LAB_PORT ?= 8888
 
-.PHONY: reproduce test test-fast lab nbstripout benchmarks install clean-cache help
+.PHONY: reproduce test test-fast lab nbstripout benchmarks install clean-cache help pretrain compare
 
 help:
 	@sed -n '1,4p' Makefile
@@ -29,6 +29,15 @@ install: $(STAMP)
 
 reproduce: $(STAMP)
 	$(BIN)/python -m brcd_lib.reproduce --profile $(PROFILE)
+
+# The profile's SimCLR stand-in backbones into brcd_lib/weights (resumable; committed weights
+# that match the recipe are kept: FORCE=1 pretrains them again).
+pretrain: $(STAMP)
+	$(BIN)/python -m brcd_lib.pretrain --profile $(PROFILE) $(if $(FORCE),--force)
+
+# Rerun the profile into $$BRCD_CACHE/rerun and compare it cell by cell with results/$(PROFILE).
+compare: $(STAMP)
+	$(BIN)/python -m brcd_lib.reproduce --profile $(PROFILE) --compare
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -49,6 +49,10 @@ class BackboneConfig:
     ssl_temperature: float = 0.5
     ssl_augment: dict[str, Any] = field(default_factory=dict)  # BatchAugment options; {} = defaults
     ssl_pool: str = "database"  # unlabelled images SimCLR sees: "database" or "train"
+    # SimCLR learning-rate schedule per step ("constant" / "cosine") and precision ("fp32" /
+    # "bf16" autocast); the committed weights (brcd_lib/weights) were made with cosine + bf16
+    ssl_lr_schedule: str = field(default="constant", metadata=SCHEMA_ADDITION)
+    ssl_precision: str = field(default="fp32", metadata=SCHEMA_ADDITION)
 
 
 @dataclass(frozen=True)

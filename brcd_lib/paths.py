@@ -53,6 +53,12 @@ def cache_dir(*parts: str) -> Path:
     return cache_root().joinpath(*parts)
 
 
+def weights_root() -> Path:
+    """``<repo>/brcd_lib/weights``: the committed pretrained stand-in backbones (weight files
+    with SHA-256 and provenance sidecars, made by ``python -m brcd_lib.pretrain``)."""
+    return repo_root() / "brcd_lib" / "weights"
+
+
 def data_root() -> Path:
     """``$BRCD_DATA`` or ``<repo>/.cache/data``: where datasets are downloaded to."""
     return _env_path(ENV_DATA) or repo_root() / ".cache" / "data"

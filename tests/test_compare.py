@@ -52,3 +52,14 @@ def test_missing_cells_fail(tmp_path):
         frame.to_csv(tmp_path / name / "tables" / "main_rows.csv", index=False)
     _, summary = compare_results(str(tmp_path / "a"), str(tmp_path / "b"))
     assert summary.loc[0, "result"] == "FAIL" and summary.loc[0, "missing_cells"] == 1
+
+
+def test_single_seed_tables_use_a_fixed_sigma():
+    """Smoke has one seed per cell: no spread to measure, so the fixed sigma decides."""
+    from brcd_lib.experiments.compare import SIGMA_NO_SPREAD
+
+    one = _rows(seeds=1)
+    same = compare_study(one, one)
+    assert (same["z"] == 0).all() and (same["sigma"] == SIGMA_NO_SPREAD).all()
+    moved = compare_study(one, _rows(seeds=1, shift=3 * SIGMA_NO_SPREAD))
+    assert (moved.loc[moved["method"] != "teacher", "z"].abs() > Z_PASS).all()

@@ -204,3 +204,35 @@ def test_a_relative_results_root_is_one_folder(tmp_path, monkeypatch, capsys):
     from brcd_lib.paths import notebooks_dir
 
     assert not (notebooks_dir() / "rel").exists()
+
+
+# ---------------------------------------------------------------- issue #12: the rerun check
+
+
+def test_compare_passes_an_identical_rerun_and_fails_a_moved_cell(smoke_results, tmp_path, capsys):
+    """``--compare`` reruns into a scratch root (here: the finished smoke root, so nothing
+    executes again) and compares cell by cell with the committed root: PASS per table for the
+    same rows, FAIL with the moved cell named when one committed cell differs."""
+    import shutil
+
+    committed = tmp_path / "committed"
+    shutil.copytree(smoke_results / "tables", committed / "smoke" / "tables")
+    argv = ["--profile", "smoke", "--compare", "--results-root", str(smoke_results.parent),
+            "--committed-root", str(committed)]
+    assert reproduce.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "PASS main" in out and "PASS ablations" in out and "FAIL" not in out
+    assert (smoke_results / "compare.md").exists()
+    rows = pd.read_csv(committed / "smoke" / "tables" / "main_rows.csv")
+    rows.loc[rows["method"] == "kd", "value"] += 0.3
+    rows.to_csv(committed / "smoke" / "tables" / "main_rows.csv", index=False)
+    assert reproduce.main(argv) == 1
+    out = capsys.readouterr().out
+    assert "FAIL main" in out and "kd" in out and "PASS ablations" in out
+
+
+def test_compare_refuses_to_overwrite_the_committed_results(smoke_results, capsys):
+    argv = ["--profile", "smoke", "--compare", "--results-root", str(smoke_results.parent),
+            "--committed-root", str(smoke_results.parent)]
+    assert reproduce.main(argv) == 2
+    assert "scratch --results-root" in capsys.readouterr().err

@@ -8,7 +8,8 @@ setting) at one code length in one paradigm, computed from the study's rows
 
 where ``sigma`` is the committed cell's standard deviation over seeds; a cell with a single run
 (the teacher, LSH, ITQ, single-seed grids) or a zero spread uses the table's median seed standard
-deviation instead. A table **passes** when every cell has ``|z| <= Z_PASS`` (2): a rerun of the
+deviation instead, and a table without any seed spread (single-seed profiles such as smoke)
+uses the fixed :data:`SIGMA_NO_SPREAD` (0.01 mAP). A table **passes** when every cell has ``|z| <= Z_PASS`` (2): a rerun of the
 same seeds on another machine may drift by float rounding (different CPUs, thread counts and
 library builds round differently, and training amplifies the last bits), but not by more than
 twice the spread between seeds.
@@ -20,9 +21,11 @@ import os
 import numpy as np
 import pandas as pd
 
-__all__ = ["Z_PASS", "KEY_COLUMNS", "compare_study", "compare_results", "format_summary"]
+__all__ = ["Z_PASS", "SIGMA_NO_SPREAD", "KEY_COLUMNS", "compare_study", "compare_results", "format_summary"]
 
 Z_PASS = 2.0
+SIGMA_NO_SPREAD = 0.01
+"""The sigma of a table whose cells all have a single run (no seed spread to measure)."""
 KEY_COLUMNS = ("method", "variant", "axis", "setting", "parameter", "teacher_seed", "bits",
                "paradigm")
 STUDY_FILES = ("teachers_rows.csv", "main_rows.csv", "ablations_rows.csv",
@@ -43,9 +46,12 @@ def compare_study(committed: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
     a, b = _cells(committed, keys), _cells(fresh, keys)
     cells = a.add_suffix("_committed").join(b.add_suffix("_fresh"), how="outer")
     spread = cells["std_committed"].where(cells["std_committed"] > 0)
-    fallback = float(spread.median()) if spread.notna().any() else float("nan")
+    if spread.notna().any():
+        fallback, source = float(spread.median()), "table median"
+    else:
+        fallback, source = SIGMA_NO_SPREAD, "fixed 0.01 (no seed spread)"
     cells["sigma"] = spread.fillna(fallback)
-    cells["sigma_source"] = np.where(spread.notna(), "cell", "table median")
+    cells["sigma_source"] = np.where(spread.notna(), "cell", source)
     cells["difference"] = cells["mean_fresh"] - cells["mean_committed"]
     cells["z"] = cells["difference"] / cells["sigma"]
     return cells.reset_index()

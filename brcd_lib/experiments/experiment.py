@@ -25,7 +25,7 @@ from ..metrics import map_at_k
 from ..models import build_hashing_network, get_objective
 from ..models.pretrain import ssl_pretrain
 from ..models.shallow import get_shallow_hasher
-from ..paths import cache_root
+from ..paths import cache_root, weights_root
 from ..provenance import provenance
 from ..training import engine
 from ..training.features import FeatureStore, module_fingerprint
@@ -165,26 +165,44 @@ class Experiment:
                                          else "fp32",
                                          channels_last=model.channels_last and on_gpu, **bb.kwargs)
 
-        key = config_hash(bb, self.profile.data, self.splits.split_hash)
-        if bb.ssl_epochs > 0 and key not in self._backbones:
-            if bb.ssl_pool not in ("database", "train"):
-                raise ValueError(f"ssl_pool must be 'database' or 'train', got {bb.ssl_pool!r}")
+        if bb.ssl_epochs > 0:
+            pretrained = self.pretrained_backbone(model, role=role)
+        net = build(seed)
+        if bb.ssl_epochs > 0:
+            net.backbone.load_state_dict(pretrained.state_dict())
+        return net.to(self.device)
+
+    def pretrained_backbone(self, model: ModelConfig, *, role: str,
+                            weights_dirs: tuple[str, ...] | None = None):
+        """The SimCLR-pretrained backbone of ``model`` (``ssl_epochs > 0``): the committed
+        weights in ``weights_dirs`` (default ``brcd_lib/weights``) when their cache key and
+        SHA-256 match, else the pretraining cache, else pretrained now (resumable). Its
+        ``ssl_pretrain_info`` says which (``cache_hit``: ``"committed"``, True or False)."""
+        bb = model.backbone
+        if bb.ssl_pool not in ("database", "train"):
+            raise ValueError(f"ssl_pool must be 'database' or 'train', got {bb.ssl_pool!r}")
+        dirs = (str(weights_root()),) if weights_dirs is None else tuple(weights_dirs)
+        key = config_hash(bb, self.profile.data, self.splits.split_hash, dirs)
+        if key not in self._backbones:
             images = getattr(self.splits, bb.ssl_pool).images  # unlabelled images
             # the pretrained backbone depends on the backbone, the data and the split only: it
             # starts from a fixed initialisation, not from the seed of the first run a process
             # builds (which made it depend on the order of a grid's runs)
+            torch.manual_seed(SSL_INIT_SEED)
+            init = build_hashing_network(role=role, backbone=bb.name, code_length=16,
+                                         pretrained=bb.pretrained, weights_path=bb.weights_path,
+                                         freeze_backbone=model.freeze_backbone, head=model.head,
+                                         head_hidden=model.head_hidden, **bb.kwargs).backbone
             with torch_threads(self._serial_threads()):
                 self._backbones[key] = ssl_pretrain(
-                    build(SSL_INIT_SEED).backbone, images=images,
+                    init, images=images,
                     image_size=self.profile.data.image_size, epochs=bb.ssl_epochs,
                     batch_size=bb.ssl_batch_size, lr=bb.ssl_lr, temperature=bb.ssl_temperature,
                     augment=dict(bb.ssl_augment) or None, seed=self.profile.data.split_seed,
+                    lr_schedule=bb.ssl_lr_schedule, precision=bb.ssl_precision,
                     device=self.device, cache_dir=os.path.join(self.cache_dir, "pretrain"),
-                    progress=self.progress)
-        net = build(seed)
-        if bb.ssl_epochs > 0:
-            net.backbone.load_state_dict(self._backbones[key].state_dict())
-        return net.to(self.device)
+                    progress=self.progress, weights_dirs=dirs)
+        return self._backbones[key]
 
     def _serial_threads(self) -> int:
         """Intra-op threads of the large serial computations (pretraining, backbone features):

@@ -445,6 +445,38 @@ def stamp_wall_times(results_root: str | None = None, notebook_dir: str = NOTEBO
     return changed
 
 
+def compare(profile: str, *, results_root: str | None = None, committed_root: str | None = None,
+            **run_kwargs) -> int:
+    """Rerun ``profile`` into ``results_root`` (default ``$BRCD_CACHE/rerun``; finished notebooks
+    are skipped, so a second call only compares), compare its rows with the committed tables
+    under ``committed_root`` (:mod:`brcd_lib.experiments.compare`), print one PASS / FAIL line per
+    table and write ``compare.md`` / ``compare_cells.csv`` next to the fresh results. Returns 0
+    when every table passes, 1 otherwise."""
+    from .compare import compare_results, format_summary
+
+    committed = results_dir(profile, committed_root)
+    if not glob.glob(os.path.join(committed, "tables", "*_rows.csv")):
+        raise FileNotFoundError(
+            f"no committed rows to compare with in {paths.portable(committed)}/tables; commit the "
+            f"results of profile {profile!r} first or point --committed-root at a results root")
+    fresh_root = results_root or str(cache_root() / "rerun")
+    if os.path.abspath(results_dir(profile, fresh_root)) == os.path.abspath(committed):
+        raise ValueError("--compare needs a scratch --results-root other than the committed "
+                         f"results ({paths.portable(committed)}): a rerun would overwrite them")
+    run(profile, results_root=fresh_root, **run_kwargs)
+    fresh = results_dir(profile, fresh_root)
+    cells, summary = compare_results(committed, fresh)
+    text = format_summary(summary, cells)
+    print(text)
+    atomic_write_text(os.path.join(fresh, "compare.md"), "```\n" + text + "\n```\n")
+    if not cells.empty:
+        atomic_write_text(os.path.join(fresh, "compare_cells.csv"), cells.to_csv(index=False))
+    ok = not summary.empty and (summary["result"] == "PASS").all()
+    print(f"{'PASS' if ok else 'FAIL'}: profile {profile}, {len(summary)} tables, fresh results in "
+          f"{paths.portable(fresh)}")
+    return 0 if ok else 1
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--profile", default=os.environ.get("PROFILE", "digits"),
@@ -458,6 +490,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-root", default=None, help="default: $BRCD_RESULTS or <repo>/results")
     p.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebook's)")
     p.add_argument("--log-output", action="store_true", help="stream notebook output")
+    p.add_argument("--compare", action="store_true",
+                   help="rerun the profile into a scratch results root (--results-root, default "
+                        "$BRCD_CACHE/rerun) and compare it cell by cell with the committed tables "
+                        "(--committed-root): one PASS / FAIL line per table, exit status 1 on FAIL")
+    p.add_argument("--committed-root", default=None,
+                   help="--compare: the results root to compare against (default <repo>/results)")
     p.add_argument("--download", action="store_true",
                    help=f"let the data layer download a dataset it cannot find (sets ${ENV_DOWNLOAD}=1; "
                         "by default a missing dataset stops the run with the fix)")
@@ -477,6 +515,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"stamped {os.path.basename(nb)}")
             return 0
         t0 = time.time()
+        if args.compare:
+            return compare(args.profile, results_root=args.results_root,
+                           committed_root=args.committed_root, force=args.force,
+                           kernel=args.kernel, log_output=args.log_output, download=args.download)
         run(args.profile, only=args.only, force=args.force, results_root=args.results_root,
             kernel=args.kernel, log_output=args.log_output, download=args.download)
     except ProfileNotReady as err:

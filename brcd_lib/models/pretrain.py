@@ -248,9 +248,16 @@ def ssl_pretrain(backbone: nn.Module, *, images: torch.Tensor, image_size: int, 
                  progress: bool = True, augment: BatchAugment | dict[str, Any] | None = None,
                  weight_decay: float = 1e-6, proj_hidden: int = 256,
                  proj_dim: int = 64, lr_schedule: str = "constant", warmup_epochs: int = 0,
-                 precision: str = "fp32", checkpoint: bool = True) -> nn.Module:
+                 precision: str = "fp32", checkpoint: bool = True,
+                 weights_dirs: tuple[str, ...] | list[str] = ()) -> nn.Module:
     """Pretrain ``backbone`` in place with SimCLR on uint8 ``images`` (N, C, H, W) resized to
     ``image_size``, or reload the cached result; returns the backbone on ``device`` in eval mode.
+
+    ``weights_dirs``: folders of committed weight files (:func:`export_pretrained`; the kit's
+    ``brcd_lib/weights``). A file whose sidecar holds this call's cache key and whose SHA-256
+    matches is loaded instead of training (``ssl_pretrain_info["cache_hit"] == "committed"``);
+    a file with the key but another SHA-256 is ignored with a warning, and training starts
+    with a message naming what it costs.
 
     ``augment`` is a :class:`BatchAugment` or a dict of its keyword arguments; ``None`` means
     ``BatchAugment()`` (paper-like augmentation, normalisation mean = std = 0.5). Use the
@@ -291,7 +298,32 @@ def ssl_pretrain(backbone: nn.Module, *, images: torch.Tensor, image_size: int, 
     path = os.path.join(cache_dir, f"ssl_{key[:32]}.pt") if cache_dir is not None else None
     ckpt = os.path.join(cache_dir, f"ssl_{key[:32]}.ckpt") if cache_dir is not None and checkpoint else None
     backbone.to(device)
-    blob = _load_cached(path, key) if path is not None and os.path.exists(path) else None
+    # committed weights first: the same file on every machine (a local pretraining with the
+    # same key may differ in the last bits on another CPU)
+    committed = find_committed(key, weights_dirs)
+    blob = None
+    if committed is None and path is not None and os.path.exists(path):
+        blob = _load_cached(path, key)
+    if committed is not None:
+        wpath, side = committed
+        state = torch.load(wpath, map_location="cpu", weights_only=True)
+        backbone.load_state_dict(state, strict=True)
+        backbone.to(device).eval()
+        backbone.ssl_pretrain_info = {"key": key, "cache_hit": "committed", "path": wpath,
+                                      "sha256": side.get("sha256"),
+                                      "epoch_losses": list(side.get("epoch_losses") or []),
+                                      "seconds": float(side.get("train_seconds") or 0.0),
+                                      "cpu_seconds": side.get("train_cpu_seconds"),
+                                      "hparams": hparams}
+        log.info("SimCLR: committed weights %s (SHA-256 %s) match the recipe; not pretraining",
+                 os.path.basename(wpath), str(side.get("sha256"))[:12])
+        return backbone
+    if blob is None and weights_dirs:
+        log.warning("SimCLR: no committed weights in %s match %s (recipe, initial weights and "
+                    "images); pretraining it now: %d epochs of %d images at batch %d%s",
+                    ", ".join(os.path.basename(os.path.normpath(d)) for d in weights_dirs),
+                    _spec(backbone), epochs, len(images), batch_size,
+                    _estimate_note(backbone, base, batch_size, epochs))
     if blob is not None:
         backbone.load_state_dict(blob["state_dict"], strict=True)
         backbone.to(device).eval()
@@ -398,6 +430,59 @@ def export_pretrained(backbone: nn.Module, path: str, *, data: dict[str, Any],
     }
     atomic_write_text(sidecar_path(path), json.dumps(sidecar, indent=1, default=str) + "\n")
     return sidecar
+
+
+def find_committed(key: str, folders) -> tuple[str, dict[str, Any]] | None:
+    """The committed weight file (path, sidecar) in ``folders`` whose sidecar holds cache key
+    ``key`` and whose bytes match the sidecar's SHA-256; ``None`` when there is none. A file
+    with the key but other bytes (edited, truncated, a Git LFS pointer) is skipped with a
+    warning naming it."""
+    from ..io import sha256_file
+
+    for folder in folders:
+        if not folder or not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            if not name.endswith(".json"):
+                continue
+            try:
+                with open(os.path.join(folder, name)) as f:
+                    side = json.load(f)
+            except (OSError, ValueError):
+                log.warning("committed weights: sidecar %s is unreadable; skipped", name)
+                continue
+            if not isinstance(side, dict) or side.get("format") != WEIGHTS_FORMAT \
+                    or side.get("cache_key") != key:
+                continue
+            wpath = os.path.join(folder, str(side.get("file")))
+            digest = sha256_file(wpath) if os.path.isfile(wpath) else None
+            if digest != side.get("sha256"):
+                log.warning("committed weights %s: SHA-256 %s does not match its sidecar (%s); "
+                            "not used (restore it with `git checkout -- %s`)", wpath,
+                            digest or "(file missing)", side.get("sha256"),
+                            os.path.relpath(wpath))
+                continue
+            return wpath, side
+    return None
+
+
+def _estimate_note(backbone: nn.Module, base: torch.Tensor, batch_size: int, epochs: int) -> str:
+    """``"; about N min on this machine"`` from one timed SimCLR-sized forward and backward
+    pass of the backbone (two views of one batch); empty when it cannot be timed."""
+    import copy
+
+    try:  # on a copy, with the random state restored: the estimate changes nothing
+        n = min(batch_size, len(base))
+        probe = copy.deepcopy(backbone).train().requires_grad_(True)
+        x = base[:n].repeat(2, 1, 1, 1).to(next(probe.parameters()).device)
+        with torch.random.fork_rng(devices=[]):
+            t0 = time.perf_counter()
+            probe(x).float().sum().backward()
+            step = time.perf_counter() - t0
+        steps = epochs * max(1, math.ceil(len(base) / batch_size))
+        return f"; about {step * steps / 60:.0f} min on this machine ({steps} steps)"
+    except Exception:  # the estimate is a courtesy, never a failure
+        return ""
 
 
 def load_pretrained(path: str, *, verify: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
