@@ -152,25 +152,25 @@ class Experiment:
     # ---------------------------------------------------------------- models
     def build_network(self, model: ModelConfig, bits: int, *, role: str, seed: int = 0):
         """A hashing network whose backbone is pretrained (SimCLR stand-in or real weights)."""
-        bb = model.backbone
-        on_gpu = str(self.device).startswith("cuda")  # bf16 / channels-last are GPU speed options
-
-        def build(init_seed: int):
-            torch.manual_seed(init_seed)
-            return build_hashing_network(role=role, backbone=bb.name, code_length=bits,
-                                         pretrained=bb.pretrained, weights_path=bb.weights_path,
-                                         freeze_backbone=model.freeze_backbone, head=model.head,
-                                         head_hidden=model.head_hidden,
-                                         backbone_precision=model.backbone_precision if on_gpu
-                                         else "fp32",
-                                         channels_last=model.channels_last and on_gpu, **bb.kwargs)
-
-        if bb.ssl_epochs > 0:
+        if model.backbone.ssl_epochs > 0:
             pretrained = self.pretrained_backbone(model, role=role)
-        net = build(seed)
-        if bb.ssl_epochs > 0:
+        net = self._new_network(model, bits, role=role, init_seed=seed)
+        if model.backbone.ssl_epochs > 0:
             net.backbone.load_state_dict(pretrained.state_dict())
         return net.to(self.device)
+
+    def _new_network(self, model: ModelConfig, bits: int, *, role: str, init_seed: int):
+        """A freshly initialised hashing network of ``model`` (``torch.manual_seed(init_seed)``)."""
+        bb = model.backbone
+        on_gpu = str(self.device).startswith("cuda")  # bf16 / channels-last are GPU speed options
+        torch.manual_seed(init_seed)
+        return build_hashing_network(role=role, backbone=bb.name, code_length=bits,
+                                     pretrained=bb.pretrained, weights_path=bb.weights_path,
+                                     freeze_backbone=model.freeze_backbone, head=model.head,
+                                     head_hidden=model.head_hidden,
+                                     backbone_precision=model.backbone_precision if on_gpu
+                                     else "fp32",
+                                     channels_last=model.channels_last and on_gpu, **bb.kwargs)
 
     def pretrained_backbone(self, model: ModelConfig, *, role: str,
                             weights_dirs: tuple[str, ...] | None = None):
@@ -188,11 +188,7 @@ class Experiment:
             # the pretrained backbone depends on the backbone, the data and the split only: it
             # starts from a fixed initialisation, not from the seed of the first run a process
             # builds (which made it depend on the order of a grid's runs)
-            torch.manual_seed(SSL_INIT_SEED)
-            init = build_hashing_network(role=role, backbone=bb.name, code_length=16,
-                                         pretrained=bb.pretrained, weights_path=bb.weights_path,
-                                         freeze_backbone=model.freeze_backbone, head=model.head,
-                                         head_hidden=model.head_hidden, **bb.kwargs).backbone
+            init = self._new_network(model, 16, role=role, init_seed=SSL_INIT_SEED).backbone
             with torch_threads(self._serial_threads()):
                 self._backbones[key] = ssl_pretrain(
                     init, images=images,
