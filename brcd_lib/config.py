@@ -53,6 +53,10 @@ class BackboneConfig:
     # "bf16" autocast); the committed weights (brcd_lib/weights) were made with cosine + bf16
     ssl_lr_schedule: str = field(default="constant", metadata=SCHEMA_ADDITION)
     ssl_precision: str = field(default="fp32", metadata=SCHEMA_ADDITION)
+    # a committed weight file of brcd_lib/weights made by another profile's pretraining (e.g.
+    # "fashion_teacher_resnet_teacher"), loaded instead of pretraining on this profile's images:
+    # transferred weights, like the paper's ImageNet weights (ssl_* fields are then unused)
+    committed_weights: str | None = field(default=None, metadata=SCHEMA_ADDITION)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import urllib.error
 
 import numpy as np
@@ -234,12 +235,12 @@ def test_profile_parameter_of_the_wrong_type(value, tmp_path):
     from brcd_lib.experiments.experiment import Experiment
 
     with pytest.raises(TypeError, match=r"profile must be a profile name \(str\), one of "
-                                        r"digits, smoke, fashion, paper; got " + type(value).__name__):
+                                        + re.escape(", ".join(list_profiles())) + "; got " + type(value).__name__):
         get_profile(value)
     # what a notebook does with its injected parameter: notebook.setup -> Experiment(profile)
     with pytest.raises(TypeError, match="profile must be a profile name"):
         Experiment(value, cache_dir=str(tmp_path))
-    with pytest.raises(SystemExit, match="valid profiles: digits, smoke, fashion, paper"):
+    with pytest.raises(SystemExit, match="valid profiles: " + re.escape(", ".join(list_profiles()))):
         reproduce.run(value, results_root=str(tmp_path / "results"))
 
 

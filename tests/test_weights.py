@@ -103,3 +103,42 @@ def test_pretrain_command_exports_files_that_the_profile_then_uses(tmp_path, cap
     assert pretrain_cmd.main(argv) == 0  # the exported files match: nothing to do
     assert capsys.readouterr().out.count("[ok  ]") == 2
     assert pretrain_cmd.main(["--profile", "nope"]) == 2
+
+
+def test_mosaic_profile_loads_the_fashion_weights(tmp_path, monkeypatch):
+    """The multi-label profile transfers the fashion profile's committed backbones (like the
+    paper's ImageNet weights): no pretraining, the same tensors as the committed files."""
+    from brcd_lib.experiments.experiment import Experiment
+
+    if not os.path.isdir("/usr/share/datasets/fashion-mnist"):
+        pytest.skip("Fashion-MNIST not installed (Debian's dataset-fashion-mnist)")
+    monkeypatch.setattr(pretrain, "train_simclr", lambda *a, **k: pytest.fail("pretrained"))
+    exp = Experiment("mosaic", cache_dir=str(tmp_path), progress=False, workers=1)
+    for role in ("teacher", "student"):
+        model = getattr(exp.profile, role)
+        net = exp.pretrained_backbone(model, role=role)
+        info = net.ssl_pretrain_info
+        assert info["cache_hit"] == "committed" and info["transferred_from"].startswith(f"fashion_{role}_")
+        state = torch.load(info["path"], map_location="cpu", weights_only=True)
+        assert all(torch.equal(v, net.state_dict()[k]) for k, v in state.items())
+
+
+def test_committed_weights_errors_name_the_file_and_the_fix(tmp_path):
+    from brcd_lib.models.pretrain import load_committed_file
+
+    folder = tmp_path / "weights"
+    made = ssl_pretrain(_tiny(), images=_images(), epochs=1, seed=0, cache_dir=str(tmp_path / "a"), **HP)
+    pretrain.export_pretrained(made, str(folder / "toy.pt"), data={"dataset": "toy"})
+    net = _tiny()
+    side = load_committed_file(net, "toy", [str(folder)])
+    assert net.ssl_pretrain_info["transferred_from"] == "toy" and side["file"] == "toy.pt"
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in made.state_dict().items())
+    with pytest.raises(FileNotFoundError, match="'nope' not found .*brcd_lib.pretrain"):
+        load_committed_file(_tiny(), "nope", [str(folder)])
+    other = create_backbone("small_cnn_s", width=4)
+    with pytest.raises(ValueError, match="hold backbone .* not small_cnn_s"):
+        load_committed_file(other, "toy.pt", [str(folder)])
+    with open(folder / "toy.pt", "ab") as f:
+        f.write(b"edited")
+    with pytest.raises(ValueError, match="does not match its sidecar .*git checkout"):
+        load_committed_file(_tiny(), "toy", [str(folder)])

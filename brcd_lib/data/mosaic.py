@@ -87,7 +87,8 @@ def _load_or_draw(path: Path, draw) -> tuple[dict[str, np.ndarray], str]:
 
 
 @register_dataset("fashion_mosaic", multi_label=True,
-                  class_names=DATASETS.meta("fashion_mnist")["class_names"])
+                  class_names=DATASETS.meta("fashion_mnist")["class_names"],
+                  locate=DATASETS.meta("fashion_mnist")["locate"])
 def fashion_mosaic(*, root: Any = None, split_dir: Any = None, seed: int = 0,
                    n_database: int = 20_000, n_train: int = 5_000, n_val: int = 1_000,
                    n_query: int = 2_000, tiles: int = 2, empty_p: float = 0.35,

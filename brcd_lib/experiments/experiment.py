@@ -23,7 +23,7 @@ from ..distill import get_distiller
 from ..io import ensure_writable_dir, json_safe, remove_stale_temp_files
 from ..metrics import map_at_k
 from ..models import build_hashing_network, get_objective
-from ..models.pretrain import ssl_pretrain
+from ..models.pretrain import load_committed_file, ssl_pretrain
 from ..models.shallow import get_shallow_hasher
 from ..paths import cache_root, weights_root
 from ..provenance import provenance
@@ -152,10 +152,11 @@ class Experiment:
     # ---------------------------------------------------------------- models
     def build_network(self, model: ModelConfig, bits: int, *, role: str, seed: int = 0):
         """A hashing network whose backbone is pretrained (SimCLR stand-in or real weights)."""
-        if model.backbone.ssl_epochs > 0:
+        stand_in = model.backbone.ssl_epochs > 0 or model.backbone.committed_weights
+        if stand_in:
             pretrained = self.pretrained_backbone(model, role=role)
         net = self._new_network(model, bits, role=role, init_seed=seed)
-        if model.backbone.ssl_epochs > 0:
+        if stand_in:
             net.backbone.load_state_dict(pretrained.state_dict())
         return net.to(self.device)
 
@@ -176,12 +177,20 @@ class Experiment:
                             weights_dirs: tuple[str, ...] | None = None):
         """The SimCLR-pretrained backbone of ``model`` (``ssl_epochs > 0``): the committed
         weights in ``weights_dirs`` (default ``brcd_lib/weights``) when their cache key and
-        SHA-256 match, else the pretraining cache, else pretrained now (resumable). Its
+        SHA-256 match, else the pretraining cache, else pretrained now (resumable); with
+        ``committed_weights`` the named committed file (another profile's pretraining). Its
         ``ssl_pretrain_info`` says which (``cache_hit``: ``"committed"``, True or False)."""
         bb = model.backbone
         if bb.ssl_pool not in ("database", "train"):
             raise ValueError(f"ssl_pool must be 'database' or 'train', got {bb.ssl_pool!r}")
         dirs = (str(weights_root()),) if weights_dirs is None else tuple(weights_dirs)
+        if bb.committed_weights:  # transferred from another profile's pretraining
+            key = config_hash(bb, dirs)
+            if key not in self._backbones:
+                net = self._new_network(model, 16, role=role, init_seed=SSL_INIT_SEED).backbone
+                load_committed_file(net, bb.committed_weights, dirs)
+                self._backbones[key] = net.to(self.device).eval()
+            return self._backbones[key]
         key = config_hash(bb, self.profile.data, self.splits.split_hash, dirs)
         if key not in self._backbones:
             images = getattr(self.splits, bb.ssl_pool).images  # unlabelled images

@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     for role in args.roles:
         model = getattr(profile, role)
         bb = model.backbone
+        if bb.committed_weights:
+            print(f"[skip] {role}: profile {profile.name} loads the committed weights "
+                  f"{bb.committed_weights} (made by another profile's pretraining)")
+            continue
         if bb.ssl_epochs <= 0:
             print(f"[skip] {role}: profile {profile.name} does not pretrain its {bb.name} "
                   "(ssl_epochs = 0)")

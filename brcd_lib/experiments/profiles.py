@@ -3,6 +3,7 @@
 * ``smoke``   a slice of digits, tiny budgets, one seed: every notebook end to end in minutes.
 * ``digits``  the embedded default (scikit-learn digits), full grids, 3 seeds, CPU.
 * ``fashion`` Fashion-MNIST with the CIFAR-10 protocol shape, the CPU-scale headline.
+* ``mosaic``  multi-label: 2x2 Fashion-MNIST mosaics with the MS-COCO protocol shape (mAP@5000).
 * ``paper``   the paper's configurations (CIFAR-10 etc., ViT-B/16 teacher, EfficientNet-B0
               student, pretrained weights, released epochs/lr/patience) for a GPU box with data.
 
@@ -181,6 +182,34 @@ def _fashion() -> Profile:
                                           eval_every=10),
         seeds=(0, 1, 2),
         alphas=(0.0, 0.5, 0.8, 1.0), margins=(0.0, 0.5, 0.9), cluster_counts=(5, 10, 20),
+    )
+
+
+@register_profile("mosaic")
+def _mosaic() -> Profile:
+    base = _fashion()
+
+    def transferred(model: ModelConfig, file: str) -> ModelConfig:
+        # the fashion profile's committed SimCLR weights (pretrained on the 60,000 Fashion-MNIST
+        # training images the database mosaics are made of; no validation or query item), loaded
+        # as the paper loads ImageNet weights for MS-COCO
+        bb = model.backbone
+        return dataclasses.replace(model, backbone=BackboneConfig(name=bb.name, kwargs=bb.kwargs,
+                                                                  committed_weights=file))
+
+    return dataclasses.replace(
+        base, name="mosaic",
+        description="multi-label: 2x2 Fashion-MNIST mosaics, MS-COCO protocol shape (relevance = "
+                    "a shared class, mAP@5000), the fashion profile's pretrained backbones",
+        # 20,000 database mosaics of Fashion-MNIST training items, 5,000 training mosaics drawn
+        # from them, 1,000 validation and 2,000 query mosaics of test items (brcd_lib/data/mosaic.py)
+        data=DataConfig(name="fashion_mosaic", image_size=56, transform="small",
+                        protocol={"n_database": 20_000, "n_train": 5_000, "n_val": 1_000,
+                                  "n_query": 2_000, "tiles": 2, "empty_p": 0.35, "top_k": 5_000}),
+        teacher=transferred(base.teacher, "fashion_teacher_resnet_teacher"),
+        student=transferred(base.student, "fashion_student_small_cnn_s_w8"),
+        # 3 seeds everywhere (the 90-minute budget); no repeated-teacher grid
+        focus_seeds=None, aux_seeds=(0, 1, 2), teacher_seeds=(),
     )
 
 

@@ -466,6 +466,58 @@ def find_committed(key: str, folders) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+def load_committed_file(backbone: nn.Module, name: str, folders) -> dict[str, Any]:
+    """Load the committed weight file ``name`` (e.g. ``"fashion_teacher_resnet_teacher"``, with or
+    without ``.pt``) from the first of ``folders`` that holds it into ``backbone``: weights made by
+    another profile's pretraining, transferred like the paper's ImageNet weights. The file's bytes
+    must match its sidecar's SHA-256 and the sidecar's backbone (name and keyword arguments) must
+    be ``backbone``'s; anything else is a clear error naming the file and the fix. Returns the
+    sidecar (``backbone.ssl_pretrain_info`` records it)."""
+    from ..io import sha256_file
+
+    stem = name[:-3] if name.endswith(".pt") else name
+    tried = []
+    for folder in folders:
+        if not folder:
+            continue
+        side_path = os.path.join(folder, stem + ".json")
+        tried.append(os.path.basename(os.path.normpath(folder)) or str(folder))
+        if not os.path.isfile(side_path):
+            continue
+        try:
+            with open(side_path) as f:
+                side = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"committed weights {stem}: sidecar {side_path} is unreadable "
+                             f"({exc}); restore it with `git checkout -- {side_path}`") from None
+        wpath = os.path.join(folder, str(side.get("file") or stem + ".pt"))
+        digest = sha256_file(wpath) if os.path.isfile(wpath) else None
+        if digest is None or digest != side.get("sha256"):
+            raise ValueError(f"committed weights {wpath}: SHA-256 {digest or '(file missing)'} "
+                             f"does not match its sidecar ({side.get('sha256')}); restore it "
+                             f"with `git checkout -- {wpath}` or remake it with "
+                             f"`python -m brcd_lib.pretrain`")
+        want = {"name": getattr(backbone, "name", None),
+                "kwargs": dict(getattr(backbone, "spec", {}).get("kwargs", {}))}
+        have = side.get("backbone") or {}
+        if have.get("name") != want["name"] or dict(have.get("kwargs") or {}) != want["kwargs"]:
+            raise ValueError(f"committed weights {stem} hold backbone {have.get('name')} "
+                             f"{have.get('kwargs') or {}}, not {want['name']} {want['kwargs']}: "
+                             "name a weight file of this backbone (BackboneConfig.committed_weights)")
+        state = torch.load(wpath, map_location="cpu", weights_only=True)
+        backbone.load_state_dict(state, strict=True)
+        backbone.ssl_pretrain_info = {"key": side.get("cache_key"), "cache_hit": "committed",
+                                      "path": wpath, "sha256": side.get("sha256"),
+                                      "transferred_from": stem,
+                                      "epoch_losses": list(side.get("epoch_losses") or []),
+                                      "seconds": float(side.get("train_seconds") or 0.0),
+                                      "cpu_seconds": side.get("train_cpu_seconds")}
+        return side
+    raise FileNotFoundError(f"committed weights {stem!r} not found in {', '.join(tried) or '(no folder)'}"
+                            f"; the files there are made by `python -m brcd_lib.pretrain --profile "
+                            f"<profile>` (see brcd_lib/weights/README or docs/models.md)")
+
+
 def _estimate_note(backbone: nn.Module, base: torch.Tensor, batch_size: int, epochs: int) -> str:
     """``"; about N min on this machine"`` from one timed SimCLR-sized forward and backward
     pass of the backbone (two views of one batch); empty when it cannot be timed."""
