@@ -12,13 +12,15 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import ModelConfig
+from ..config import BackboneConfig, ModelConfig, config_hash
 from ..distill import distiller_class
+from ..models import backbone_info, default_head
 from ..distill.brcd import ablation_variants
 from .profiles import Profile
 
 __all__ = ["Job", "study_bits", "distill_kwargs", "main_jobs", "ablation_jobs", "sensitivity_jobs",
-           "generality_models", "generality_jobs", "teacher_seed_jobs", "upstream_jobs",
+           "generality_models", "generality_jobs", "axis_backbone", "pair_models", "pair_jobs",
+           "teacher_seed_jobs", "upstream_jobs",
            "analysis_jobs", "all_jobs"]
 
 
@@ -85,7 +87,8 @@ def generality_models(profile: Profile) -> list[tuple[str, ModelConfig, ModelCon
 
 
 def generality_jobs(profile: Profile, *, seeds=None, bits: int | None = None) -> list[Job]:
-    """Notebook 06: the generality methods across hashing objectives and student backbones."""
+    """Notebook 06: the generality methods across hashing objectives (backbones:
+    :func:`pair_jobs`)."""
     seeds = seeds or profile.generality_seeds or profile.seeds
     bits = bits or study_bits(profile)
     jobs = [Job(dict(bits=bits, method=method, seed=seed, variant=f"{method}/{objective}",
@@ -93,13 +96,64 @@ def generality_jobs(profile: Profile, *, seeds=None, bits: int | None = None) ->
                 dict(axis="hashing model", setting=objective))
             for objective, teacher, student in generality_models(profile)
             for method in profile.generality_methods for seed in seeds]
-    for backbone in profile.student_backbones:
-        student = dataclasses.replace(
-            profile.student, backbone=dataclasses.replace(profile.student.backbone, name=backbone))
-        jobs += [Job(dict(bits=bits, method=method, seed=seed, variant=f"{method}/{backbone}",
-                          model=student), dict(axis="student backbone", setting=backbone))
-                 for method in profile.generality_methods for seed in seeds]
     return jobs
+
+
+def axis_backbone(default: BackboneConfig, entry: str | BackboneConfig) -> BackboneConfig:
+    """An entry of ``Profile.student_backbones`` / ``teacher_backbones``: a
+    :class:`BackboneConfig` as given, or a backbone name (the profile's backbone settings under
+    that name, with the backbone's own default size)."""
+    if isinstance(entry, BackboneConfig):
+        return entry
+    if entry == default.name:
+        return default
+    return dataclasses.replace(default, name=entry, kwargs={})
+
+
+def pair_models(profile: Profile) -> list[dict[str, Any]]:
+    """The backbone-pairs study (notebook 06): every student backbone of the profile under its
+    teacher, then every other teacher backbone over its student; each pair once, the profile's
+    own pair first. Every student keeps the profile student's head (the family default of the
+    profile's student, e.g. the MLP head), every teacher the profile teacher's.
+    Returns dicts ``axis``, ``teacher``, ``student`` (backbone names) and the two ModelConfigs."""
+    t0, s0 = profile.teacher, profile.student
+    s_head = s0.head or default_head(backbone_info(s0.backbone.name)["family"])
+    t_head = t0.head or default_head(backbone_info(t0.backbone.name)["family"])
+
+    def student(entry):
+        return dataclasses.replace(s0, backbone=axis_backbone(s0.backbone, entry), head=s_head)
+
+    def teacher(entry):
+        return dataclasses.replace(t0, backbone=axis_backbone(t0.backbone, entry), head=t_head)
+
+    if not profile.student_backbones and not profile.teacher_backbones:
+        return []
+    pairs, seen = [], set()
+    candidates = ([("student backbone", t0.backbone, e) for e in
+                   (s0.backbone, *profile.student_backbones)]
+                  + [("teacher backbone", e, s0.backbone) for e in profile.teacher_backbones])
+    for axis, t_entry, s_entry in candidates:
+        t_model, s_model = teacher(t_entry), student(s_entry)
+        key = config_hash(t_model.backbone, s_model.backbone)
+        if key in seen:
+            continue
+        seen.add(key)
+        pairs.append({"axis": axis, "teacher": t_model.backbone.name,
+                      "student": s_model.backbone.name, "teacher_model": t_model,
+                      "student_model": s_model})
+    return pairs
+
+
+def pair_jobs(profile: Profile, *, seeds=None, bits: int | None = None) -> list[Job]:
+    """Notebook 06's backbone pairs: ``Profile.pair_methods`` for every pair of
+    :func:`pair_models`, with the generality seeds, at the study code length."""
+    seeds = seeds or profile.generality_seeds or profile.seeds
+    bits = bits or study_bits(profile)
+    return [Job(dict(bits=bits, method=method, seed=seed,
+                     variant=f"{method}/{p['teacher']}/{p['student']}",
+                     model=p["student_model"], teacher_model=p["teacher_model"]),
+                dict(axis=p["axis"], teacher_backbone=p["teacher"], student_backbone=p["student"]))
+            for p in pair_models(profile) for method in profile.pair_methods for seed in seeds]
 
 
 def teacher_seed_jobs(profile: Profile, *, teacher_seeds=None, seeds=None, bits: int | None = None,
@@ -135,5 +189,6 @@ def all_jobs(profile: Profile) -> dict[str, list[Job]]:
     """Every grid's jobs, by notebook study."""
     return {"main": main_jobs(profile), "teacher_seeds": teacher_seed_jobs(profile),
             "upstream_baselines": upstream_jobs(profile), "ablations": ablation_jobs(profile),
-            "generality": generality_jobs(profile), "sensitivity": sensitivity_jobs(profile),
+            "generality": generality_jobs(profile), "pairs": pair_jobs(profile),
+            "sensitivity": sensitivity_jobs(profile),
             "analysis": analysis_jobs(profile)}

@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ..models.pretrain import export_pretrained, tensor_fingerprint
     from .experiment import Experiment
+    from .plan import pair_models
     from .profiles import get_profile
 
     args = get_args_parser().parse_args(argv)
@@ -56,9 +57,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = os.path.abspath(args.out) if args.out else str(weights_root())
     exp = Experiment(profile, cache_dir=args.cache_dir, workers=None)
-    for role in args.roles:
-        model = getattr(profile, role)
+    models = [(role, getattr(profile, role)) for role in args.roles]
+    models += [(m_role, p[f"{m_role}_model"]) for p in pair_models(profile)  # backbone pairs
+               for m_role in args.roles if p[m_role] != getattr(profile, m_role).backbone.name]
+    done = set()
+    for role, model in models:
         bb = model.backbone
+        if (role, bb.name) in done:
+            continue
+        done.add((role, bb.name))
         if bb.committed_weights:
             print(f"[skip] {role}: profile {profile.name} loads the committed weights "
                   f"{bb.committed_weights} (made by another profile's pretraining)")

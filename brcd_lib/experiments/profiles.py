@@ -56,8 +56,12 @@ class Profile:
     # generality
     objectives: tuple[str, ...] = ("cibhash", "bihalf", "greedyhash")
     generality_methods: tuple[str, ...] = ("none", "kd", "rkd", "brcd")
-    student_backbones: tuple[str, ...] = ()
-    teacher_backbones: tuple[str, ...] = ()
+    # backbone pairs (notebook 06): other students under the teacher, other teachers over the
+    # student; names (the profile's backbone settings, the backbone's default size) or
+    # BackboneConfigs; trained with pair_methods
+    student_backbones: tuple[str | BackboneConfig, ...] = ()
+    teacher_backbones: tuple[str | BackboneConfig, ...] = ()
+    pair_methods: tuple[str, ...] = ("none", "kd", "brcd")
     runs_on_cpu: bool = True
     # CPU cores to use: grids train runs in this many worker processes, the serial phases
     # (pretraining, backbone features) use this many threads and loader workers; BRCD_WORKERS
@@ -162,7 +166,7 @@ def _smoke() -> Profile:
 @register_profile("fashion")
 def _fashion() -> Profile:
     base = _digits()
-    return dataclasses.replace(
+    fashion = dataclasses.replace(
         base, name="fashion",
         description="Fashion-MNIST, CIFAR-10 protocol shape (500/class train, 5k/5k val/test, 60k db)",
         data=DataConfig(name="fashion_mnist", image_size=28, transform="small"),
@@ -183,6 +187,15 @@ def _fashion() -> Profile:
         seeds=(0, 1, 2),
         alphas=(0.0, 0.5, 0.8, 1.0), margins=(0.0, 0.5, 0.9), cluster_counts=(5, 10, 20),
     )
+    # backbone pairs: a plain CNN (the profile's student), a MobileNetV2-style and a ResNet-style
+    # student (torchvision / timm, scaled down: brcd_lib/models/zoo.py) under the teacher, and a
+    # 16x smaller ResNet teacher over the student; all pretrained with the profile's recipe
+    t_bb, s_bb = fashion.teacher.backbone, fashion.student.backbone
+    return dataclasses.replace(
+        fashion,
+        student_backbones=(s_bb, dataclasses.replace(s_bb, name="small_mobilenet_s", kwargs={}),
+                           dataclasses.replace(s_bb, name="small_resnet_s", kwargs={})),
+        teacher_backbones=(t_bb, dataclasses.replace(t_bb, name="resnet_teacher_s", kwargs={})))
 
 
 @register_profile("mosaic")
@@ -208,8 +221,9 @@ def _mosaic() -> Profile:
                                   "n_query": 2_000, "tiles": 2, "empty_p": 0.35, "top_k": 5_000}),
         teacher=transferred(base.teacher, "fashion_teacher_resnet_teacher"),
         student=transferred(base.student, "fashion_student_small_cnn_s_w8"),
-        # 3 seeds everywhere (the 90-minute budget); no repeated-teacher grid
+        # 3 seeds everywhere (the 90-minute budget); no repeated-teacher grid, no backbone pairs
         focus_seeds=None, aux_seeds=(0, 1, 2), teacher_seeds=(),
+        student_backbones=(), teacher_backbones=(),
     )
 
 

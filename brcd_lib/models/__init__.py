@@ -19,6 +19,7 @@ from .objectives import (HashObjective, ObjectiveOutput, get_objective, list_obj
                          register_objective, similarity_preservation)
 from .pretrain import STUDENT_SSL, TEACHER_SSL, ssl_pretrain
 from .small import SmallCNN, SmallViT
+from . import zoo  # noqa: F401  (registers the scaled-down library backbones)
 
 __all__ = [
     "BatchAugment", "BiHalf", "CIBHash", "GreedyHash", "HashObjective", "HashingNetwork",

@@ -17,6 +17,8 @@ cnn_teacher      cnn_teacher (linear) SmallCNN width 32, depth 3, 2 convs/stage,
 small_vit        small_vit (linear)   SmallViT patch 4, dim 128, depth 4, 4 heads      128
 resnet_teacher   small_resnet         SmallResNet widths 32-64-128-256, 1 basic block   1024
                  (linear)             per stage, 2x2 average-pooled map
+resnet_teacher_s small_resnet         SmallResNet widths 8-16-32-64 (the smaller       256
+                 (linear)             teacher of the backbone-pairs study)
 ===============  ===================  ===============================================  =======
 
 The families mirror the paper: student-like CNNs get the MLP head of the EfficientNet student,
@@ -243,6 +245,8 @@ SMALL_SIZES: dict[str, tuple[type[nn.Module], str, str, dict[str, Any]]] = {
                   {"image_size": 16, "patch_size": 4, "dim": 128, "depth": 4, "heads": 4}),
     "resnet_teacher": (SmallResNet, "small_resnet", "teacher",
                        {"widths": (32, 64, 128, 256), "blocks": (1, 1, 1, 1), "pool_grid": 2}),
+    "resnet_teacher_s": (SmallResNet, "small_resnet", "teacher",
+                         {"widths": (8, 16, 32, 64), "blocks": (1, 1, 1, 1), "pool_grid": 2}),
 }
 """name -> (class, family, role hint, default keyword arguments)."""
 
