@@ -35,9 +35,10 @@ def test_rehearsal_is_the_paper_profile_with_cpu_settings(name):
             ours.backbone, pretrained=True)) == paper
         t, pt = getattr(r, f"{role}_train"), getattr(PAPER, f"{role}_train")
         assert (t.lr, t.batch_size, t.patience) == (pt.lr, pt.batch_size, pt.patience)
-    for f in ("student_backbones", "objectives", "generality_methods", "methods", "seeds",
-              "teacher_seed", "method_kwargs"):
+    for f in ("student_backbones", "objectives", "generality_methods", "pair_methods", "methods",
+              "seeds", "teacher_seed", "method_kwargs"):
         assert getattr(r, f) == getattr(PAPER, f), f
+    assert r.teacher_backbones == tuple(t for t in PAPER.teacher_backbones if t != "vit_l_16")
     assert (r.data.image_size, r.data.transform) == (224, "paper")
     assert {k: v for k, v in r.brcd.items() if k != "n_clusters"} == {
         k: v for k, v in PAPER.brcd.items() if k != "n_clusters"}
@@ -73,7 +74,7 @@ def test_rehearsal_preflight_is_ready_with_an_estimate(tmp_path, monkeypatch):
     assert report.ok, report.problems
     est = report.estimate
     assert set(est["forward_passes"]) == {"vit_b_16", "efficientnet_b0", "mobilenet_v2",
-                                          "resnet18"}
+                                          "resnet18", "vit_b_32"}  # pairs: ViT-B/32 teacher
     assert all(v > 0 for v in est["forward_passes"].values()) and est["disk_bytes"] > 0
     assert "backbone forward passes at 224 px" in str(report)
 

@@ -66,3 +66,76 @@ def test_upstream_baselines_grid_gives_class_negatives_the_labels(tiny):
     assert set(rows["negatives"]) == {"uniform", "class"} and (rows["status"] == "ok").all()
     assert rows.groupby("negatives")["config_hash"].nunique().tolist() == [1, 1]
     assert rows["config_hash"].nunique() == 2  # two different runs
+
+
+def test_pair_models_cover_every_student_and_teacher_once():
+    from brcd_lib.experiments import plan
+
+    fashion = get_profile("fashion")
+    pairs = plan.pair_models(fashion)
+    t0, s0 = fashion.teacher.backbone.name, fashion.student.backbone.name
+    assert (pairs[0]["teacher"], pairs[0]["student"]) == (t0, s0)  # the profile's own pair first
+    students = {p["student"] for p in pairs if p["teacher"] == t0}
+    teachers = {p["teacher"] for p in pairs if p["student"] == s0}
+    assert len(students) >= 3 and len(teachers) >= 2
+    assert len({(p["teacher"], p["student"]) for p in pairs}) == len(pairs)
+    assert {p["student_model"].head for p in pairs} == {"mlp"}  # the student's head everywhere
+    jobs = plan.pair_jobs(fashion)
+    assert len(jobs) == len(pairs) * len(fashion.pair_methods) * len(fashion.seeds)
+    assert not plan.pair_models(get_profile("digits")) and not plan.pair_jobs(get_profile("mosaic"))
+    # the paper profile names its backbones: the default student first, then the others
+    paper = plan.pair_models(get_profile("paper"))
+    assert [p["student"] for p in paper if p["axis"] == "student backbone"] == \
+        ["efficientnet_b0", "mobilenet_v2", "resnet18"]
+
+
+def test_pairs_table_and_claim_on_made_up_rows():
+    import pandas as pd
+
+    from brcd_lib.reporting.claims import run_checks
+    from brcd_lib.reporting.pairs import pairs_paired_differences, pairs_table
+
+    rows = []
+    for student, gain in (("a", 0.05), ("b", -0.02)):
+        for seed in range(3):
+            for method, v in (("none", 0.5), ("kd", 0.6), ("brcd", 0.6 + gain + 0.001 * seed)):
+                for paradigm in ("symmetric", "asymmetric"):
+                    rows.append({"axis": "student backbone", "teacher_backbone": "t",
+                                 "student_backbone": student, "method": method, "seed": seed,
+                                 "paradigm": paradigm, "bits": 32, "value": v, "status": "ok"})
+    rows = pd.DataFrame(rows)
+    cost = pd.DataFrame({"model": ["t", "a", "b"], "params_M": [1.0, 0.01, 0.02],
+                         "latency_ms_b1": [2.0, 0.5, 0.7]})
+    table = pairs_table(rows, cost)
+    line = table[(table["student_backbone"] == "b") & (table["method"] == "brcd")].iloc[0]
+    assert line["student params (M)"] == 0.02 and line["teacher latency b1 (ms)"] == 2.0
+    assert line["seeds"] == 3
+    diff = pairs_paired_differences(rows)
+    kd = diff[(diff["compared"] == "KD") & (diff["paradigm"] == "symmetric")].set_index("student_backbone")
+    assert kd.loc["a", "mean"] == pytest.approx(0.051) and kd.loc["b", "mean"] == pytest.approx(-0.019)
+    checks, _ = run_checks({"pairs": rows})
+    verdicts = {c.subject: c.verdict for c in checks if c.claim == "across_backbones"}
+    assert verdicts["BRCD (t -> a) vs KD, symmetric"] == "supported"
+    assert verdicts["BRCD (t -> b) vs KD, symmetric"] == "contradicted"
+
+
+@pytest.mark.slow
+def test_pair_grid_trains_every_pair(tiny):
+    from brcd_lib.config import BackboneConfig
+
+    s_bb = tiny.profile.student.backbone
+    profile = dataclasses.replace(
+        tiny.profile, pair_methods=("none", "brcd"),
+        student_backbones=(s_bb, dataclasses.replace(s_bb, name="small_mobilenet_s", kwargs={})),
+        teacher_backbones=(dataclasses.replace(tiny.profile.teacher.backbone, name="resnet_teacher_s",
+                                               kwargs={}),))
+    assert isinstance(profile.student_backbones[1], BackboneConfig)
+    exp = Experiment(profile, cache_dir=tiny.cache_dir, progress=False, workers=1)
+    rows = studies.pair_grid(exp, seeds=(0,))
+    ok = rows[rows["status"] == "ok"]
+    pairs = set(zip(ok["teacher_backbone"], ok["student_backbone"]))
+    assert {("resnet_teacher", "small_mobilenet_s"), ("resnet_teacher_s", "small_cnn_s"),
+            ("resnet_teacher", "(teacher)"), ("resnet_teacher_s", "(teacher)")} <= pairs
+    assert set(ok["method"]) == {"teacher", "none", "brcd"}
+    nets = studies.pair_networks(exp)
+    assert set(nets) == {"resnet_teacher", "resnet_teacher_s", "small_cnn_s", "small_mobilenet_s"}

@@ -26,10 +26,11 @@ __all__ = ["Z_PASS", "SIGMA_NO_SPREAD", "KEY_COLUMNS", "compare_study", "compare
 Z_PASS = 2.0
 SIGMA_NO_SPREAD = 0.01
 """The sigma of a table whose cells all have a single run (no seed spread to measure)."""
-KEY_COLUMNS = ("method", "variant", "axis", "setting", "parameter", "teacher_seed", "bits",
-               "paradigm")
+KEY_COLUMNS = ("method", "variant", "axis", "setting", "parameter", "teacher_seed",
+               "teacher_backbone", "student_backbone", "bits", "paradigm")
 STUDY_FILES = ("teachers_rows.csv", "main_rows.csv", "ablations_rows.csv",
-               "sensitivity_rows.csv", "generality_rows.csv", "teacher_seeds_rows.csv")
+               "sensitivity_rows.csv", "generality_rows.csv", "teacher_seeds_rows.csv",
+               "pairs_rows.csv")
 
 
 def _cells(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

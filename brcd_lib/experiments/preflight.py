@@ -35,6 +35,7 @@ from ..models.backbones import backbone_info
 from ..models.heads import create_head, default_head
 from ..paths import cache_root, results_root
 from . import plan
+from .plan import pair_models as _pair_models
 from .profiles import Profile, get_profile
 
 __all__ = ["check_device", "Preflight", "check", "run_plan", "ENV_DOWNLOAD", "download_allowed",
@@ -96,11 +97,13 @@ def run_plan(profile: Profile | str) -> dict:
         for job in jobs:
             kw = job.kwargs
             model = kw.get("model") or p.student
-            t = teacher(kw["bits"], kw.get("teacher_model") or p.teacher, kw.get("teacher_seed"))
+            t_model = kw.get("teacher_model") or p.teacher
+            t = teacher(kw["bits"], t_model, kw.get("teacher_seed"))
             settings = plan.distill_kwargs(p, kw["method"], kw.get("distill_kwargs"))
             s = {"bits": kw["bits"], "method": kw["method"], "seed": kw["seed"],
                  "settings": settings, "objective": model.objective,
                  "backbone": model.backbone.name, "teacher": _freeze(t),
+                 "teacher_backbone": t_model.backbone.name,
                  "rotations": get_distiller(kw["method"], **settings).rotations}
             students[_freeze({k: v for k, v in s.items() if k != "rotations"})] = s
     return {"teachers": list(teachers.values()), "students": list(students.values())}
@@ -227,14 +230,15 @@ def check(profile: Profile | str = "paper", *, cache_dir: str | None = None,
     splits, problem = _check_data(p, os.path.join(cache, "splits"))
     if problem:
         out.problems.append(problem)
-    backbones = [p.teacher.backbone.name, p.student.backbone.name,
-                 *[b for b in p.student_backbones if b != p.student.backbone.name]]
+    plan_ = run_plan(p)
+    backbones = list(dict.fromkeys([p.teacher.backbone.name, p.student.backbone.name,
+                                    *[r["backbone"] for r in plan_["teachers"] + plan_["students"]]]))
     for role, cfg in (("teacher", p.teacher.backbone), ("student", p.student.backbone)):
         if cfg.pretrained and _weights_cached(cfg.name) is False:
             out.notes.append(f"{role} backbone {cfg.name}: ImageNet weights are not in "
                              f"{os.path.join(torch.hub.get_dir(), 'checkpoints')}; the first run "
                              "downloads them (needs internet) or pass weights_path")
-    plan = run_plan(p)
+    plan = plan_
     est: dict[str, Any] = {"teacher_runs": len(plan["teachers"]),
                            "student_runs": len(plan["students"]), "image_size": p.data.image_size}
     if splits is not None:
@@ -278,7 +282,7 @@ def _workload(p: Profile, plan: dict, splits, backbones: list[str]) -> dict:
         v = p.student_train.feature_views
         for s in plan["students"]:  # the student's bank and the teacher's (SSKD: per rotation)
             for r in range(max(1, s["rotations"])):
-                banks |= {(s["backbone"], v, r), (teacher_bb, v, r)}
+                banks |= {(s["backbone"], v, r), (s.get("teacher_backbone", teacher_bb), v, r)}
     for b, v, _ in banks:
         passes[b] += v * n["train"]
         disk += v * n["train"] * dims[b] * 4
@@ -289,10 +293,13 @@ def _workload(p: Profile, plan: dict, splits, backbones: list[str]) -> dict:
         if p.student_train.feature_views == 0:  # 2 views + the rotated copies of view 1
             k = p.student_train.epochs * n["train"] * (2 + s["rotations"])
             passes[s["backbone"]] += k
-            passes[p.teacher.backbone.name] += k
-    for b, cfg in ((p.teacher.backbone.name, p.teacher.backbone),
-                   (p.student.backbone.name, p.student.backbone)):
-        if cfg.ssl_epochs:  # SimCLR stand-in pretraining (CPU profiles)
+            passes[s.get("teacher_backbone", teacher_bb)] += k
+    configs = {p.teacher.backbone.name: p.teacher.backbone, p.student.backbone.name: p.student.backbone}
+    for pair in _pair_models(p):  # the backbone pairs' other backbones
+        for role in ("teacher", "student"):
+            configs.setdefault(pair[role], pair[f"{role}_model"].backbone)
+    for b, cfg in configs.items():
+        if cfg.ssl_epochs and b in passes:  # SimCLR stand-in pretraining (CPU profiles)
             pool = n["database"] if cfg.ssl_pool == "database" else n["train"]
             passes[b] += cfg.ssl_epochs * pool * 2
     # checkpoints: a run folder holds its head in last.pt (with Adam's two moments and the best

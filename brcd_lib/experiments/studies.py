@@ -224,7 +224,7 @@ def sensitivity_grid(exp: Experiment, *, seeds=None, bits: int | None = None) ->
 
 def generality_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> pd.DataFrame:
     """BRCD and the strongest baselines across hashing objectives (teacher and student trained
-    with the same objective) and, where the profile lists them, across student backbones."""
+    with the same objective); backbones: :func:`pair_grid`."""
     bits = bits or study_bits(exp)
     rows = []
     for objective, teacher_model, _ in plan.generality_models(exp.profile):
@@ -233,6 +233,37 @@ def generality_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> 
             rows.append(r)
     jobs = plan.generality_jobs(exp.profile, seeds=seeds, bits=bits)
     return pd.DataFrame(rows + _run_jobs(exp, jobs, "generality"))
+
+
+def pair_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> pd.DataFrame:
+    """The backbone-pairs study: each pair's teacher rows and its students
+    (``Profile.pair_methods``, the generality seeds) at the study code length; rows carry
+    ``axis``, ``teacher_backbone`` and ``student_backbone``. Empty when the profile lists no
+    other backbones."""
+    bits = bits or study_bits(exp)
+    rows, seen = [], set()
+    for p in plan.pair_models(exp.profile):
+        if p["teacher"] in seen:
+            continue
+        seen.add(p["teacher"])
+        for r in teacher_rows(exp, exp.teacher(bits, model=p["teacher_model"])):
+            r.update(axis=p["axis"], teacher_backbone=p["teacher"], student_backbone="(teacher)")
+            rows.append(r)
+    jobs = plan.pair_jobs(exp.profile, seeds=seeds, bits=bits)
+    return pd.DataFrame(rows + _run_jobs(exp, jobs, "backbone pairs"))
+
+
+def pair_networks(exp: Experiment, *, bits: int | None = None) -> dict[str, torch.nn.Module]:
+    """The pairs study's networks at the study code length, by backbone name (each teacher and
+    each student once; pretrained backbones, freshly initialised heads: for parameter counts
+    and latency, which do not depend on the head's weights)."""
+    bits = bits or study_bits(exp)
+    nets = {}
+    for p in plan.pair_models(exp.profile):
+        for role in ("teacher", "student"):
+            if p[role] not in nets:
+                nets[p[role]] = exp.build_network(p[f"{role}_model"], bits, role=role)
+    return nets
 
 
 def teacher_seed_grid(exp: Experiment, *, teacher_seeds=None, seeds=None, bits: int | None = None,

@@ -158,6 +158,19 @@ def _robust_to_teacher(rows: dict[str, pd.DataFrame]) -> list[Check]:
                     b="kd", label_a="BRCD", label_b="KD", pair_on=["teacher_seed", "seed"])
 
 
+@register_claim("across_backbones", study="pairs",
+                statement="BRCD's advantage over KD holds for every student family and teacher "
+                          "size (backbone pairs)")
+def _across_backbones(rows: dict[str, pd.DataFrame]) -> list[Check]:
+    pairs = _ok(rows["pairs"])
+    out = []
+    for (t, s), sub in pairs.groupby(["teacher_backbone", "student_backbone"], sort=False):
+        if {"brcd", "kd"} <= set(sub["method"]):
+            out += _compare(sub, claim="across_backbones", column="method", a="brcd", b="kd",
+                            label_a=f"BRCD ({t} -> {s})", label_b="KD", pair_on=["seed"])
+    return out
+
+
 def run_checks(rows: dict[str, pd.DataFrame]) -> tuple[list[Check], list[str]]:
     """Every registered claim's checks on ``rows``; and the names of claims whose study is
     missing (not run)."""
