@@ -1,11 +1,15 @@
 """Query latency and encoding throughput of each teacher vs its students, measured interleaved.
 
-Two groups of hashing networks with random weights (latency does not depend on the weights):
+Two groups of hashing networks with random weights (latency does not depend on the weights),
+derived from the profiles and built as the kit builds them (``benchmarks.nets``: the profile's
+``ModelConfig`` with its head, hidden width and ``BackboneConfig.kwargs``):
 
-* ``cpu``   the CPU profiles' backbones at 16 px: teacher ``cnn_teacher``; students
-            ``small_cnn_s`` (the profiles' student) and ``small_cnn_m``;
-* ``paper`` the paper's backbones at 224 px: teacher ``vit_b_16``; students ``efficientnet_b0``
-            (the paper's student), ``mobilenet_v2``, ``resnet18``.
+* ``cpu``   the ``fashion`` profile's teacher and student (its SimCLR stand-in backbones, e.g.
+            ``resnet_teacher(pool_grid=2)`` and ``small_cnn_s(width=8)``) at its image size (28 px);
+* ``paper`` the ``paper`` profile's teacher (``vit_b_16``) and the students of its backbone
+            pairs with that teacher (``plan.pair_models``: ``efficientnet_b0``,
+            ``mobilenet_v2``, ``resnet18``, each with the profile student's settings and head)
+            at 224 px, in float32 (the bf16 / channels-last options are GPU-only in the kit).
 
 For each group and batch size, every network first runs ``warmup`` untimed calls of ``net.encode``
 (backbone + head + sign) under ``torch.inference_mode`` on one random batch; then come ``rounds``
@@ -28,8 +32,9 @@ import platform
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -37,12 +42,40 @@ if str(REPO) not in sys.path:
 
 from benchmarks.run import DEFAULT_OUT, machine_notes, markdown_table, write_outputs  # noqa: E402
 
-# group -> (image size, teacher backbone, student backbones)
-GROUPS: dict[str, tuple[int, str, tuple[str, ...]]] = {
-    "cpu": (16, "cnn_teacher", ("small_cnn_s", "small_cnn_m")),
-    "paper": (224, "vit_b_16", ("efficientnet_b0", "mobilenet_v2", "resnet18")),
-}
-FIELDS = ["group", "role", "backbone", "image_size", "code_length", "params_M",
+GROUP_NAMES = ("cpu", "paper")
+
+
+@dataclass(frozen=True)
+class Group:
+    """A teacher and its students (ModelConfigs) of one profile, at the profile's image size."""
+
+    name: str
+    profile: str
+    image_size: int
+    teacher: Any
+    students: tuple
+
+
+def get_group(name: str) -> Group:
+    """Group ``name`` (``cpu``: the fashion profile; ``paper``: the paper profile)."""
+    from brcd_lib.experiments.profiles import get_profile
+
+    if name == "cpu":
+        p = get_profile("fashion")
+        return Group(name, p.name, p.data.image_size, p.teacher, (p.student,))
+    if name == "paper":
+        from brcd_lib.experiments import plan as kit_plan
+
+        p = get_profile("paper")
+        # the student-backbone axis of the kit's backbone pairs: the profile's teacher over
+        # each student backbone, each with the profile student's settings and head
+        students = tuple(x["student_model"] for x in kit_plan.pair_models(p)
+                         if x["teacher"] == p.teacher.backbone.name)
+        return Group(name, p.name, p.data.image_size, p.teacher, students or (p.student,))
+    raise ValueError(f"unknown group {name!r}; valid groups: {', '.join(GROUP_NAMES)}")
+
+
+FIELDS = ["group", "profile", "role", "backbone", "image_size", "code_length", "params_M",
           "trainable_params_M", "gflops_per_image", "batch_size", "latency_ms", "latency_min_ms",
           "latency_max_ms", "throughput_img_s", "latency_speedup_vs_teacher", "speedup_min",
           "speedup_max", "throughput_ratio_vs_teacher", "warmup", "rounds", "device",
@@ -50,16 +83,18 @@ FIELDS = ["group", "role", "backbone", "image_size", "code_length", "params_M",
 
 
 def build_nets(group: str, *, code_length: int) -> dict[str, object]:
-    """{backbone name: hashing network with random weights, in eval mode}, teacher first."""
-    from brcd_lib.models import build_hashing_network
+    """{backbone label: hashing network with random weights, in eval mode}, teacher first (the
+    label is ``name(kwargs)``, see ``benchmarks.nets.describe``)."""
+    from benchmarks.nets import describe, network_from_config
 
-    _, teacher, students = GROUPS[group]
-    nets = {teacher: build_hashing_network(role="teacher", backbone=teacher,
-                                           code_length=code_length, pretrained=False)}
-    for name in students:
-        nets[name] = build_hashing_network(role="student", backbone=name,
-                                           code_length=code_length, pretrained=False)
-    return {name: net.eval() for name, net in nets.items()}
+    g = get_group(group)
+    nets = {describe(g.teacher): network_from_config(g.teacher, code_length, role="teacher")}
+    for model in g.students:
+        label = describe(model)
+        if label in nets:
+            raise ValueError(f"group {group!r} lists backbone {label} twice")
+        nets[label] = network_from_config(model, code_length, role="student")
+    return nets
 
 
 def interleaved_latency(nets: dict[str, object], *, image_size: int, batch_size: int,
@@ -100,7 +135,10 @@ def measure_group(group: str, *, code_length: int, batch_sizes: Sequence[int], w
 
     from brcd_lib.models.complexity import count_flops, count_parameters
 
-    size, teacher, _ = GROUPS[group]
+    from benchmarks.nets import describe
+
+    g = get_group(group)
+    size, teacher = g.image_size, describe(g.teacher)
     nets = build_nets(group, code_length=code_length)
     cpu = platform.processor() or platform.machine()
     device = f"cpu ({cpu}, {torch.get_num_threads()} threads)"
@@ -116,7 +154,8 @@ def measure_group(group: str, *, code_length: int, batch_sizes: Sequence[int], w
             med = statistics.median(t)
             paired = [a / s for a, s in zip(ref, t)]
             rows.append({
-                "group": group, "role": "teacher" if name == teacher else "student",
+                "group": group, "profile": g.profile,
+                "role": "teacher" if name == teacher else "student",
                 "backbone": name, "image_size": size, "code_length": code_length,
                 "params_M": count_parameters(net) / 1e6,
                 "trainable_params_M": count_parameters(net, trainable_only=True) / 1e6,
@@ -150,7 +189,7 @@ def markdown(rows: list[dict], args, elapsed: float) -> str:
                       "speed-up (min-max)": f"{r['latency_speedup_vs_teacher']:.2f} "
                                             f"({r['speedup_min']:.2f}-{r['speedup_max']:.2f})",
                       "load before -> after": f"{r['load_before']} -> {r['load_after']}"})
-    fields = ["group", "role", "backbone", "image_size", "params_M", "gflops_per_image",
+    fields = ["group", "profile", "role", "backbone", "image_size", "params_M", "gflops_per_image",
               "batch_size", "rounds", "latency_ms (min-max)", "throughput_img_s",
               "speed-up (min-max)", "load before -> after"]
     lines.append(markdown_table(table, fields, {"params_M": ".2f", "gflops_per_image": ".3f",
@@ -160,7 +199,9 @@ def markdown(rows: list[dict], args, elapsed: float) -> str:
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Latency / throughput of teachers vs students.")
-    p.add_argument("--groups", nargs="+", default=list(GROUPS), choices=list(GROUPS))
+    p.add_argument("--groups", nargs="+", default=list(GROUP_NAMES), choices=list(GROUP_NAMES),
+                   help="cpu: the fashion profile's teacher and student; paper: the paper "
+                        "profile's teacher and student backbones")
     p.add_argument("--code-length", type=int, default=64)
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64])
     p.add_argument("--paper-batch-sizes", type=int, nargs="+", default=None,

@@ -8,7 +8,9 @@ Benchmarks (name -> module, each with ``get_args_parser()`` / ``main(argv)``):
 
 * ``profiles``  wall time of each profile's notebooks vs its budget (reads ``results/*/run_log.json``)
 * ``latency``   parameters, FLOPs, query latency and throughput of teachers vs students
-* ``cache``     cached vs uncached student training: seconds per epoch and mAP
+* ``gpu_estimate`` the paper grid's time: forward passes x seconds per image (CPU measured, GPU
+  measured on CUDA or estimated from FLOPs)
+* ``cache``     cached vs uncached student training: per epoch and end to end, and mAP
 * ``retrieval`` exact mAP@K vs a NumPy loop and faiss (``bench_retrieval.py``)
 
 Every number is measured against a baseline of the same run (ratios), never against a constant:
@@ -38,6 +40,7 @@ DEFAULT_OUT = REPO / "results" / "benchmarks"
 BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "profiles": ("benchmarks.bench_profiles", []),
     "latency": ("benchmarks.bench_latency", ["--quick"]),
+    "gpu_estimate": ("benchmarks.bench_gpu_estimate", ["--quick"]),  # reads latency.csv
     "cache": ("benchmarks.bench_cache", ["--quick"]),
     "retrieval": ("benchmarks.bench_retrieval",
                   ["--bits", "64", "--n-query", "500", "--n-db", "5000", "--k", "100",

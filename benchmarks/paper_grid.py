@@ -1,0 +1,218 @@
+"""The paper profile's grid counted without its data, and the cached-vs-uncached arithmetic.
+
+* :func:`protocol_sizes` -- the split sizes of the profile's dataset from the dataset's protocol
+  defaults (``brcd_lib.data.dataset_parameters``, overridden by ``DataConfig.protocol``) and its
+  registered class names; only CIFAR-10 (the paper profile's dataset) is supported, whose
+  database is the whole training set (``cifar10.CIFAR10_TRAIN_SIZE``);
+* :func:`student_runs` -- the student runs of ``preflight.run_plan`` (deduplicated as the run
+  cache does);
+* :func:`distinct_banks` -- the view banks those runs would read with ``views`` views: one per
+  (backbone, views, rotation), the rule of ``preflight._workload`` (banks are shared by every run
+  with the same frozen backbone; SSKD reads one per rotation), each run's own teacher backbone;
+* :func:`forward_passes` -- backbone forward passes of the whole notebook sequence with the
+  rules of ``preflight._workload`` (upper bound: every epoch runs, no early stopping), on the
+  split sizes of :func:`protocol_sizes`. It is written here rather than called because
+  ``_workload`` charges every student's teacher passes to the profile's teacher and lists only
+  the profile's teacher and student backbones, so it fails on a plan whose runs use other
+  teachers (the backbone-pairs axis, ``Profile.teacher_backbones``); on a plan where every run
+  uses the profile's teacher the two agree (``tests/test_bench_paper_grid.py``);
+* :func:`one_run_totals`, :func:`grid_totals`, :func:`bank_build_seconds`,
+  :func:`break_even_epochs` -- end-to-end seconds of uncached vs cached training (bank build
+  included), shared by ``bench_cache`` and ``bench_gpu_estimate``.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Iterable, Mapping
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+SETS = ("train", "val", "query", "database")
+
+
+def _profile(profile):
+    from brcd_lib.experiments.profiles import Profile, get_profile
+
+    return profile if isinstance(profile, Profile) else get_profile(profile)
+
+
+def protocol_sizes(profile="paper") -> dict[str, int]:
+    """{set: number of images} of the profile's dataset under its protocol, without the data."""
+    from brcd_lib.data.cifar10 import CIFAR10_TRAIN_SIZE
+    from brcd_lib.data.registry import class_names, dataset_parameters
+
+    p = _profile(profile)
+    name = p.data.name
+    if name != "cifar10":
+        raise ValueError(f"protocol_sizes knows the split sizes of cifar10 only (the paper "
+                         f"profile's dataset); profile {p.name!r} uses {name!r}, whose sizes need "
+                         "its data (brcd_lib.experiments.preflight.check)")
+    params = {**dataset_parameters(name), **dict(p.data.protocol)}
+    n_classes = len(class_names(name))
+    return {"train": int(params["n_train_per_class"]) * n_classes, "val": int(params["n_val"]),
+            "query": int(params["n_query"]), "database": CIFAR10_TRAIN_SIZE}
+
+
+def sizes_note(sizes: Mapping[str, int], profile="paper") -> str:
+    """Where the split sizes come from, for the notes of a table."""
+    p = _profile(profile)
+    return (f"{p.data.name} split sizes from the dataset's protocol defaults (no data read): "
+            + ", ".join(f"{k} {sizes[k]:,}" for k in SETS))
+
+
+def teacher_backbone(run: Mapping) -> str:
+    """The teacher backbone of a student run of ``run_plan`` (its ``teacher`` entry)."""
+    import json
+
+    teacher = run.get("teacher")
+    try:
+        return str(json.loads(teacher)["backbone"] if isinstance(teacher, str) else
+                   teacher["backbone"])
+    except (TypeError, KeyError, ValueError):
+        raise ValueError(f"student run without a readable teacher backbone: {run!r}") from None
+
+
+def grid_backbones(profile="paper", plan: Mapping | None = None) -> list[str]:
+    """The backbones whose forward passes are counted: the profile's teacher and student and
+    its student backbones (``preflight.check``'s list, in its order), then every other backbone
+    a run of ``plan`` uses."""
+    p = _profile(profile)
+    student = p.student.backbone.name
+    names = [p.teacher.backbone.name, student,
+             *[b if isinstance(b, str) else b.name for b in p.student_backbones]]
+    if plan is not None:
+        names += [t["backbone"] for t in plan.get("teachers", [])]
+        for run in student_runs(plan):
+            names += [run["backbone"], teacher_backbone(run)]
+    return list(dict.fromkeys(names))
+
+
+def student_runs(plan: Mapping) -> list[dict]:
+    """The student runs of a ``run_plan`` (each a dict with ``backbone`` and ``rotations``)."""
+    runs = plan.get("students") if isinstance(plan, Mapping) else None
+    if runs is None:
+        raise ValueError("plan must be the dict of brcd_lib.experiments.preflight.run_plan "
+                         "(with a 'students' list)")
+    return list(runs)
+
+
+def distinct_banks(profile, plan: Mapping, views: int) -> set[tuple[str, int, int]]:
+    """(backbone, views, rotation) of every view bank the plan's student runs read with a bank of
+    ``views`` views: each run's student backbone and its teacher's backbone, for each rotation its
+    distiller reads (at least rotation 0) -- ``preflight._workload``'s rule."""
+    if isinstance(views, bool) or not isinstance(views, int) or views < 2:
+        raise ValueError(f"views must be an integer >= 2 (a bank draws two different views per "
+                         f"image), got {views!r}")
+    _profile(profile)  # a clear error for an unknown profile
+    banks: set[tuple[str, int, int]] = set()
+    for run in student_runs(plan):
+        teacher = teacher_backbone(run)
+        for r in range(max(1, int(run["rotations"]))):
+            banks |= {(run["backbone"], views, r), (teacher, views, r)}
+    return banks
+
+
+def forward_passes(profile="paper", plan: Mapping | None = None,
+                   sizes: Mapping[str, int] | None = None) -> dict[str, int]:
+    """{backbone: forward passes} of the profile's notebook sequence with ``preflight._workload``'s
+    rules, each student run's teacher passes charged to its own teacher backbone: the clean
+    features of the four sets once per backbone; the view banks (when the training configs use
+    one); fresh augmentations otherwise (teachers: 2 views per training image and epoch; students:
+    2 + rotations through the student and its teacher); SimCLR pretraining of the profile's
+    stand-in backbones. ``sizes`` defaults to :func:`protocol_sizes`."""
+    from brcd_lib.experiments.preflight import run_plan
+
+    p = _profile(profile)
+    plan = run_plan(p) if plan is None else plan
+    sizes = protocol_sizes(p) if sizes is None else sizes
+    missing = [s for s in SETS if s not in sizes]
+    if missing:
+        raise ValueError(f"sizes lacks the set(s) {missing}; give all of {list(SETS)}")
+    n = {s: int(sizes[s]) for s in SETS}
+    passes = {b: sum(n.values()) for b in grid_backbones(p, plan)}  # clean features
+    banks = set()
+    if p.teacher_train.feature_views > 0:
+        banks |= {(t["backbone"], p.teacher_train.feature_views, 0) for t in plan["teachers"]}
+    if p.student_train.feature_views > 0:
+        banks |= distinct_banks(p, plan, p.student_train.feature_views)
+    for b, v, _ in banks:
+        passes[b] += v * n["train"]
+    if p.teacher_train.feature_views == 0:
+        for t in plan["teachers"]:
+            passes[t["backbone"]] += p.teacher_train.epochs * n["train"] * 2
+    if p.student_train.feature_views == 0:
+        for s in student_runs(plan):
+            k = p.student_train.epochs * n["train"] * (2 + int(s["rotations"]))
+            passes[s["backbone"]] += k
+            passes[teacher_backbone(s)] += k
+    for cfg in (p.teacher.backbone, p.student.backbone):
+        if cfg.ssl_epochs:  # SimCLR stand-in pretraining (CPU profiles)
+            pool = n["database"] if cfg.ssl_pool == "database" else n["train"]
+            passes[cfg.name] += cfg.ssl_epochs * pool * 2
+    return passes
+
+
+# ---------------------------------------------------------------------------------------------
+# end-to-end arithmetic
+# ---------------------------------------------------------------------------------------------
+def _seconds(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value < 0:
+        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def _count(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def bank_build_seconds(banks: Iterable[tuple[str, int, int]], *, n_train: int,
+                       seconds_per_view_image: Mapping[str, float]) -> float:
+    """Seconds to build ``banks``: views x ``n_train`` images x the backbone's seconds per
+    augmented image (augmentation + forward), summed over the banks."""
+    n_train = _count("n_train", n_train)
+    total = 0.0
+    for backbone, views, _rotation in banks:
+        if backbone not in seconds_per_view_image:
+            raise ValueError(f"no seconds per image for backbone {backbone!r} (have "
+                             f"{sorted(seconds_per_view_image)})")
+        total += _count("views", views, 2) * n_train * _seconds(
+            f"seconds per image of {backbone}", seconds_per_view_image[backbone])
+    return total
+
+
+def one_run_totals(*, epochs: int, uncached_epoch_s: float, cached_epoch_s: float,
+                   bank_build_s: float) -> dict[str, float]:
+    """One run of ``epochs`` epochs: uncached = E x uncached epoch; cached = bank build + E x
+    cached epoch; ratio = uncached / cached."""
+    e = _count("epochs", epochs)
+    u = e * _seconds("uncached_epoch_s", uncached_epoch_s)
+    c = _seconds("bank_build_s", bank_build_s) + e * _seconds("cached_epoch_s", cached_epoch_s)
+    return {"uncached_s": u, "cached_s": c, "ratio": u / c if c > 0 else math.inf}
+
+
+def grid_totals(*, runs: int, epochs: int, uncached_epoch_s: float, cached_epoch_s: float,
+                banks_build_s: float) -> dict[str, float]:
+    """``runs`` runs of ``epochs`` epochs: uncached = N x E x uncached epoch; cached = the build
+    of the distinct banks (once, shared) + N x E x cached epoch; ratio = uncached / cached."""
+    n = _count("runs", runs)
+    e = _count("epochs", epochs)
+    u = n * e * _seconds("uncached_epoch_s", uncached_epoch_s)
+    c = _seconds("banks_build_s", banks_build_s) + n * e * _seconds("cached_epoch_s",
+                                                                    cached_epoch_s)
+    return {"uncached_s": u, "cached_s": c, "ratio": u / c if c > 0 else math.inf}
+
+
+def break_even_epochs(*, bank_build_s: float, uncached_epoch_s: float,
+                      cached_epoch_s: float) -> float:
+    """Epochs after which bank build + cached epochs cost less than uncached epochs (inf when
+    a cached epoch is not cheaper)."""
+    saved = _seconds("uncached_epoch_s", uncached_epoch_s) - _seconds("cached_epoch_s",
+                                                                      cached_epoch_s)
+    return _seconds("bank_build_s", bank_build_s) / saved if saved > 0 else math.inf
