@@ -1,7 +1,7 @@
 """How long the paper profile's grid takes: backbone forward passes x seconds per image.
 
 Forward passes: every backbone of the ``paper`` profile's notebook sequence, counted without the
-data with ``preflight._workload``'s rules on ``preflight.run_plan("paper")`` and the CIFAR-10
+data by ``preflight._workload`` on ``preflight.run_plan("paper")`` and the CIFAR-10
 protocol's split sizes (``benchmarks.paper_grid.forward_passes``; upper bound: every epoch runs,
 no early stopping; the paper profile trains on fresh augmentations, so teachers forward 2 views
 and students 2 + rotations views per training image and epoch through their backbone and their

@@ -9,13 +9,9 @@
 * :func:`distinct_banks` -- the view banks those runs would read with ``views`` views: one per
   (backbone, views, rotation), the rule of ``preflight._workload`` (banks are shared by every run
   with the same frozen backbone; SSKD reads one per rotation), each run's own teacher backbone;
-* :func:`forward_passes` -- backbone forward passes of the whole notebook sequence with the
-  rules of ``preflight._workload`` (upper bound: every epoch runs, no early stopping), on the
-  split sizes of :func:`protocol_sizes`. It is written here rather than called because
-  ``_workload`` charges every student's teacher passes to the profile's teacher and lists only
-  the profile's teacher and student backbones, so it fails on a plan whose runs use other
-  teachers (the backbone-pairs axis, ``Profile.teacher_backbones``); on a plan where every run
-  uses the profile's teacher the two agree (``tests/test_bench_paper_grid.py``);
+* :func:`forward_passes` -- backbone forward passes of the whole notebook sequence,
+  ``preflight._workload`` itself called on stand-in splits of :func:`protocol_sizes` with every
+  backbone of the plan (upper bound: every epoch runs, no early stopping);
 * :func:`one_run_totals`, :func:`grid_totals`, :func:`bank_build_seconds`,
   :func:`break_even_epochs` -- end-to-end seconds of uncached vs cached training (bank build
   included), shared by ``bench_cache`` and ``bench_gpu_estimate``.
@@ -68,6 +64,8 @@ def teacher_backbone(run: Mapping) -> str:
     """The teacher backbone of a student run of ``run_plan`` (its ``teacher`` entry)."""
     import json
 
+    if run.get("teacher_backbone"):  # run_plan names it since the backbone pairs (#14)
+        return str(run["teacher_backbone"])
     teacher = run.get("teacher")
     try:
         return str(json.loads(teacher)["backbone"] if isinstance(teacher, str) else
@@ -118,13 +116,12 @@ def distinct_banks(profile, plan: Mapping, views: int) -> set[tuple[str, int, in
 
 def forward_passes(profile="paper", plan: Mapping | None = None,
                    sizes: Mapping[str, int] | None = None) -> dict[str, int]:
-    """{backbone: forward passes} of the profile's notebook sequence with ``preflight._workload``'s
-    rules, each student run's teacher passes charged to its own teacher backbone: the clean
-    features of the four sets once per backbone; the view banks (when the training configs use
-    one); fresh augmentations otherwise (teachers: 2 views per training image and epoch; students:
-    2 + rotations through the student and its teacher); SimCLR pretraining of the profile's
-    stand-in backbones. ``sizes`` defaults to :func:`protocol_sizes`."""
-    from brcd_lib.experiments.preflight import run_plan
+    """{backbone: forward passes} of the profile's notebook sequence: ``preflight._workload`` on
+    stand-in splits of ``sizes`` (default :func:`protocol_sizes`) with every backbone of
+    :func:`grid_backbones` (each student run's passes go to its own teacher)."""
+    from types import SimpleNamespace
+
+    from brcd_lib.experiments.preflight import _workload, run_plan
 
     p = _profile(profile)
     plan = run_plan(p) if plan is None else plan
@@ -132,28 +129,8 @@ def forward_passes(profile="paper", plan: Mapping | None = None,
     missing = [s for s in SETS if s not in sizes]
     if missing:
         raise ValueError(f"sizes lacks the set(s) {missing}; give all of {list(SETS)}")
-    n = {s: int(sizes[s]) for s in SETS}
-    passes = {b: sum(n.values()) for b in grid_backbones(p, plan)}  # clean features
-    banks = set()
-    if p.teacher_train.feature_views > 0:
-        banks |= {(t["backbone"], p.teacher_train.feature_views, 0) for t in plan["teachers"]}
-    if p.student_train.feature_views > 0:
-        banks |= distinct_banks(p, plan, p.student_train.feature_views)
-    for b, v, _ in banks:
-        passes[b] += v * n["train"]
-    if p.teacher_train.feature_views == 0:
-        for t in plan["teachers"]:
-            passes[t["backbone"]] += p.teacher_train.epochs * n["train"] * 2
-    if p.student_train.feature_views == 0:
-        for s in student_runs(plan):
-            k = p.student_train.epochs * n["train"] * (2 + int(s["rotations"]))
-            passes[s["backbone"]] += k
-            passes[teacher_backbone(s)] += k
-    for cfg in (p.teacher.backbone, p.student.backbone):
-        if cfg.ssl_epochs:  # SimCLR stand-in pretraining (CPU profiles)
-            pool = n["database"] if cfg.ssl_pool == "database" else n["train"]
-            passes[cfg.name] += cfg.ssl_epochs * pool * 2
-    return passes
+    splits = SimpleNamespace(**{s: range(int(sizes[s])) for s in SETS})
+    return dict(_workload(p, plan, splits, grid_backbones(p, plan))["forward_passes"])
 
 
 # ---------------------------------------------------------------------------------------------

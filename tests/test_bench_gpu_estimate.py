@@ -68,7 +68,12 @@ def test_flops_estimate():
         ge.flops_estimate(get_profile("paper"), ["resnet18"], tflops=1.0, utilisation=0.0)
 
 
-def test_main_on_the_cpu_with_training_steps(tmp_path):
+def test_main_on_the_cpu_with_training_steps(tmp_path, monkeypatch):
+    from benchmarks import train_steps
+
+    prepare = train_steps.prepared_distiller  # k-means on 5,000 codes is untimed set-up: use 64
+    monkeypatch.setattr(train_steps, "prepared_distiller", lambda name, *, n_train, **kw:
+                        prepare(name, n_train=min(n_train, 64), **kw))
     _latency_csv(tmp_path / "latency.csv")
     rows = ge.main(["--out-dir", str(tmp_path), "--cpu-source", "latency", "--gpu", "X=100",
                     "--utilisation", "0.5", "--train-steps", "1", "--student-backbone",

@@ -62,27 +62,20 @@ def test_distinct_banks_of_the_paper_grid(paper, plan):
         paper_grid.distinct_banks(paper, [], 8)
 
 
-def _profile_teacher_only(paper, plan):
-    """The plan's runs that use the profile's teacher backbone (what preflight._workload
-    assumes of every run)."""
-    t = paper.teacher.backbone.name
-    return {"teachers": [r for r in plan["teachers"] if r["backbone"] == t],
-            "students": [r for r in plan["students"] if paper_grid.teacher_backbone(r) == t]}
-
-
-@pytest.mark.parametrize("views", [0, 6])
-def test_forward_passes_match_preflight_workload(paper, plan, views):
-    """On runs with the profile's teacher, the count is preflight._workload's, uncached (the paper
-    profile) and with a bank of ``views`` views in both trainings."""
-    prof = dataclasses.replace(
-        paper, student_train=dataclasses.replace(paper.student_train, feature_views=views),
-        teacher_train=dataclasses.replace(paper.teacher_train, feature_views=views))
-    sub = _profile_teacher_only(paper, plan)
-    sizes = {"train": 7, "val": 1, "query": 2, "database": 3}
-    splits = SimpleNamespace(**{s: range(v) for s, v in sizes.items()})
-    backbones = paper_grid.grid_backbones(prof, sub)
-    expected = _workload(prof, sub, splits, backbones)["forward_passes"]
-    assert paper_grid.forward_passes(prof, sub, sizes) == expected
+def test_distinct_banks_match_preflight_workload(paper, plan):
+    """With a bank of V views in both trainings, _workload's passes beyond the clean features are
+    V x n_train per bank: the same banks per backbone as distinct_banks counts."""
+    v, n = 6, 7
+    banked = dataclasses.replace(
+        paper, student_train=dataclasses.replace(paper.student_train, feature_views=v),
+        teacher_train=dataclasses.replace(paper.teacher_train, feature_views=v))
+    sizes = {"train": n, "val": 1, "query": 2, "database": 3}
+    passes = paper_grid.forward_passes(banked, plan, sizes)
+    from_workload = {b: (k - sum(sizes.values())) // (v * n) for b, k in passes.items()}
+    counted = {b: 0 for b in passes}
+    for b, _, _ in paper_grid.distinct_banks(banked, plan, v):
+        counted[b] += 1
+    assert from_workload == counted
 
 
 def test_forward_passes_follow_the_uncached_rule(paper, plan):
@@ -98,10 +91,15 @@ def test_forward_passes_follow_the_uncached_rule(paper, plan):
         expected[paper_grid.teacher_backbone(s)] += k  # the run's own teacher
     assert passes == expected
     assert list(passes)[:4] == ["vit_b_16", "efficientnet_b0", "mobilenet_v2", "resnet18"]
+    # the same as preflight's own count on stand-in splits
+    splits = SimpleNamespace(**{s: range(v) for s, v in sizes.items()})
+    assert passes == _workload(paper, plan, splits, paper_grid.grid_backbones(paper, plan))[
+        "forward_passes"]
     with pytest.raises(ValueError, match="lacks"):
         paper_grid.forward_passes(paper, plan, {"train": 1})
     with pytest.raises(ValueError, match="teacher backbone"):
         paper_grid.teacher_backbone({"backbone": "x"})
+    assert paper_grid.teacher_backbone({"teacher": '{"backbone": "vit_b_32"}'}) == "vit_b_32"
 
 
 def test_end_to_end_arithmetic():
