@@ -215,7 +215,8 @@ def _mosaic() -> Profile:
         description="multi-label: 2x2 Fashion-MNIST mosaics, MS-COCO protocol shape (relevance = "
                     "a shared class, mAP@5000), the fashion profile's pretrained backbones",
         # 20,000 database mosaics of Fashion-MNIST training items, 5,000 training mosaics drawn
-        # from them, 1,000 validation and 2,000 query mosaics of test items (brcd_lib/data/mosaic.py)
+        # from them, 1,000 validation and 2,000 query mosaics of test items (brcd_lib/data/mosaic.py);
+        # composed at the dataset's 28 px (14 px items), resized to 56 px by the transform
         data=DataConfig(name="fashion_mosaic", image_size=56, transform="small",
                         protocol={"n_database": 20_000, "n_train": 5_000, "n_val": 1_000,
                                   "n_query": 2_000, "tiles": 2, "empty_p": 0.35, "top_k": 5_000}),
