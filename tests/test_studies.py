@@ -139,3 +139,12 @@ def test_pair_grid_trains_every_pair(tiny):
     assert set(ok["method"]) == {"teacher", "none", "brcd"}
     nets = studies.pair_networks(exp)
     assert set(nets) == {"resnet_teacher", "resnet_teacher_s", "small_cnn_s", "small_mobilenet_s"}
+    # what notebook 06 shows: the table with each pair's parameters and latency
+    from brcd_lib.reporting.efficiency import efficiency_table
+    from brcd_lib.reporting.pairs import pairs_paired_differences, pairs_table
+
+    cost = efficiency_table(nets, image_size=exp.profile.data.image_size, batch_sizes=(1,),
+                            repeats=3, warmup=1)
+    table = pairs_table(rows, cost)
+    assert table["student params (M)"].notna().all() and table["teacher latency b1 (ms)"].notna().all()
+    assert len(pairs_paired_differences(rows)) > 0
