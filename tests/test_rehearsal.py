@@ -104,7 +104,8 @@ def test_paper_rehearsal_runs_every_notebook(tmp_path, monkeypatch, name):
     students = [r for r in records if r["role"] == "student"]
     plan = preflight.run_plan(name)
     assert (len(teachers), len(students)) == (len(plan["teachers"]), len(plan["students"]))
-    assert {r["model"]["backbone"]["name"] for r in teachers} == {"vit_b_16"}
+    assert {r["model"]["backbone"]["name"] for r in teachers} == {"vit_b_16",
+                                                                 *get_profile(name).teacher_backbones}
     assert {r["model"]["backbone"]["name"] for r in students} == {
         "efficientnet_b0", "mobilenet_v2", "resnet18"}
     assert {r["model"]["objective"] for r in teachers} == set(PAPER.objectives)

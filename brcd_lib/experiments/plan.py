@@ -120,11 +120,18 @@ def pair_models(profile: Profile) -> list[dict[str, Any]]:
     s_head = s0.head or default_head(backbone_info(s0.backbone.name)["family"])
     t_head = t0.head or default_head(backbone_info(t0.backbone.name)["family"])
 
+    def with_head(model, backbone, head):
+        # the head is spelled out only where the backbone's family default differs, so the
+        # profile's own pair is the very run of the main grid (same settings, same cache key)
+        own = default_head(backbone_info(backbone.name)["family"])
+        return dataclasses.replace(model, backbone=backbone,
+                                   head=model.head if (model.head or own) == head else head)
+
     def student(entry):
-        return dataclasses.replace(s0, backbone=axis_backbone(s0.backbone, entry), head=s_head)
+        return with_head(s0, axis_backbone(s0.backbone, entry), s_head)
 
     def teacher(entry):
-        return dataclasses.replace(t0, backbone=axis_backbone(t0.backbone, entry), head=t_head)
+        return with_head(t0, axis_backbone(t0.backbone, entry), t_head)
 
     if not profile.student_backbones and not profile.teacher_backbones:
         return []
