@@ -230,15 +230,14 @@ def check(profile: Profile | str = "paper", *, cache_dir: str | None = None,
     splits, problem = _check_data(p, os.path.join(cache, "splits"))
     if problem:
         out.problems.append(problem)
-    plan_ = run_plan(p)
+    plan = run_plan(p)
     backbones = list(dict.fromkeys([p.teacher.backbone.name, p.student.backbone.name,
-                                    *[r["backbone"] for r in plan_["teachers"] + plan_["students"]]]))
+                                    *[r["backbone"] for r in plan["teachers"] + plan["students"]]]))
     for role, cfg in (("teacher", p.teacher.backbone), ("student", p.student.backbone)):
         if cfg.pretrained and _weights_cached(cfg.name) is False:
             out.notes.append(f"{role} backbone {cfg.name}: ImageNet weights are not in "
                              f"{os.path.join(torch.hub.get_dir(), 'checkpoints')}; the first run "
                              "downloads them (needs internet) or pass weights_path")
-    plan = plan_
     est: dict[str, Any] = {"teacher_runs": len(plan["teachers"]),
                            "student_runs": len(plan["students"]), "image_size": p.data.image_size}
     if splits is not None:
