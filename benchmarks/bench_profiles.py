@@ -25,8 +25,9 @@ if str(REPO) not in sys.path:
 
 from benchmarks.run import DEFAULT_OUT, markdown_table, write_outputs  # noqa: E402
 
-# seconds a full reproduction of the profile may take on 2 CPU cores
-BUDGETS_S: dict[str, float] = {"smoke": 600.0, "digits": 1800.0, "fashion": 5400.0,
+# seconds a full reproduction of the profile may take on 2 CPU cores, idle, from a clean clone
+# (the performance targets: smoke 2 minutes, digits 12 minutes; fashion and mosaic 90 minutes)
+BUDGETS_S: dict[str, float] = {"smoke": 120.0, "digits": 720.0, "fashion": 5400.0,
                                "mosaic": 5400.0}
 FIELDS = ["profile", "budget_s", "wall_s", "budget_fraction", "notebooks_ok", "notebooks_expected",
           "complete", "budget_met", "slowest_notebook", "slowest_wall_s", "commit", "device",

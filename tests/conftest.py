@@ -28,5 +28,15 @@ def smoke_results(tmp_path_factory, session_cache):
     from brcd_lib.experiments import reproduce
 
     root = tmp_path_factory.mktemp("results")
-    reproduce.run("smoke", results_root=str(root), force=True)
+    # the smoke profile trains in one process (Profile.workers = 1); here its grids go through
+    # two worker processes spawned from the notebook kernels, the path digits and fashion take
+    before = os.environ.get("BRCD_WORKERS")
+    os.environ["BRCD_WORKERS"] = "2"
+    try:
+        reproduce.run("smoke", results_root=str(root), force=True)
+    finally:
+        if before is None:
+            os.environ.pop("BRCD_WORKERS")
+        else:
+            os.environ["BRCD_WORKERS"] = before
     return root / "smoke"

@@ -113,6 +113,7 @@ def test_pairs_table_and_claim_on_made_up_rows():
     cost = pd.DataFrame({"model": ["t", "a", "b"], "params_M": [1.0, 0.01, 0.02],
                          "latency_ms_b1": [2.0, 0.5, 0.7]})
     table = pairs_table(rows, cost)
+    assert list(table.columns[:4]) == ["axis", "teacher_backbone", "student_backbone", "method"]
     line = table[(table["student_backbone"] == "b") & (table["method"] == "brcd")].iloc[0]
     assert line["student params (M)"] == 0.02 and line["teacher latency b1 (ms)"] == 2.0
     assert line["seeds"] == 3

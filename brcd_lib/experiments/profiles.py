@@ -160,6 +160,11 @@ def _smoke() -> Profile:
         student_train=dataclasses.replace(base.student_train, epochs=10, eval_every=5, feature_views=4),
         bits=(16,), seeds=(0,), focus_seeds=None, aux_seeds=None, teacher_seeds=(0, 1),
         elbow_ks=(2, 4, 6), alphas=(0.0, 0.8, 1.0), margins=(0.0, 0.5), cluster_counts=(4, 10),
+        # one process: a smoke run trains for well under a second, less than a spawned worker
+        # takes to import torch and load the experiment (a few seconds per grid on the 2-core
+        # machine; wall times in docs/performance.md); the test suite still runs the smoke
+        # notebooks with BRCD_WORKERS=2 (tests/conftest.py), the path digits and fashion take
+        workers=1,
     )
 
 

@@ -306,15 +306,8 @@ def ssl_pretrain(backbone: nn.Module, *, images: torch.Tensor, image_size: int, 
         blob = _load_cached(path, key)
     if committed is not None:
         wpath, side = committed
-        state = torch.load(wpath, map_location="cpu", weights_only=True)
-        backbone.load_state_dict(state, strict=True)
+        _load_committed(backbone, wpath, side, key=key, hparams=hparams)
         backbone.to(device).eval()
-        backbone.ssl_pretrain_info = {"key": key, "cache_hit": "committed", "path": wpath,
-                                      "sha256": side.get("sha256"),
-                                      "epoch_losses": list(side.get("epoch_losses") or []),
-                                      "seconds": float(side.get("train_seconds") or 0.0),
-                                      "cpu_seconds": side.get("train_cpu_seconds"),
-                                      "hparams": hparams}
         log.info("SimCLR: committed weights %s (SHA-256 %s) match the recipe; not pretraining",
                  os.path.basename(wpath), str(side.get("sha256"))[:12])
         return backbone
@@ -432,13 +425,31 @@ def export_pretrained(backbone: nn.Module, path: str, *, data: dict[str, Any],
     return sidecar
 
 
+def _file_digest(path: str) -> str | None:
+    """SHA-256 of the file at ``path``; ``None`` when there is no such file."""
+    from ..io import sha256_file
+
+    return sha256_file(path) if os.path.isfile(path) else None
+
+
+def _load_committed(backbone: nn.Module, wpath: str, side: dict[str, Any], *, key: str | None,
+                    **extra: Any) -> None:
+    """Load the checked committed file ``wpath`` (sidecar ``side``) into ``backbone`` and record
+    where its weights came from in ``backbone.ssl_pretrain_info`` (plus ``extra``)."""
+    state = torch.load(wpath, map_location="cpu", weights_only=True)
+    backbone.load_state_dict(state, strict=True)
+    backbone.ssl_pretrain_info = {"key": key, "cache_hit": "committed", "path": wpath,
+                                  "sha256": side.get("sha256"),
+                                  "epoch_losses": list(side.get("epoch_losses") or []),
+                                  "seconds": float(side.get("train_seconds") or 0.0),
+                                  "cpu_seconds": side.get("train_cpu_seconds"), **extra}
+
+
 def find_committed(key: str, folders) -> tuple[str, dict[str, Any]] | None:
     """The committed weight file (path, sidecar) in ``folders`` whose sidecar holds cache key
     ``key`` and whose bytes match the sidecar's SHA-256; ``None`` when there is none. A file
     with the key but other bytes (edited, truncated, a Git LFS pointer) is skipped with a
     warning naming it."""
-    from ..io import sha256_file
-
     for folder in folders:
         if not folder or not os.path.isdir(folder):
             continue
@@ -455,7 +466,7 @@ def find_committed(key: str, folders) -> tuple[str, dict[str, Any]] | None:
                     or side.get("cache_key") != key:
                 continue
             wpath = os.path.join(folder, str(side.get("file")))
-            digest = sha256_file(wpath) if os.path.isfile(wpath) else None
+            digest = _file_digest(wpath)
             if digest != side.get("sha256"):
                 log.warning("committed weights %s: SHA-256 %s does not match its sidecar (%s); "
                             "not used (restore it with `git checkout -- %s`)", wpath,
@@ -473,8 +484,6 @@ def load_committed_file(backbone: nn.Module, name: str, folders) -> dict[str, An
     must match its sidecar's SHA-256 and the sidecar's backbone (name and keyword arguments) must
     be ``backbone``'s; anything else is a clear error naming the file and the fix. Returns the
     sidecar (``backbone.ssl_pretrain_info`` records it)."""
-    from ..io import sha256_file
-
     stem = name[:-3] if name.endswith(".pt") else name
     tried = []
     for folder in folders:
@@ -491,7 +500,7 @@ def load_committed_file(backbone: nn.Module, name: str, folders) -> dict[str, An
             raise ValueError(f"committed weights {stem}: sidecar {side_path} is unreadable "
                              f"({exc}); restore it with `git checkout -- {side_path}`") from None
         wpath = os.path.join(folder, str(side.get("file") or stem + ".pt"))
-        digest = sha256_file(wpath) if os.path.isfile(wpath) else None
+        digest = _file_digest(wpath)
         if digest is None or digest != side.get("sha256"):
             raise ValueError(f"committed weights {wpath}: SHA-256 {digest or '(file missing)'} "
                              f"does not match its sidecar ({side.get('sha256')}); restore it "
@@ -504,14 +513,7 @@ def load_committed_file(backbone: nn.Module, name: str, folders) -> dict[str, An
             raise ValueError(f"committed weights {stem} hold backbone {have.get('name')} "
                              f"{have.get('kwargs') or {}}, not {want['name']} {want['kwargs']}: "
                              "name a weight file of this backbone (BackboneConfig.committed_weights)")
-        state = torch.load(wpath, map_location="cpu", weights_only=True)
-        backbone.load_state_dict(state, strict=True)
-        backbone.ssl_pretrain_info = {"key": side.get("cache_key"), "cache_hit": "committed",
-                                      "path": wpath, "sha256": side.get("sha256"),
-                                      "transferred_from": stem,
-                                      "epoch_losses": list(side.get("epoch_losses") or []),
-                                      "seconds": float(side.get("train_seconds") or 0.0),
-                                      "cpu_seconds": side.get("train_cpu_seconds")}
+        _load_committed(backbone, wpath, side, key=side.get("cache_key"), transferred_from=stem)
         return side
     raise FileNotFoundError(f"committed weights {stem!r} not found in {', '.join(tried) or '(no folder)'}"
                             f"; the files there are made by `python -m brcd_lib.pretrain --profile "

@@ -19,7 +19,7 @@ def pairs_table(rows: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
     of the pair networks, ``model`` = backbone name)."""
     ok = rows[rows["status"] == "ok"] if "status" in rows else rows
     _, display = mean_std_table(ok, index=INDEX, columns=["paradigm"], mark_best=False)
-    table = flatten_columns(display).reset_index()
+    table = flatten_columns(display)  # the index as columns, no positional 'index' column
     seeds = ok.groupby(INDEX, sort=False)["seed"].nunique().rename("seeds").reset_index()
     table = table.merge(seeds, on=INDEX, how="left")
     per = cost.set_index("model")
