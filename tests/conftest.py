@@ -2,8 +2,6 @@
 session (notebook and browser tests)."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
 
@@ -11,14 +9,10 @@ import pytest
 def session_cache(tmp_path_factory):
     """Every test runs on a cache folder of its own session (``$BRCD_CACHE``), never on the
     repository's ``.cache``: results do not depend on what earlier runs left there."""
-    saved = os.environ.get("BRCD_CACHE")
     path = tmp_path_factory.mktemp("cache")
-    os.environ["BRCD_CACHE"] = str(path)
-    yield path
-    if saved is None:
-        os.environ.pop("BRCD_CACHE", None)
-    else:
-        os.environ["BRCD_CACHE"] = saved
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BRCD_CACHE", str(path))
+        yield path
 
 
 @pytest.fixture(scope="session")
@@ -30,13 +24,7 @@ def smoke_results(tmp_path_factory, session_cache):
     root = tmp_path_factory.mktemp("results")
     # the smoke profile trains in one process (Profile.workers = 1); here its grids go through
     # two worker processes spawned from the notebook kernels, the path digits and fashion take
-    before = os.environ.get("BRCD_WORKERS")
-    os.environ["BRCD_WORKERS"] = "2"
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BRCD_WORKERS", "2")
         reproduce.run("smoke", results_root=str(root), force=True)
-    finally:
-        if before is None:
-            os.environ.pop("BRCD_WORKERS")
-        else:
-            os.environ["BRCD_WORKERS"] = before
     return root / "smoke"

@@ -79,10 +79,7 @@ def test_pair_models_cover_every_student_and_teacher_once():
     teachers = {p["teacher"] for p in pairs if p["student"] == s0}
     assert len(students) >= 3 and len(teachers) >= 2
     assert len({(p["teacher"], p["student"]) for p in pairs}) == len(pairs)
-    from brcd_lib.models import backbone_info, default_head
-
-    heads = {p["student_model"].head or default_head(backbone_info(p["student"])["family"])
-             for p in pairs}
+    heads = {plan.head_of(p["student_model"]) for p in pairs}
     assert heads == {"mlp"}  # the student's head everywhere
     assert pairs[0]["student_model"] == fashion.student  # the main grid's run, same cache key
     assert pairs[0]["teacher_model"] == fashion.teacher

@@ -110,6 +110,12 @@ def axis_backbone(default: BackboneConfig, entry: str | BackboneConfig) -> Backb
     return dataclasses.replace(default, name=entry, kwargs={})
 
 
+def head_of(model: ModelConfig, backbone: str | None = None) -> str:
+    """The head ``model`` builds on ``backbone`` (default: its own backbone's name): its
+    ``head``, else the backbone family's default (:func:`brcd_lib.models.default_head`)."""
+    return model.head or default_head(backbone_info(backbone or model.backbone.name)["family"])
+
+
 def pair_models(profile: Profile) -> list[dict[str, Any]]:
     """The backbone-pairs study (notebook 06): every student backbone of the profile under its
     teacher, then every other teacher backbone over its student; each pair once, the profile's
@@ -117,21 +123,19 @@ def pair_models(profile: Profile) -> list[dict[str, Any]]:
     profile's student, e.g. the MLP head), every teacher the profile teacher's.
     Returns dicts ``axis``, ``teacher``, ``student`` (backbone names) and the two ModelConfigs."""
     t0, s0 = profile.teacher, profile.student
-    s_head = s0.head or default_head(backbone_info(s0.backbone.name)["family"])
-    t_head = t0.head or default_head(backbone_info(t0.backbone.name)["family"])
 
-    def with_head(model, backbone, head):
-        # the head is spelled out only where the backbone's family default differs, so the
-        # profile's own pair is the very run of the main grid (same settings, same cache key)
-        own = default_head(backbone_info(backbone.name)["family"])
-        return dataclasses.replace(model, backbone=backbone,
-                                   head=model.head if (model.head or own) == head else head)
+    def with_head(model, backbone):
+        # the profile model's head, spelled out only where the backbone's family default
+        # differs, so the profile's own pair is the very run of the main grid (same cache key)
+        head = head_of(model)
+        return dataclasses.replace(model, backbone=backbone, head=(
+            model.head if head_of(model, backbone.name) == head else head))
 
     def student(entry):
-        return with_head(s0, axis_backbone(s0.backbone, entry), s_head)
+        return with_head(s0, axis_backbone(s0.backbone, entry))
 
     def teacher(entry):
-        return with_head(t0, axis_backbone(t0.backbone, entry), t_head)
+        return with_head(t0, axis_backbone(t0.backbone, entry))
 
     if not profile.student_backbones and not profile.teacher_backbones:
         return []

@@ -31,8 +31,7 @@ from ..data.registry import dataset_parameters
 from ..distill import get_distiller
 from ..io import StorageError, ensure_writable_dir
 from ..models import create_backbone
-from ..models.backbones import backbone_info
-from ..models.heads import create_head, default_head
+from ..models.heads import create_head
 from ..paths import cache_root, results_root
 from . import plan
 from .plan import pair_models as _pair_models
@@ -313,7 +312,7 @@ def _workload(p: Profile, plan: dict, splits, backbones: list[str]) -> dict:
 
 def _head_parameters(model, backbone: str, bits: int, out_dim: int | None) -> int:
     out_dim = out_dim if out_dim is not None else _out_dim(backbone)
-    head = create_head(model.head or default_head(backbone_info(backbone)["family"]),
+    head = create_head(plan.head_of(model, backbone),
                        in_dim=out_dim, code_length=bits, hidden=model.head_hidden)
     return sum(t.numel() for t in head.parameters())
 
