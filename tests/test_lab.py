@@ -467,3 +467,26 @@ def test_worker_processes_log_to_stdout_not_the_kernels_stderr():
     proc = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(REPO)),
                           capture_output=True, text=True, check=True)
     assert "WARNING x: a note" in proc.stdout and "a note" not in proc.stderr
+
+
+def test_report_requires_what_the_profile_runs(tmp_path):
+    """The backbone-pairs and teacher-seed outputs are optional only for profiles that do not run
+    them: a fashion folder without its pairs tables is incomplete, a mosaic one is not."""
+    from brcd_lib.experiments.profiles import get_profile
+    from brcd_lib.reporting.report import MANIFEST, missing_notebooks, optional_outputs
+
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "figures").mkdir()
+    opt_t, opt_f = optional_outputs(None)
+    for _, _, tabs, figs in MANIFEST:  # every required output, none of the optional ones
+        for name in tabs:
+            if name not in opt_t:
+                (tmp_path / "tables" / f"{name}.csv").write_text("a\n1\n")
+        for name in figs:
+            if name not in opt_f:
+                (tmp_path / "figures" / f"{name}.png").write_bytes(b"png")
+    assert missing_notebooks(str(tmp_path)) == []
+    assert missing_notebooks(str(tmp_path), get_profile("mosaic")) == []  # no pairs, no teacher seeds
+    assert missing_notebooks(str(tmp_path), get_profile("fashion")) == ["04_main_results",
+                                                                        "06_generality"]
+    assert missing_notebooks(str(tmp_path), get_profile("digits")) == ["04_main_results"]

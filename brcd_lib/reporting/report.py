@@ -49,10 +49,28 @@ MANIFEST = [
 ]
 
 #: tables and figures a notebook writes only in some profiles (09 measures the paper backbones
-#: off `smoke`; 06's backbone pairs need `student_backbones` / `teacher_backbones`)
+#: off `smoke`; 05's kept-bit fractions need a method that reports them; 04's teacher-seed grid
+#: needs `teacher_seeds`; 06's backbone pairs need `student_backbones` / `teacher_backbones`).
+#: Without a profile every one of them is optional; :func:`optional_outputs` narrows the set to
+#: what the profile does not run.
 OPTIONAL_TABLES = {"efficiency_paper_backbones", "ablation_kept_bit_fraction", "teacher_seeds_table",
                    "teacher_seeds_paired_differences", "pairs_table", "pairs_paired_differences"}
 OPTIONAL_FIGURES = {"pairs"}
+
+
+def optional_outputs(profile=None) -> tuple[set[str], set[str]]:
+    """(tables, figures) that may be absent from a complete results folder of ``profile``: the
+    teacher-seed tables only where the profile has no ``teacher_seeds``, the backbone-pairs
+    outputs only where it lists no other backbones; ``None``: every optional output."""
+    tables, figures = set(OPTIONAL_TABLES), set(OPTIONAL_FIGURES)
+    if profile is None:
+        return tables, figures
+    if tuple(profile.teacher_seeds):
+        tables -= {"teacher_seeds_table", "teacher_seeds_paired_differences"}
+    if tuple(profile.student_backbones) or tuple(profile.teacher_backbones):
+        tables -= {"pairs_table", "pairs_paired_differences"}
+        figures -= {"pairs"}
+    return tables, figures
 
 
 class NothingToReport(RuntimeError):
@@ -82,17 +100,19 @@ def _table(path: str) -> pd.DataFrame | None:
     return frame
 
 
-def status(root: str) -> pd.DataFrame:
+def status(root: str, profile=None) -> pd.DataFrame:
     """One row per notebook of :data:`MANIFEST`: its outputs present under ``root`` and whether
     it counts as ``missing`` (none of its tables or figures), ``partial`` or ``ok``; with the
-    run log's status where there is one."""
+    run log's status where there is one. With ``profile``, an output the profile runs is
+    required even where another profile may lack it (:func:`optional_outputs`)."""
     run_log = _run_log(root)
+    opt_tables, opt_figures = optional_outputs(profile)
     rows = []
     for what, nb, tabs, figs in MANIFEST:
         have_t = [s for s in tabs if os.path.exists(os.path.join(root, "tables", f"{s}.csv"))]
         have_f = [s for s in figs if os.path.exists(os.path.join(root, "figures", f"{s}.png"))]
-        complete = (all(s in have_t for s in tabs if s not in OPTIONAL_TABLES)
-                    and all(s in have_f for s in figs if s not in OPTIONAL_FIGURES))
+        complete = (all(s in have_t for s in tabs if s not in opt_tables)
+                    and all(s in have_f for s in figs if s not in opt_figures))
         if not (have_t or have_f):
             state = "missing"
         elif complete:
@@ -115,9 +135,10 @@ def _run_log(root: str) -> dict:
         return json.load(fh)
 
 
-def missing_notebooks(root: str) -> list[str]:
-    """Notebooks of :data:`MANIFEST` whose outputs are not (all) under ``root``."""
-    table = status(root)
+def missing_notebooks(root: str, profile=None) -> list[str]:
+    """Notebooks of :data:`MANIFEST` whose outputs are not (all) under ``root`` (``profile``:
+    as in :func:`status`)."""
+    table = status(root, profile)
     return list(table.loc[table["state"] != "ok", "notebook"])
 
 
@@ -126,7 +147,7 @@ def write_profile_report(root: str, *, profile) -> str:
     notebook has written anything under ``root``."""
     name = profile.name
     tables, figures = os.path.join(root, "tables"), os.path.join(root, "figures")
-    state = status(root)
+    state = status(root, profile)
     if (state["state"].str.startswith("missing")).all():
         raise NothingToReport(
             f"results/{name} holds no output of notebooks 01-10 (no table or figure of the "
