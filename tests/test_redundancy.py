@@ -184,3 +184,21 @@ def test_analysis_package_exports():
 
     for name in redundancy.__all__ + plots.__all__:
         assert getattr(analysis, name) is not None
+
+
+def test_mean_abs_correlation_skips_constant_bits_and_is_undefined_for_collapsed_codes():
+    """Collapsed codes (every bit constant) give no defined pair: None and a sentence, no numpy
+    'Mean of empty slice' warning (a smoke notebook printed one)."""
+    import warnings
+
+    codes = torch.tensor([[1, 1, -1, 1], [-1, -1, -1, 1], [1, -1, -1, 1], [-1, 1, -1, 1]])
+    corr = redundancy.bit_correlation(codes)  # bits 2 and 3 constant: only the pair (0, 1)
+    expected = abs(np.corrcoef(codes[:, 0].numpy(), codes[:, 1].numpy())[0, 1])
+    assert redundancy.mean_abs_correlation(corr) == pytest.approx(expected)
+    collapsed = redundancy.bit_correlation(torch.ones(5, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert redundancy.mean_abs_correlation(collapsed) is None
+        assert "undefined" in redundancy.describe_mean_abs_correlation(collapsed)
+    assert redundancy.describe_mean_abs_correlation(corr) == (
+        f"mean |correlation| between bits {expected:.3f}")

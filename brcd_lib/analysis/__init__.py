@@ -16,6 +16,8 @@ from .redundancy import (
     bit_correlation,
     bit_flip_rate,
     cluster_bit_means,
+    describe_mean_abs_correlation,
+    mean_abs_correlation,
     offset_positive_rate,
     redundancy_vs_delta,
 )
@@ -25,6 +27,8 @@ __all__ = [
     "redundancy_vs_delta",
     "bit_balance",
     "bit_correlation",
+    "mean_abs_correlation",
+    "describe_mean_abs_correlation",
     "offset_positive_rate",
     "bit_flip_rate",
     "plot_cluster_bit_means",

@@ -25,6 +25,8 @@ __all__ = [
     "redundancy_vs_delta",
     "bit_balance",
     "bit_correlation",
+    "mean_abs_correlation",
+    "describe_mean_abs_correlation",
     "offset_positive_rate",
     "bit_flip_rate",
 ]
@@ -140,6 +142,24 @@ def bit_correlation(codes) -> pd.DataFrame:
     corr = np.clip(corr, -1.0, 1.0)
     bits = pd.Index(np.arange(c.shape[1]), name="bit")
     return pd.DataFrame(corr, index=bits, columns=bits.rename("bit"))
+
+
+def mean_abs_correlation(corr: pd.DataFrame) -> float | None:
+    """Mean |correlation| over the pairs of distinct bits of :func:`bit_correlation`, the pairs
+    with a constant bit left out; ``None`` when no pair is defined (fewer than two bits vary,
+    e.g. collapsed codes)."""
+    values = np.asarray(corr, dtype=np.float64)
+    off = np.abs(values[~np.eye(len(values), dtype=bool)])
+    off = off[~np.isnan(off)]
+    return float(off.mean()) if off.size else None
+
+
+def describe_mean_abs_correlation(corr: pd.DataFrame) -> str:
+    """``mean |correlation| between bits 0.123``, or why it is undefined."""
+    value = mean_abs_correlation(corr)
+    if value is None:
+        return "mean |correlation| between bits undefined (fewer than two bits vary over the codes)"
+    return f"mean |correlation| between bits {value:.3f}"
 
 
 def _views(view_codes, n: int, L: int) -> np.ndarray:
