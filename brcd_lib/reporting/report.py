@@ -15,6 +15,7 @@ import re
 
 import pandas as pd
 
+from ..experiments import plan
 from ..io import atomic_write_text
 from .display import table_markdown
 from .findings import CLAIMS_TITLE, FINDINGS_TITLE, claims_markdown, findings_markdown, load_rows
@@ -60,14 +61,16 @@ OPTIONAL_FIGURES = {"pairs"}
 
 def optional_outputs(profile=None) -> tuple[set[str], set[str]]:
     """(tables, figures) that may be absent from a complete results folder of ``profile``: the
-    teacher-seed tables only where the profile has no ``teacher_seeds``, the backbone-pairs
-    outputs only where it lists no other backbones; ``None``: every optional output."""
+    teacher-seed tables only where the profile's plan has no teacher-seed grid, the
+    backbone-pairs outputs only where it has no backbone pairs (asked of
+    :mod:`brcd_lib.experiments.plan`, which the notebooks' grids come from); ``None``: every
+    optional output."""
     tables, figures = set(OPTIONAL_TABLES), set(OPTIONAL_FIGURES)
     if profile is None:
         return tables, figures
-    if tuple(profile.teacher_seeds):
+    if plan.teacher_seed_jobs(profile):
         tables -= {"teacher_seeds_table", "teacher_seeds_paired_differences"}
-    if tuple(profile.student_backbones) or tuple(profile.teacher_backbones):
+    if plan.pair_models(profile):
         tables -= {"pairs_table", "pairs_paired_differences"}
         figures -= {"pairs"}
     return tables, figures
