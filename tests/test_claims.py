@@ -225,3 +225,29 @@ def test_committed_results_whatever_seeds_and_lengths_they_hold(profile):
     overall = frames["overall"]
     assert list(overall["claim"]) == [e.name for e in catalogue.CATALOGUE]
     assert set(overall.loc[overall["claim"].isin(missing_claims(rows)), "overall"]) <= {NOT_RUN}
+
+
+def _git_show(commit: str, path: str) -> str | None:
+    import subprocess
+
+    proc = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:{path}"],
+                          capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+@pytest.mark.parametrize("profile,commit,teacher,student,gap", [
+    ("fashion", "80f8e7f", 0.7238, 0.6309, 0.0929), ("digits", "3282cf8", 0.9188, 0.8395, 0.0793)])
+def test_the_gaps_docs_models_quotes_recompute_from_their_commits(profile, commit, teacher,
+                                                                 student, gap):
+    import io
+
+    text = (REPO / "docs" / "models.md").read_text()
+    quoted = f"teacher {teacher:.4f}"
+    assert quoted in text and f"{gap:.4f}" in text and commit in text
+    assert "0.0746" not in text and "0.0389" not in text  # superseded gaps are gone
+    csv = _git_show(commit, f"results/{profile}/tables/main_rows.csv")
+    if csv is None:
+        pytest.skip(f"commit {commit} is not in this clone (shallow?)")
+    line = premise_check(pd.read_csv(io.StringIO(csv))).set_index("bits").loc[32]
+    assert round(line["teacher"], 4) == teacher and round(line["student_no_kd"], 4) == student
+    assert round(line["gap"], 4) == gap
