@@ -387,18 +387,24 @@ KEY_COMPARISONS = (("beats_baselines", "BRCD vs KD"), ("beats_no_kd", "BRCD vs S
 
 
 def key_lines(table: pd.DataFrame, rows: dict[str, pd.DataFrame] | None = None, *,
-              bits: int = 32, margin: float = MARGIN, alpha: float = ALPHA) -> pd.DataFrame:
-    """The key lines (BRCD vs KD and vs no KD, both paradigms, at ``bits``): their n, the
+              bits: int | None = None, margin: float = MARGIN, alpha: float = ALPHA) -> pd.DataFrame:
+    """The key lines (BRCD vs KD and vs no KD, both paradigms, at ``bits``: default 32, or the
+    longest code length of the table without 32): their n, the
     standard deviation ``sd`` of the per-seed differences, the smallest detectable effect
     reached (80 % power) at the raw level (``sde``) and at the Bonferroni level ``alpha / family``
-    of the profile's evidence family, the strictest level Holm can test a line at
+    of the profile's evidence family (every testable evidence line, premise or not), the
+    strictest level Holm can test a line at
     (``sde_family``), and the seeds that would bring each down to ``margin``
     (``seeds_for_margin``, ``seeds_for_margin_family``); with ``rows``, ``extra_cpu_s``: the
     wall time of the extra seeds at the family level, from the rows' ``wall_s`` of one run of
     each of the two methods at that length."""
     if table.empty:
         return pd.DataFrame()
-    m = int(((table["kind"] == "evidence") & table["adjusted_level"].notna()).sum()) or 1
+    if bits is None:  # 32 bits, the paper's middle length, or the longest the rows hold
+        lengths = sorted(int(b) for b in table["code_length"] if str(b).isdigit())
+        bits = 32 if 32 in lengths else (lengths[-1] if lengths else 32)
+    # the evidence family as it is once every premise holds: every testable evidence line
+    m = int(((table["kind"] == "evidence") & table["p_value"].notna()).sum()) or 1
     main = rows.get("main") if rows else None
     out = []
     for claim, comparison in KEY_COMPARISONS:

@@ -482,6 +482,6 @@ def plot_paired_differences(frame: pd.DataFrame, *, title: str,
             ax.grid(axis="y", visible=False)
     fig.supxlabel(xlabel, fontsize=8)
     note = errorbar_note(frame["n"], "units (seeds)", "unit")
-    band = f"; grey band: +-{margin:g}, the smallest effect of interest" if margin else ""
+    band = f"; grey band: ±{margin:g}, the smallest effect of interest" if margin else ""
     fig.suptitle(f"{title}\n{note} (raw, not adjusted){band}", fontsize=9)
     return fig

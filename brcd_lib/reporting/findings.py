@@ -161,14 +161,19 @@ def _key_display(keyl: pd.DataFrame) -> pd.DataFrame:
     def seeds(v):
         return "—" if not isinstance(v, (int, float)) or not math.isfinite(v) else f"{int(v)}"
 
+    def num(v, fmt=".4f"):
+        return f"{v:{fmt}}" if isinstance(v, (int, float)) and math.isfinite(v) else "—"
+
     return pd.DataFrame({
-        "comparison": keyl["comparison"], "paradigm": keyl["paradigm"], "kind": keyl["kind"],
-        "n": keyl["n"], "estimate": [f"{v:+.4f}" for v in keyl["estimate"]],
-        "SD": [f"{v:.4f}" for v in keyl["sd"]], "SDE": [f"{v:.4f}" for v in keyl["sde"]],
-        f"SDE at a/{m}": [f"{v:.4f}" for v in keyl["sde_family"]],
-        "seeds": [seeds(v) for v in keyl["seeds_for_margin"]],
-        f"seeds at a/{m}": [seeds(v) for v in keyl["seeds_for_margin_family"]],
-        "extra CPU s": [f"{v:.0f}" if math.isfinite(v) else "—" for v in keyl["extra_cpu_s"]]})
+        "comparison": keyl["comparison"],
+        "paradigm": [p + (" (sanity)" if k == "sanity" else "")
+                     for p, k in zip(keyl["paradigm"], keyl["kind"])],
+        "n": keyl["n"], "estimate": [num(v, "+.4f") for v in keyl["estimate"]],
+        "SD": [num(v) for v in keyl["sd"]],
+        f"SDE (a/{m})": [f"{num(a)} ({num(b)})" for a, b in zip(keyl["sde"], keyl["sde_family"])],
+        f"seeds (a/{m})": [f"{seeds(a)} ({seeds(b)})" for a, b in
+                           zip(keyl["seeds_for_margin"], keyl["seeds_for_margin_family"])],
+        "CPU s": [num(v, ".0f") for v in keyl["extra_cpu_s"]]})
 
 
 def _bank_sentence(profile) -> str:
@@ -249,11 +254,12 @@ def claims_markdown(root: str, *, rows: dict[str, pd.DataFrame] | None = None,
         lines += ["### Key lines: the effect reached and what the margin would cost", "",
                   f"BRCD vs KD and vs the undistilled student at {int(keyl['bits'].iloc[0])} bits. "
                   f"*SDE*: the smallest detectable effect (80 % power) at the raw level alpha = "
-                  f"{ALPHA:g}; *SDE at a/{m}*: at the Bonferroni level of this profile's {m} "
-                  f"evidence lines (the strictest level Holm tests a line at). *Seeds*: the seeds "
-                  f"(at the same seed SD) for that effect to reach {MARGIN:g} mAP; *extra CPU s*: "
-                  f"the seeds missing at a/{m} times the rows' own wall time of one run of each of "
-                  "the two methods (measured on the machine that wrote the rows).", "",
+                  f"{ALPHA:g}, and in brackets at a/{m}, the Bonferroni level of this profile's {m} "
+                  f"testable evidence lines (the strictest level Holm tests a line at). *Seeds*: the seeds "
+                  f"(at the same seed SD) for that effect to reach {MARGIN:g} mAP, at the two levels; "
+                  f"*CPU s*: the "
+                  f"seeds missing at a/{m} times the rows' own wall time of one run of each of the "
+                  "two methods (measured on the machine that wrote the rows).", "",
                   _md(_key_display(keyl), keys=2), ""]
     if table.empty:
         return lines + ["No result rows yet: run the notebooks 04, 05 and 06 first.", ""]

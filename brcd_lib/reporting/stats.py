@@ -54,7 +54,7 @@ POWER = 0.8
 VERDICTS = ("supported", "contradicted", "equivalent", "inconclusive")
 VERDICT_RULE = ("supported: the whole Holm-adjusted interval of the difference lies above the "
                 "claim's threshold (0 unless stated); contradicted: it lies wholly below; "
-                "equivalent: it lies wholly inside the threshold +- the smallest effect of "
+                "equivalent: it lies wholly inside the threshold ± the smallest effect of "
                 "interest (two one-sided tests at the adjusted level); inconclusive: none of "
                 "these, or fewer than 2 units")
 
