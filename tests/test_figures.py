@@ -212,3 +212,12 @@ def test_label_counts_on_linear_axes_from_zero(all_figures):
     assert len(panels) == 4
     for ax in panels:
         assert ax.get_yscale() == "linear" and ax.get_ylim()[0] == 0
+
+
+def test_notebook_outputs_are_saved_at_the_kit_width(tmp_path, all_figures):
+    from brcd_lib.reporting.outputs import Outputs
+
+    out = Outputs(results_root=str(tmp_path), profile="p")
+    saved = out.figure(all_figures["correlation"], "corr")  # a square heatmap: padded, not taller
+    width, height = Image.open(saved.path).size
+    assert abs(width - plots.FIGURE_WIDTH_PX) <= 1 and height <= plots.FIGURE_MAX_HEIGHT_PX + 1
