@@ -258,6 +258,8 @@ def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int | None = None,
         with atomic_open(path, "wb") as f:
             fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
         return path
+    if not hasattr(fig.canvas, "get_renderer"):  # a bare Figure(): give it the Agg canvas
+        FigureCanvasAgg(fig)
     fig.canvas.draw()  # lays the figure out, so the tight box is the one savefig would use
     box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1)
     width, height = box.width, box.height
