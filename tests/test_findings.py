@@ -62,7 +62,7 @@ def test_sections_read_the_rows_and_name_failed_runs(tmp_path):
     assert "### The premise" in claims and "| met " in claims.replace("|  met", "| met")
     assert "**`beats_baselines`:" in claims and "**`mask_helps`: not run**" in claims
     assert "BRCD vs KD" in claims and "pooled" in claims and "3 seeds" in claims
-    assert "bank_seed=\"split\"" in claims  # read from the profile
+    assert f'bank_seed="{get_profile("fashion").student_train.bank_seed}"' in claims  # read from the profile
     assert "### Key lines" in claims and "sanity" in claims
     # the claim column quotes the paper, the kit's test has its own column
     assert "“extensive experiments not only showcase" in claims and "Kit: BRCD's test mAP@K" in claims

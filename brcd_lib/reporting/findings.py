@@ -36,7 +36,8 @@ __all__ = ["load_rows", "claims_markdown", "findings_markdown", "claims_frames",
 STUDIES = {"main": "main_rows.csv", "ablations": "ablations_rows.csv",
            "sensitivity": "sensitivity_rows.csv", "generality": "generality_rows.csv",
            "teacher_seeds": "teacher_seeds_rows.csv", "teachers": "teachers_rows.csv",
-           "pairs": "pairs_rows.csv", "upstream_baselines": "upstream_baselines_rows.csv"}
+           "pairs": "pairs_rows.csv", "upstream_baselines": "upstream_baselines_rows.csv",
+           "ladder": "ladder_rows.csv"}
 
 
 def load_rows(root: str) -> dict[str, pd.DataFrame]:
@@ -64,7 +65,7 @@ def _seed_counts(rows: dict[str, pd.DataFrame]) -> list[str]:
             by_n.setdefault(int(n), []).append(method_label(method))
         parts = [f"{n} seed{'s' * (n != 1)}: {', '.join(sorted(ms))}" for n, ms in sorted(by_n.items(), reverse=True)]
         lines.append(f"- main table: {'; '.join(parts)}")
-    for study in ("ablations", "sensitivity", "teacher_seeds", "generality", "pairs"):
+    for study in ("ablations", "sensitivity", "teacher_seeds", "generality", "pairs", "ladder"):
         frame = rows.get(study)
         if frame is not None and not frame.empty:
             frame = frame[frame["method"] != "teacher"]

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..experiments import plan
 from ..io import atomic_write_text
+from .convergence import CAP_SHARE, TARGET_SHARE, convergence_table
 from .display import fit_markdown
 from .findings import (CLAIMS_TITLE, FINDINGS_TITLE, claims_frames, claims_markdown,
                        findings_markdown, load_rows)
@@ -33,12 +34,14 @@ MANIFEST = [
     ("Main table (all methods, both paradigms)", "04_main_results",
      ["main_table", "main_paired_differences", "teacher_seeds_table",
       "teacher_seeds_paired_differences", "upstream_baselines_table",
-      "upstream_baselines_paired_differences"], ["main_results", "main_paired_differences"]),
+      "upstream_baselines_paired_differences"],
+     ["main_results", "main_paired_differences", "learning_curves"]),
     ("Ablation table", "05_ablations",
      ["ablation_table", "ablation_paired_differences", "ablation_kept_bit_fraction"],
      ["ablations", "ablation_paired_differences"]),
     ("Generality (hashing models, backbones)", "06_generality",
-     ["generality_table", "pairs_table", "pairs_paired_differences"], ["generality", "pairs"]),
+     ["generality_table", "pairs_table", "pairs_paired_differences", "ladder_table"],
+     ["generality", "pairs", "ladder"]),
     ("Bit-level redundancy analysis, offset positives", "07_bit_redundancy",
      ["offset_positive_rates"], ["cluster_bit_means", "redundancy_vs_delta", "offset_positive_rates",
                                  "bit_flip_rates", "bit_balance", "bit_correlation_teacher",
@@ -88,6 +91,12 @@ TITLES = {
     "generality_table": ("Hashing models", f"test mAP@K, {SEED_SD}"),
     "pairs_table": ("Backbone pairs", f"test mAP@K, {SEED_SD}; parameters and batch-1 latency"),
     "pairs_paired_differences": ("Backbone pairs: BRCD minus KD and minus no KD", RAW_CI),
+    "ladder_table": ("Capacity ladder: BRCD against the teacher - student gap",
+                     "test mAP@K, mean over seeds; BRCD - KD and the share of the teacher - no-KD "
+                     "gap BRCD closes, each with its raw 95 % paired t-interval over seeds"),
+    "convergence": ("Did the runs converge?",
+                    "trained runs (each once), those whose best epoch came before 80 % of their "
+                    "epoch cap, and their median best epoch and epochs run"),
     "offset_positive_rates": ("Offset positives", "share of augmented views whose teacher code "
                                                   "moves to another cluster"),
     "sensitivity_table": ("Sensitivity to alpha, delta and K",
@@ -108,6 +117,11 @@ TITLES = {
                    + "; hollow markers: cells with collapsed runs"),
     "pairs": ("Backbone pairs per method", "test mAP@K, mean over seeds; " + FIG_CI
               + "; teacher and LSH as reference lines"),
+    "ladder": ("Capacity ladder", "BRCD - KD and the share of the gap BRCD closes against the "
+                                  "teacher - no-KD gap of each student backbone; error bars: 95 % "
+                                  "paired t-intervals over seeds"),
+    "learning_curves": ("Learning curves", "validation mAP@K of no KD, KD and BRCD at the study "
+                                          "code length, one line per seed; dot = the kept epoch"),
     "cluster_bit_means": ("Per-cluster bit means", "mean of each teacher bit per cluster"),
     "redundancy_vs_delta": ("Redundancy bits against delta", "redundancy bits per cluster"),
     "bit_flip_rates": ("Bit flips under augmentation", "per-bit flip rate, one seed"),
@@ -146,8 +160,9 @@ def caption_of(stem: str) -> str:
 #: Without a profile every one of them is optional; :func:`optional_outputs` narrows the set to
 #: what the profile does not run.
 OPTIONAL_TABLES = {"efficiency_paper_backbones", "ablation_kept_bit_fraction", "teacher_seeds_table",
-                   "teacher_seeds_paired_differences", "pairs_table", "pairs_paired_differences"}
-OPTIONAL_FIGURES = {"pairs"}
+                   "teacher_seeds_paired_differences", "pairs_table", "pairs_paired_differences",
+                   "ladder_table"}
+OPTIONAL_FIGURES = {"pairs", "ladder"}
 
 
 def optional_outputs(profile=None) -> tuple[set[str], set[str]]:
@@ -164,6 +179,9 @@ def optional_outputs(profile=None) -> tuple[set[str], set[str]]:
     if plan.pair_models(profile):
         tables -= {"pairs_table", "pairs_paired_differences"}
         figures -= {"pairs"}
+    if plan.ladder_models(profile):
+        tables -= {"ladder_table"}
+        figures -= {"ladder"}
     return tables, figures
 
 
@@ -268,6 +286,36 @@ def write_claims_tables(root: str, *, rows=None) -> dict[str, pd.DataFrame]:
     return out
 
 
+def write_convergence_table(root: str, *, rows) -> pd.DataFrame:
+    """``tables/convergence.csv`` (and Markdown): per study and role, and over all studies, the
+    trained runs whose best epoch came before 80 % of their cap
+    (:func:`brcd_lib.reporting.convergence.convergence_table`); returns it as read back."""
+    frame = convergence_table(rows)
+    path = os.path.join(root, "tables", "convergence.csv")
+    write_frame(frame, path)
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return frame
+
+
+def _convergence_markdown(frame: pd.DataFrame) -> list[str]:
+    if frame.empty:
+        return ["No trained run of this folder records its epochs (rows written before the "
+                "`best_epoch` / `max_epochs` columns existed).", ""]
+    every = frame[(frame["study"] == "all studies") & (frame["role"] == "all")]
+    lines = []
+    if len(every):
+        r = every.iloc[0]
+        met = "met" if r["share"] >= TARGET_SHARE else "not met"
+        lines += [f"{int(r['inside'])} of {int(r['runs'])} trained runs ({100 * r['share']:.1f} %) "
+                  f"kept a best epoch before {int(100 * CAP_SHARE)} % of their epoch cap "
+                  f"(target: at least {int(100 * TARGET_SHARE)} %: {met}).", ""]
+    lines += [f"*{caption_of('convergence')}* (`tables/convergence.csv`)", "",
+              fit_markdown(frame, keys=2), ""]
+    return lines
+
+
 def write_profile_report(root: str, *, profile) -> str:
     """Write ``<root>/README.md`` and return its path; raises :class:`NothingToReport` when no
     notebook has written anything under ``root``."""
@@ -294,13 +342,16 @@ def write_profile_report(root: str, *, profile) -> str:
             f"`{nb}` ({st})" for nb, st in zip(missing["notebook"], missing["state"]))
             + f" are missing. Run `python -m brcd_lib.reproduce --profile {name} --only {only}`, "
             "then this report again.", ""]
-    contents = ([CLAIMS_TITLE, FINDINGS_TITLE] + (["Provenance"] if run_log else []) + ["Manifest"]
+    contents = ([CLAIMS_TITLE, FINDINGS_TITLE, title_of("convergence")]
+                + (["Provenance"] if run_log else []) + ["Manifest"]
                 + [s[0] for s in sections])
     lines += ["## Contents", ""] + [f"- [{t}](#{anchor(t)})" for t in contents] + [""]
     rows = load_rows(root)
     frames = write_claims_tables(root, rows=rows)
     lines += claims_markdown(root, rows=rows, heading=_heading, profile=profile, frames=frames)
     lines += findings_markdown(root, profile=profile, rows=rows, heading=_heading)
+    lines += _heading(title_of("convergence")) + [""]
+    lines += _convergence_markdown(write_convergence_table(root, rows=rows))
     if run_log:
         lines += _heading("Provenance") + ["",
                   f"- commit: `{run_log.get('commit', 'unknown')}`",
