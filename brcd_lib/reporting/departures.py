@@ -163,6 +163,31 @@ DEPARTURES: tuple[Departure, ...] = (
         effect="measured: docs/performance.md, cached vs uncached mAP "
                "(`results/benchmarks/cache_map.csv`)",
         docs="docs/performance.md"),
+    Departure(
+        key="student_epoch_cap", area="training",
+        release="students train up to 400 epochs (validation every 10, patience 5)",
+        kit="the CPU profiles train students up to 1,000 epochs with the released validation "
+            "every 10 epochs and patience of 5 validations, so the cap does not decide where a run "
+            "stops (the `paper` profile keeps 400)",
+        why="issue #24: every run converges; converged CPU students peak between about 100 and "
+            "450 epochs, and a cap that binds compares methods that stopped at different points "
+            "of their training",
+        switch="`TrainConfig(epochs=400)` (the `paper` profile's schedule)",
+        effect="measured: each report's convergence section (`results/<profile>/tables/"
+               "convergence.csv`) gives the runs whose best epoch came before 80 % of the cap",
+        docs="docs/models.md"),
+    Departure(
+        key="undistilled_head", area="training",
+        release="`model/CIBHash.py` trains the undistilled EfficientNet student with a linear "
+                "`1000 -> L` head; the distilled students get the MLP `1000 -> 1000 -> L`",
+        kit="the student without KD has the distilled students' head, so the no-KD row differs "
+            "from the distilled rows only by the teacher",
+        why="with different heads the no-KD baseline would mix the effect of distillation with "
+            "the effect of the head",
+        switch="`Profile(undistilled_head=\"release\")`",
+        effect="measured: `results/benchmarks/structure.md`, step 4 (no KD at 32 bits with "
+               "either head, 5 seeds, validation and test)",
+        docs="docs/models.md"),
     # ------------------------------------------------------------------------------ evaluation
     Departure(
         key="ranking_ties", area="evaluation",
