@@ -3,13 +3,15 @@
 Each returns long-format rows (a DataFrame, schema :mod:`brcd_lib.experiments.rows`) with
 provenance; tables are pivots of them (:func:`brcd_lib.reporting.tables.mean_std_table`). Finished
 runs come from the run cache, so calling a study twice costs only the evaluation. With several
-workers (:mod:`brcd_lib.training.parallel`) a grid first trains its unfinished runs in worker
-processes (:func:`prefetch_students`), then its serial pass loads them.
+workers (:mod:`brcd_lib.training.parallel`), one per GPU or on a Dask cluster
+(:mod:`brcd_lib.training.executors`) a grid first trains its unfinished runs there
+(:func:`prefetch_students`), then its serial pass loads them.
 """
 from __future__ import annotations
 
 import inspect
 import logging
+import os
 
 import pandas as pd
 import torch
@@ -21,12 +23,14 @@ from ..distill.brcd import ablation_variants
 from ..models.shallow import SHALLOW_HASHERS
 from ..provenance import provenance
 from ..training.engine import TrainingDiverged
-from ..training.parallel import resolve_workers, run_in_workers
+from ..training.executors import Outcome, run_jobs
+from ..training.parallel import resolve_workers
+from ..training.progress import run_label
 from . import plan
 from . import rows as rowlib
 from .columns import COLUMNS
 from .experiment import DegenerateTeacher, Experiment, ShallowNotAvailable
-from .runstore import TrainedRun
+from .runstore import TrainedRun, code_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -121,33 +125,55 @@ def shallow_rows(exp: Experiment, bits: int, name: str, *, seed: int = 0) -> lis
 _WORKER_EXP: Experiment | None = None
 
 
-def _init_worker(profile, cache_dir: str, device: str) -> None:
+def _init_worker(profile, cache_dir: str, device: str | None, fingerprint: str | None = None) -> None:
+    """A worker's Experiment on the shared cache; a worker that runs other code than the
+    calling process (a stale checkout on a cluster node, a scheduler started before the code
+    changed) stops with an error rather than train runs the caller would not reuse."""
     global _WORKER_EXP
+    mine = code_fingerprint("student")
+    if fingerprint is not None and fingerprint != mine:
+        raise RuntimeError(f"this worker runs other code than the process that sent the run "
+                           f"(code fingerprint {mine}, sender {fingerprint}): restart the "
+                           "workers from the same checkout (docs/reliability.md)")
     _WORKER_EXP = Experiment(profile, cache_dir=cache_dir, device=device, progress=False,
-                             workers=1)
+                             workers=1, executor="local")
 
 
-def _run_student(job: dict) -> str | None:
-    """Train (or load) one student run in a worker; ``None`` or the error it ended with."""
-    try:
-        rows = student_rows(_WORKER_EXP, **job)
-    except Exception as err:  # reported to the caller; the serial pass raises it in context
-        return f"{type(err).__name__}: {err}"
+def _run_student(job: dict) -> dict:
+    """Train (or load) one student run in a worker: ``{"error": None or the status of a run
+    that could not finish, "summary": its test mAP@K}``; an exception propagates (the executor
+    reports it with the run's name and writes the traceback to the run's log)."""
+    rows = student_rows(_WORKER_EXP, **job)
     bad = [r["status"] for r in rows if r.get("status") != "ok"]
-    return bad[0] if bad else None
+    summary = ", ".join(f"{r['paradigm'][:4]} {r['value']:.3f}" for r in rows
+                        if r.get("status") == "ok" and "paradigm" in r and "value" in r)
+    return {"error": bad[0] if bad else None, "summary": summary}
+
+
+def job_name(job: dict) -> str:
+    """A student job's name in progress bars, logs and errors: ``brcd 16 bits seed 0``
+    (``... teacher seed 1`` when it names a teacher seed)."""
+    name = run_label(job) or repr(job)
+    if job.get("teacher_seed") is not None:
+        name += f" teacher seed {job['teacher_seed']}"
+    return name
 
 
 def prefetch_students(exp: Experiment, jobs: list[dict], *, workers: int | None = None,
-                      desc: str = "runs") -> int:
-    """Train the student runs ``jobs`` (keyword dicts of :func:`student_rows`) in ``workers``
-    processes (default ``exp.workers``) so that a serial pass over the same jobs only loads
-    them. Does nothing with one worker or fewer than two jobs. The inputs the jobs share
-    (teachers, their codes, the students' features and view banks) are built here first
-    (:meth:`Experiment.prepare_inputs`). Returns the number of jobs sent to workers; a job that
-    failed is logged and left to the serial pass (which records or raises it)."""
+                      desc: str = "runs") -> list[Outcome]:
+    """Train the student runs ``jobs`` (keyword dicts of :func:`student_rows`) on the
+    experiment's executor (``exp.executor``: worker processes, one per GPU, or Dask workers;
+    :mod:`brcd_lib.training.executors`) so that a serial pass over the same jobs only loads
+    them. With the ``local`` executor it does nothing with one worker or fewer than two jobs.
+    The inputs the jobs share (teachers, their codes, the students' features and view banks)
+    are built here first (:meth:`Experiment.prepare_inputs`). Returns the jobs'
+    :class:`~brcd_lib.training.executors.Outcome` s (empty when nothing was sent): a run that did
+    not finish there is logged as a warning with its name, error and log, and left to the serial
+    pass, which trains it in this process (and records or raises what it ends with)."""
+    spec = exp.executor
     workers = exp.workers if workers is None else resolve_workers(workers)
-    if workers <= 1 or len(jobs) < 2:
-        return 0
+    if not jobs or (spec.kind == "local" and (workers <= 1 or len(jobs) < 2)):
+        return []
     prepared = set()  # shared inputs are built here, once, not by racing workers
     for job in jobs:
         exp.teacher(job["bits"], model=job.get("teacher_model"), seed=job.get("teacher_seed"))
@@ -160,13 +186,19 @@ def prefetch_students(exp: Experiment, jobs: list[dict], *, workers: int | None 
         if needs not in prepared:
             exp.prepare_inputs(**job)
             prepared.add(needs)
-    results = run_in_workers(_run_student, jobs, workers=workers, initializer=_init_worker,
-                             initargs=(exp.profile, exp.cache_dir, exp.device), desc=desc,
-                             progress=exp.progress)
-    for job, error in results:
-        if error is not None:
-            log.warning("worker run %s ended with %s (the serial pass decides)", job, error)
-    return len(jobs)
+    # Dask workers may sit on other machines: each picks its own device
+    device = None if spec.uses_dask else exp.device
+    outcomes = run_jobs(_run_student, jobs, executor=spec, workers=workers,
+                        names=[job_name(j) for j in jobs], initializer=_init_worker,
+                        initargs=(exp.profile, exp.cache_dir, device,
+                                  code_fingerprint("student")),
+                        log_dir=os.path.join(exp.runs.root, "logs"), desc=desc,
+                        progress=exp.progress)
+    failed = [o.name for o in outcomes if not o.ok]  # each was logged with its error and log
+    if failed:
+        log.warning("%d run(s) did not finish on the %s executor (%s); the serial pass trains "
+                    "them in this process", len(failed), spec, "; ".join(failed))
+    return outcomes
 
 
 # --------------------------------------------------------------------------- the grids
@@ -191,10 +223,18 @@ def reference_rows(exp: Experiment, bits_list=None) -> pd.DataFrame:
 def _run_jobs(exp: Experiment, jobs: list[plan.Job], desc: str) -> list[dict]:
     """Rows of every job (trained by the workers first, then loaded in order), each row with its
     job's extra fields."""
-    prefetch_students(exp, [j.kwargs for j in jobs], desc=desc)
+    unfinished = {o.index: o for o in prefetch_students(exp, [j.kwargs for j in jobs], desc=desc)
+                  if not o.ok}
     rows = []
-    for job in tqdm(jobs, desc=desc, disable=not exp.progress):
-        for r in student_rows(exp, **job.kwargs):
+    for i, job in enumerate(tqdm(jobs, desc=desc, disable=not exp.progress)):
+        try:
+            got = student_rows(exp, **job.kwargs)
+        except Exception as err:
+            if i in unfinished:  # the worker's attempts come first in its log
+                err.add_note(f"run {unfinished[i].name} also failed on the {exp.executor} "
+                             f"executor: {unfinished[i].error} (log: {unfinished[i].log})")
+            raise
+        for r in got:
             r.update(job.fields)
             rows.append(r)
     return rows
