@@ -402,11 +402,15 @@ def _after_break(pending, markers, processes, deaths, jobs, names, logs, *,
         except (OSError, ValueError):
             pass
     codes = {pid: p.exitcode for pid, p in processes.items()}
-    # the pool stops the other workers with SIGTERM after one died: a run is to blame when its
-    # worker ended otherwise; if that cannot be told, every run in flight is
-    culprits = [i for i, pid in started.items()
-                if codes.get(pid) not in (None, -signal.SIGTERM)]
-    if not culprits:
+    # the pool stops the other workers with SIGTERM once one died: the workers that ended
+    # otherwise died on their own, and a run is to blame when its worker is one of them
+    dead = {pid: code for pid, code in codes.items() if code not in (None, -signal.SIGTERM)}
+    culprits = [i for i, pid in started.items() if pid in dead]
+    if not culprits and dead:  # a worker died before it took a run: nobody is charged
+        log.warning("worker process %s died (%s) before it started a run; resubmitting the %d "
+                    "unfinished run(s) to a fresh pool", ", ".join(map(str, dead)),
+                    ", ".join(_signal_name(c) for c in dead.values()), len(pending))
+    elif not culprits:  # which worker died cannot be told: every run in flight is charged
         culprits = list(started)
     given_up = []
     for i in culprits:
