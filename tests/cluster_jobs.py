@@ -60,6 +60,35 @@ class Killer(threading.Thread):
             time.sleep(0.02)
 
 
+def killed_grid_profile():
+    """The shrunken smoke profile with 150-epoch students checkpointed at every epoch (a run
+    lasts long enough to be caught mid-training)."""
+    from brcd_lib.experiments.profiles import get_profile
+    from brcd_lib.experiments.train import override_profile
+    from fakes import tiny_settings
+
+    return override_profile(get_profile("smoke"), tiny_settings(student_epochs=150) + [
+        "student_train.eval_every=1", "student_train.patience=1000"])
+
+
+def grid_with_a_killed_worker(exp):
+    """The main grid of ``exp`` (three student runs at 16 bits) while a :class:`Killer` SIGKILLs
+    the worker training one of them; checks every student row is ok and returns the killer's
+    ``killed``."""
+    from brcd_lib.experiments import studies
+
+    killer = Killer(Path(exp.runs.root))
+    killer.start()
+    try:
+        rows = studies.main_grid(exp, methods=["none", "kd", "brcd"], seeds=[0], bits_list=[16])
+    finally:
+        killer.stop.set()
+    assert killer.killed, "no run was caught mid-training"
+    students = rows[rows["method"].isin(["none", "kd", "brcd"])]
+    assert len(students) == 6 and (students["status"] == "ok").all(), students
+    return killer.killed
+
+
 def log_of_pid(log_dir: Path, pid: int) -> Path:
     """The job log in which worker ``pid`` started a run."""
     hits = [p for p in Path(log_dir).glob("*.log")

@@ -82,6 +82,34 @@ def test_experiment_and_reproduce_take_the_choice(monkeypatch, tmp_path, capsys)
     assert "error: executor must be one of" in err and "Traceback" not in err
 
 
+def test_train_cli_rejects_a_bad_executor_in_one_line(tmp_path, capsys):
+    from brcd_lib.experiments.train import main
+
+    rc = main(["--profile", "smoke", "--cache-dir", str(tmp_path), "--executor", "dask:"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert "error: executor must be one of local, gpus, dask" in err and "'dask:'" in err
+
+
+@pytest.mark.slow
+def test_train_cli_sends_one_run_to_a_gpu_worker(tmp_path, capsys, monkeypatch):
+    """``python -m brcd_lib.train --executor gpus``: the run trains in a worker pinned to the
+    (faked) GPU, the CLI prints its record and the run's log names the worker."""
+    from brcd_lib.experiments.train import main
+
+    monkeypatch.setenv(executors.ENV_GPUS, "7")
+    sets = [a for s in tiny_settings() for a in ("--set", s)]
+    rc = main(["--profile", "smoke", "--role", "teacher", "--bits", "16", "--device", "cpu",
+               "--no-progress", "--cache-dir", str(tmp_path), "--executor", "gpus", *sets])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    record = json.loads(out[out.index("{"):])
+    assert record["role"] == "teacher" and Path(record["run_dir"], "result.json").exists()
+    (log,) = (tmp_path / "runs" / "smoke" / "logs").glob("teacher_16_bits-*.log")
+    started = [ln for ln in log.read_text().splitlines() if "run teacher 16 bits started" in ln]
+    assert len(started) == 1 and f"pid {os.getpid()}" not in started[0]
+
+
 # ---------------------------------------------------------------------------- gpus
 def test_gpus_executor_pins_one_gpu_per_worker(monkeypatch, tmp_path):
     """Two faked GPUs: two workers, each with its own CUDA_VISIBLE_DEVICES for every job."""
@@ -193,43 +221,30 @@ def dask_config():
 
 
 @pytest.mark.slow
-def test_dask_grid_completes_after_a_worker_is_killed_mid_run(tmp_path, dask_config, caplog):
+def test_dask_grid_completes_after_a_worker_is_killed_mid_run(tmp_path, dask_config):
     """A grid on a real Dask LocalCluster (scheduler + 2 worker processes): SIGKILL of the
     worker training a run; Dask restarts the worker and resubmits the run, which takes the dead
     worker's lock over, resumes from last.pt and finishes; every row of the grid is ok."""
-    from distributed import get_client  # noqa: F401  (the engine is really there)
-
-    from brcd_lib.experiments import studies
     from brcd_lib.experiments.experiment import Experiment
-    from brcd_lib.experiments.profiles import get_profile
-    from brcd_lib.experiments.train import override_profile
 
-    profile = override_profile(get_profile("smoke"), tiny_settings(student_epochs=150) + [
-        "student_train.eval_every=1", "student_train.patience=1000"])
+    profile = cluster_jobs.killed_grid_profile()
     exp = Experiment(profile, cache_dir=str(tmp_path), progress=False, workers=2,
                      executor="dask")
     client = executors.dask_client(exp.executor, 2)
     workers = client.run(os.getpid)  # worker address -> pid: real processes, not this one
     assert len(workers) == 2 and os.getpid() not in workers.values()
-    killer = cluster_jobs.Killer(tmp_path / "runs" / profile.name)
-    killer.start()
-    try:
-        rows = studies.main_grid(exp, methods=["none", "kd", "brcd"], seeds=[0], bits_list=[16])
-    finally:
-        killer.stop.set()
-    assert killer.killed, "no run was caught mid-training"
-    students = rows[rows["method"].isin(["none", "kd", "brcd"])]
-    assert len(students) == 6 and (students["status"] == "ok").all(), students
-    log = cluster_jobs.log_of_pid(tmp_path / "runs" / profile.name / "logs", killer.killed["pid"])
+    killed = cluster_jobs.grid_with_a_killed_worker(exp)
+    assert killed["pid"] in workers.values()  # a Dask worker process
+    log = cluster_jobs.log_of_pid(tmp_path / "runs" / profile.name / "logs", killed["pid"])
     text = log.read_text()
     assert text.count(" started on host ") == 2  # the first attempt, then the resubmitted one
-    assert f"resumed from {killer.killed['run_dir']}/last.pt at epoch" in text
+    assert f"resumed from {killed['run_dir']}/last.pt at epoch" in text
     assert "taking over the lock" in text and "finished" in text
-    record = json.loads((Path(killer.killed["run_dir"]) / "result.json").read_text())
+    record = json.loads((Path(killed["run_dir"]) / "result.json").read_text())
     assert record["epochs_run"] == 150
     assert not list((tmp_path / "runs").glob("*/*/train.lock"))
-    print(f"\ndask workers {sorted(workers.values())}; killed pid {killer.killed['pid']} "
-          f"training {Path(killer.killed['run_dir']).name}; its log:\n{text}")
+    print(f"\ndask workers {sorted(workers.values())}; killed pid {killed['pid']} "
+          f"training {Path(killed['run_dir']).name}; its log:\n{text}")
 
 
 @pytest.mark.slow

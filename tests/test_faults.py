@@ -939,37 +939,24 @@ covered("pool-worker-killed", "processes", "SIGKILL of one pool worker while it 
 @pytest.mark.slow
 def test_killed_pool_worker_is_named_and_its_run_resumes(tmp_path, monkeypatch, caplog):
     import cluster_jobs
-    from fakes import tiny_settings
 
-    from brcd_lib.experiments import studies
     from brcd_lib.experiments.experiment import Experiment
-    from brcd_lib.experiments.profiles import get_profile
-    from brcd_lib.experiments.train import override_profile
 
     monkeypatch.delenv("BRCD_WORKERS", raising=False)
     monkeypatch.delenv("BRCD_EXECUTOR", raising=False)
     caplog.set_level(logging.WARNING)
-    profile = override_profile(get_profile("smoke"), tiny_settings(student_epochs=150) + [
-        "student_train.eval_every=1", "student_train.patience=1000"])
-    exp = Experiment(profile, cache_dir=str(tmp_path), progress=False, workers=2)
+    exp = Experiment(cluster_jobs.killed_grid_profile(), cache_dir=str(tmp_path), progress=False,
+                     workers=2)
     if exp.workers < 2:
         pytest.skip("one CPU: the grid runs no worker processes")
-    killer = cluster_jobs.Killer(tmp_path / "runs" / profile.name)
-    killer.start()
-    try:
-        rows = studies.main_grid(exp, methods=["none", "kd", "brcd"], seeds=[0], bits_list=[16])
-    finally:
-        killer.stop.set()
-    assert killer.killed, "no run was caught mid-training"
-    students = rows[rows["method"].isin(["none", "kd", "brcd"])]
-    assert len(students) == 6 and (students["status"] == "ok").all(), students
+    killed = cluster_jobs.grid_with_a_killed_worker(exp)
     named = [r.getMessage() for r in caplog.records
-             if f"worker process {killer.killed['pid']} died (SIGKILL) while training run "
+             if f"worker process {killed['pid']} died (SIGKILL) while training run "
              in r.getMessage()]
     assert len(named) == 1, caplog.text
     log_path = named[0].split("(log: ")[1].split(")")[0]
     text = Path(log_path).read_text()
-    assert f"resumed from {killer.killed['run_dir']}/last.pt at epoch" in text
+    assert f"resumed from {killed['run_dir']}/last.pt at epoch" in text
 
 
 if __name__ == "__main__":

@@ -125,7 +125,8 @@ def shallow_rows(exp: Experiment, bits: int, name: str, *, seed: int = 0) -> lis
 _WORKER_EXP: Experiment | None = None
 
 
-def _init_worker(profile, cache_dir: str, device: str | None, fingerprint: str | None = None) -> None:
+def _init_worker(profile, cache_dir: str, device: str | None,
+                 fingerprint: str | None = None) -> None:
     """A worker's Experiment on the shared cache; a worker that runs other code than the
     calling process (a stale checkout on a cluster node, a scheduler started before the code
     changed) stops with an error rather than train runs the caller would not reuse."""

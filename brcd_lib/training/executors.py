@@ -281,7 +281,8 @@ def run_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], *, executor: str | E
                            initializer=initializer, initargs=initargs, retries=retries):
             out.append(outcome)
             if outcome.ok:
-                summary = outcome.result.get("summary") if isinstance(outcome.result, dict) else None
+                result = outcome.result
+                summary = result.get("summary") if isinstance(result, dict) else None
                 bar.set_postfix_str(f"{outcome.name}{': ' + summary if summary else ''}",
                                     refresh=False)
             else:
@@ -363,8 +364,9 @@ def _run_pool(spec: ExecutorSpec, fn, jobs, names, logs, *, workers: int, initia
                         broken = True
                         continue
                     pending.remove(i)
-                    yield Outcome(jobs[i], names[i], index=i, result=payload if status == "ok" else None,
-                                  error=None if status == "ok" else payload, log=logs[i],
+                    ok = status == "ok"
+                    yield Outcome(jobs[i], names[i], index=i, result=payload if ok else None,
+                                  error=None if ok else payload, log=logs[i],
                                   attempts=deaths[i] + 1, where=where)
                 processes.update(getattr(pool, "_processes", None) or {})
             finally:
@@ -379,9 +381,9 @@ def _run_pool(spec: ExecutorSpec, fn, jobs, names, logs, *, workers: int, initia
             if breaks > (retries + 1) * len(jobs):  # workers die with no run to blame
                 for i in list(pending):
                     pending.remove(i)
-                    yield Outcome(jobs[i], names[i], index=i, error="worker processes kept dying (the "
-                                  f"pool broke {breaks} times); not resubmitted", log=logs[i],
-                                  attempts=deaths[i] + 1)
+                    yield Outcome(jobs[i], names[i], index=i, log=logs[i],
+                                  error=f"worker processes kept dying (the pool broke {breaks} "
+                                  "times); not resubmitted", attempts=deaths[i] + 1)
 
 
 @dataclass
