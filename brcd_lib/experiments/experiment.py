@@ -334,6 +334,13 @@ class Experiment:
         self._teachers[memo] = run
         return run
 
+    def has_teacher(self, bits: int, *, model: ModelConfig | None = None,
+                    seed: int | None = None) -> bool:
+        """Whether this Experiment already holds the teacher of ``bits`` (trained or loaded)."""
+        model = model or self.profile.teacher
+        seed = self.profile.teacher_seed if seed is None else seed
+        return config_hash(model, self.profile.teacher_train, bits, seed) in self._teachers
+
     def distill_config(self, method: str, distill_kwargs: dict | None = None,
                        weight: float = 1.0) -> DistillConfig:
         """The distiller settings of a student run: the paper defaults, the profile's overrides

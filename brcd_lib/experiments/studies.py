@@ -160,6 +160,55 @@ def job_name(job: dict) -> str:
     return name
 
 
+def _run_teacher(spec: dict) -> dict:
+    """Train (or load) one teacher in a worker (``spec``: bits, model, seed)."""
+    run = _WORKER_EXP.teacher(spec["bits"], model=spec["model"], seed=spec["seed"])
+    return {"error": None, "summary": f"symm {run.metrics['symmetric']:.3f}"}
+
+
+def prefetch_teachers(exp: Experiment, specs: list[dict], *,
+                      desc: str = "teachers") -> list[Outcome]:
+    """Train the distinct teachers of ``specs`` (dicts of ``bits``, ``model``, ``seed``; None =
+    the profile's) on the experiment's executor when it is ``gpus`` or a Dask one (with
+    ``local`` the calling process trains them, with threads). Their backbones are built (and
+    pretrained, if the profile pretrains them) here first, once. Returns the outcomes; a teacher
+    that did not finish is logged and left to the calling process."""
+    if exp.executor.kind == "local":
+        return []
+    unique = {}
+    for s in specs:
+        model = s.get("model") or exp.profile.teacher
+        seed = exp.profile.teacher_seed if s.get("seed") is None else s["seed"]
+        unique.setdefault((s["bits"], repr(model), seed), dict(bits=s["bits"], model=model,
+                                                               seed=seed))
+    todo = [spec for spec in unique.values() if not exp.has_teacher(**spec)]
+    for spec in todo:  # a SimCLR stand-in backbone is pretrained here, once, not by each worker
+        exp.build_network(spec["model"], spec["bits"], role="teacher", seed=spec["seed"])
+    if not todo:
+        return []
+    outcomes = run_jobs(_run_teacher, todo, executor=exp.executor, workers=exp.workers,
+                        names=[f"teacher {s['bits']} bits seed {s['seed']}" for s in todo],
+                        initializer=_init_worker, initargs=_worker_args(exp),
+                        log_dir=os.path.join(exp.runs.root, "logs"), desc=desc,
+                        progress=exp.progress)
+    _warn_unfinished(outcomes, exp)
+    return outcomes
+
+
+def _worker_args(exp: Experiment) -> tuple:
+    """The arguments of :func:`_init_worker` for ``exp``'s workers (Dask workers may sit on
+    other machines: each picks its own device)."""
+    device = None if exp.executor.uses_dask else exp.device
+    return (exp.profile, exp.cache_dir, device, code_fingerprint("student"))
+
+
+def _warn_unfinished(outcomes: list[Outcome], exp: Experiment) -> None:
+    failed = [o.name for o in outcomes if not o.ok]  # each was logged with its error and log
+    if failed:
+        log.warning("%d run(s) did not finish on the %s executor (%s); this process trains "
+                    "them", len(failed), exp.executor, "; ".join(failed))
+
+
 def prefetch_students(exp: Experiment, jobs: list[dict], *, workers: int | None = None,
                       desc: str = "runs") -> list[Outcome]:
     """Train the student runs ``jobs`` (keyword dicts of :func:`student_rows`) on the
@@ -175,6 +224,8 @@ def prefetch_students(exp: Experiment, jobs: list[dict], *, workers: int | None 
     workers = exp.workers if workers is None else resolve_workers(workers)
     if not jobs or (spec.kind == "local" and (workers <= 1 or len(jobs) < 2)):
         return []
+    prefetch_teachers(exp, [dict(bits=j["bits"], model=j.get("teacher_model"),
+                                 seed=j.get("teacher_seed")) for j in jobs])
     prepared = set()  # shared inputs are built here, once, not by racing workers
     for job in jobs:
         exp.teacher(job["bits"], model=job.get("teacher_model"), seed=job.get("teacher_seed"))
@@ -187,18 +238,11 @@ def prefetch_students(exp: Experiment, jobs: list[dict], *, workers: int | None 
         if needs not in prepared:
             exp.prepare_inputs(**job)
             prepared.add(needs)
-    # Dask workers may sit on other machines: each picks its own device
-    device = None if spec.uses_dask else exp.device
     outcomes = run_jobs(_run_student, jobs, executor=spec, workers=workers,
                         names=[job_name(j) for j in jobs], initializer=_init_worker,
-                        initargs=(exp.profile, exp.cache_dir, device,
-                                  code_fingerprint("student")),
-                        log_dir=os.path.join(exp.runs.root, "logs"), desc=desc,
-                        progress=exp.progress)
-    failed = [o.name for o in outcomes if not o.ok]  # each was logged with its error and log
-    if failed:
-        log.warning("%d run(s) did not finish on the %s executor (%s); the serial pass trains "
-                    "them in this process", len(failed), spec, "; ".join(failed))
+                        initargs=_worker_args(exp), log_dir=os.path.join(exp.runs.root, "logs"),
+                        desc=desc, progress=exp.progress)
+    _warn_unfinished(outcomes, exp)  # the serial pass trains them
     return outcomes
 
 
@@ -246,8 +290,8 @@ def main_grid(exp: Experiment, *, methods=None, seeds=None, bits_list=None) -> p
     its seeds (:meth:`Profile.method_seeds`) unless ``seeds`` is given."""
     bits_list = bits_list or exp.profile.bits
     jobs = plan.main_jobs(exp.profile, methods=methods, seeds=seeds, bits_list=bits_list)
-    return pd.concat([reference_rows(exp, bits_list),
-                      pd.DataFrame(_run_jobs(exp, jobs, "main grid"))], ignore_index=True)
+    students = pd.DataFrame(_run_jobs(exp, jobs, "main grid"))  # first: teachers on the executor
+    return pd.concat([reference_rows(exp, bits_list), students], ignore_index=True)
 
 
 def ablation_grid(exp: Experiment, *, seeds=None, bits_list=None) -> pd.DataFrame:
@@ -267,13 +311,14 @@ def generality_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> 
     """BRCD and the strongest baselines across hashing objectives (teacher and student trained
     with the same objective); backbones: :func:`pair_grid`."""
     bits = bits or study_bits(exp)
+    jobs = plan.generality_jobs(exp.profile, seeds=seeds, bits=bits)
+    students = _run_jobs(exp, jobs, "generality")  # first: its teachers go to the executor
     rows = []
     for objective, teacher_model, _ in plan.generality_models(exp.profile):
         for r in teacher_rows(exp, exp.teacher(bits, model=teacher_model)):
             r.update(axis="hashing model", setting=objective)
             rows.append(r)
-    jobs = plan.generality_jobs(exp.profile, seeds=seeds, bits=bits)
-    return pd.DataFrame(rows + _run_jobs(exp, jobs, "generality"))
+    return pd.DataFrame(rows + students)
 
 
 def pair_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> pd.DataFrame:
@@ -282,6 +327,8 @@ def pair_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> pd.Dat
     ``axis``, ``teacher_backbone`` and ``student_backbone``. Empty when the profile lists no
     other backbones."""
     bits = bits or study_bits(exp)
+    jobs = plan.pair_jobs(exp.profile, seeds=seeds, bits=bits)
+    students = _run_jobs(exp, jobs, "backbone pairs")  # first: its teachers go to the executor
     rows, seen = [], set()
     for p in plan.pair_models(exp.profile):
         if p["teacher"] in seen:
@@ -290,8 +337,7 @@ def pair_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> pd.Dat
         for r in teacher_rows(exp, exp.teacher(bits, model=p["teacher_model"])):
             r.update(axis=p["axis"], teacher_backbone=p["teacher"], student_backbone="(teacher)")
             rows.append(r)
-    jobs = plan.pair_jobs(exp.profile, seeds=seeds, bits=bits)
-    return pd.DataFrame(rows + _run_jobs(exp, jobs, "backbone pairs"))
+    return pd.DataFrame(rows + students)
 
 
 def pair_networks(exp: Experiment, *, bits: int | None = None) -> dict[str, torch.nn.Module]:
@@ -317,12 +363,13 @@ def teacher_seed_grid(exp: Experiment, *, teacher_seeds=None, seeds=None, bits: 
     if not teacher_seeds:
         return pd.DataFrame(columns=list(rowlib.ROW_COLUMNS))
     bits = bits or study_bits(exp)
+    jobs = plan.teacher_seed_jobs(exp.profile, teacher_seeds=teacher_seeds, seeds=seeds, bits=bits,
+                                  methods=methods)
+    students = _run_jobs(exp, jobs, "teacher seeds")  # first: its teachers go to the executor
     rows = []
     for t in teacher_seeds:
         rows += teacher_rows(exp, exp.teacher(bits, seed=t))
-    jobs = plan.teacher_seed_jobs(exp.profile, teacher_seeds=teacher_seeds, seeds=seeds, bits=bits,
-                                  methods=methods)
-    return pd.DataFrame(rows + _run_jobs(exp, jobs, "teacher seeds"))
+    return pd.DataFrame(rows + students)
 
 
 def upstream_baselines_grid(exp: Experiment, *, seeds=None, bits: int | None = None,
