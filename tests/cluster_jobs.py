@@ -90,9 +90,10 @@ def grid_with_a_killed_worker(exp):
 
 
 def log_of_pid(log_dir: Path, pid: int) -> Path:
-    """The job log in which worker ``pid`` started a run."""
-    hits = [p for p in Path(log_dir).glob("*.log")
-            if f", pid {pid}\n" in p.read_text(encoding="utf-8", errors="replace")]
+    """The log of the student run that worker ``pid`` started (the same worker may have loaded
+    a teacher before)."""
+    hits = [p for p in Path(log_dir).glob("*.log") if not p.name.startswith("teacher_")
+            and f", pid {pid}\n" in p.read_text(encoding="utf-8", errors="replace")]
     assert len(hits) == 1, (pid, sorted(Path(log_dir).glob("*.log")))
     return hits[0]
 

@@ -220,6 +220,32 @@ def dask_config():
     executors.close_clients()
 
 
+def _profiler_enabled() -> bool:
+    import dask
+
+    return dask.config.get(executors.NO_PROFILER)
+
+
+def test_slurm_workers_get_the_users_prologue_and_no_profiler(monkeypatch):
+    """``slurm:3``: dask-jobqueue's SLURMCluster from the Dask config, the kit's line appended to
+    the job script, scaled to 3 workers (``scale`` is recorded, not sent to sbatch)."""
+    dask = pytest.importorskip("dask")
+    dask_jobqueue = pytest.importorskip("dask_jobqueue")
+    scaled = []
+    monkeypatch.setattr(dask_jobqueue.SLURMCluster, "scale", lambda self, n: scaled.append(n))
+    with dask.config.set({"jobqueue.slurm.cores": 1, "jobqueue.slurm.memory": "4GB",
+                          "jobqueue.slurm.job-script-prologue": ["export BRCD_CACHE=/shared/c"]}):
+        cluster = executors.start_cluster(parse_executor("slurm:3"), 1)
+        try:
+            script = cluster.job_script()  # reads the config again
+        finally:
+            cluster.close()
+    assert scaled == [3]
+    assert "export BRCD_CACHE=/shared/c" in script
+    assert f"export {executors.NO_PROFILER_ENV}=False" in script
+    assert "distributed.cli.dask_worker" in script and "--nthreads 1" in script
+
+
 @pytest.mark.slow
 def test_dask_grid_completes_after_a_worker_is_killed_mid_run(tmp_path, dask_config):
     """A grid on a real Dask LocalCluster (scheduler + 2 worker processes): SIGKILL of the
@@ -233,6 +259,7 @@ def test_dask_grid_completes_after_a_worker_is_killed_mid_run(tmp_path, dask_con
     client = executors.dask_client(exp.executor, 2)
     workers = client.run(os.getpid)  # worker address -> pid: real processes, not this one
     assert len(workers) == 2 and os.getpid() not in workers.values()
+    assert set(client.run(_profiler_enabled).values()) == {False}  # the kit's workers run without
     killed = cluster_jobs.grid_with_a_killed_worker(exp)
     assert killed["pid"] in workers.values()  # a Dask worker process
     log = cluster_jobs.log_of_pid(tmp_path / "runs" / profile.name / "logs", killed["pid"])

@@ -436,6 +436,11 @@ def _after_break(pending, markers, processes, deaths, jobs, names, logs, *,
 
 # --------------------------------------------------------------------------- dask
 _CLIENTS: dict[tuple, Any] = {}
+# Dask's statistical profiler samples every worker thread's stack every 10 ms for the dashboard;
+# a run of many small tensor operations is Python-bound and pays for it: the kit's workers run
+# without it (a single-run check on the shared 2-core machine, too noisy to quote, pointed there)
+NO_PROFILER = "distributed.worker.profile.enabled"
+NO_PROFILER_ENV = "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"
 
 
 def _package(name: str, spec: ExecutorSpec):
@@ -479,12 +484,17 @@ def start_cluster(spec: ExecutorSpec, workers: int):
     """A Dask cluster for ``spec``: ``LocalCluster`` (``dask``) or dask-jobqueue's
     ``SLURMCluster`` / ``PBSCluster`` configured from the Dask config (``jobqueue.slurm`` /
     ``jobqueue.pbs``: queue, cores, memory, job_extra_directives, walltime, ...)."""
+    distributed = _package("distributed", spec)
+    import dask
+
     if spec.kind == "dask":
-        return _package("distributed", spec).LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        with dask.config.set({NO_PROFILER: False}):  # the workers' nannies keep this config
+            return distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
+                                            processes=True, dashboard_address=None)
     dask_jobqueue = _package("dask_jobqueue", spec)
     cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[spec.kind]
-    cluster = cls()
+    prologue = list(dask.config.get(f"jobqueue.{spec.kind}.job-script-prologue", None) or [])
+    cluster = cls(job_script_prologue=prologue + [f"export {NO_PROFILER_ENV}=False"])
     cluster.scale(n=executor_workers(spec, workers))
     return cluster
 
