@@ -213,8 +213,9 @@ def test_stale_locks_are_taken_over_and_live_ones_are_not(tmp_path, caplog):
 # ---------------------------------------------------------------------------- Dask for real
 @pytest.fixture
 def dask_config():
-    dask = pytest.importorskip("dask")
-    pytest.importorskip("distributed")
+    import dask  # the `cluster` extra, which `make install` installs: never skipped
+    import distributed  # noqa: F401
+
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
         yield
     executors.close_clients()
@@ -229,8 +230,9 @@ def _profiler_enabled() -> bool:
 def test_slurm_workers_get_the_users_prologue_and_no_profiler(monkeypatch):
     """``slurm:3``: dask-jobqueue's SLURMCluster from the Dask config, the kit's line appended to
     the job script, scaled to 3 workers (``scale`` is recorded, not sent to sbatch)."""
-    dask = pytest.importorskip("dask")
-    dask_jobqueue = pytest.importorskip("dask_jobqueue")
+    import dask
+    import dask_jobqueue
+
     scaled = []
     monkeypatch.setattr(dask_jobqueue.SLURMCluster, "scale", lambda self, n: scaled.append(n))
     with dask.config.set({"jobqueue.slurm.cores": 1, "jobqueue.slurm.memory": "4GB",
