@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e '.[dev,lab]' $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e '.[dev,lab,cluster]' $(TORCH_SPEC)
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "brcd-kit (.venv)"
 	touch $(STAMP)
 

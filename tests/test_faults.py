@@ -925,6 +925,40 @@ def test_the_tally_in_the_docs_is_the_suites():
         "the tally is stale: run `python tests/test_faults.py --write`"
 
 
+# ==============================================================================================
+# a killed pool worker (issue 27, item 14; branch cluster-executor)
+# ==============================================================================================
+# Before: SIGKILL of one pool worker failed the whole notebook with BrokenProcessPool and no run
+# named. Now the pool is replaced, the run whose worker died is named (with its log) and
+# resubmitted once, and resumes from its last.pt; a run that keeps killing its worker is reported
+# by name with its log and the grid's serial pass trains it in the calling process.
+covered("pool-worker-killed", "processes", "SIGKILL of one pool worker while it trains a grid's "
+        "run", CORRECT, "tests/test_faults.py::test_killed_pool_worker_is_named_and_its_run_resumes")
+
+
+@pytest.mark.slow
+def test_killed_pool_worker_is_named_and_its_run_resumes(tmp_path, monkeypatch, caplog):
+    import cluster_jobs
+
+    from brcd_lib.experiments.experiment import Experiment
+
+    monkeypatch.delenv("BRCD_WORKERS", raising=False)
+    monkeypatch.delenv("BRCD_EXECUTOR", raising=False)
+    caplog.set_level(logging.WARNING)
+    exp = Experiment(cluster_jobs.killed_grid_profile(), cache_dir=str(tmp_path), progress=False,
+                     workers=2)
+    if exp.workers < 2:
+        pytest.skip("one CPU: the grid runs no worker processes")
+    killed = cluster_jobs.grid_with_a_killed_worker(exp)
+    named = [r.getMessage() for r in caplog.records
+             if f"worker process {killed['pid']} died (SIGKILL) while training run "
+             in r.getMessage()]
+    assert len(named) == 1, caplog.text
+    log_path = named[0].split("(log: ")[1].split(")")[0]
+    text = Path(log_path).read_text()
+    assert f"resumed from {killed['run_dir']}/last.pt at epoch" in text
+
+
 if __name__ == "__main__":
     if "--write" in sys.argv:
         path = ROOT / "docs" / "reliability.md"

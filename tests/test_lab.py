@@ -55,7 +55,10 @@ def test_setup_cell_puts_the_notebooks_repository_first(tmp_path):
         assert "parameters" in cells[0]["metadata"].get("tags", [])
         setup = _text(cells[1])
         assert setup.index("sys.path.insert(0, str(REPO))") < setup.index("brcd_lib."), nb.name
-        assert "setup(profile, results_root, progress=progress)" in setup, nb.name
+        assert "setup(profile, results_root, progress=progress" in setup, nb.name
+        if "_grid(exp" in "".join(_text(c) for c in cells):  # a grid: where it trains is a parameter
+            assert "setup(profile, results_root, progress=progress, executor=executor)" in setup
+            assert re.search(r"^executor = None\b", _text(cells[0]), re.M), nb.name
     boot = _text([c for c in _doc(NOTEBOOKS[0])["cells"] if c["cell_type"] == "code"][1])
     boot = boot[:boot.index("from brcd_lib")] + "import brcd_lib\nprint(brcd_lib.__file__)\n"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

@@ -37,7 +37,7 @@ POOL = '''
 import sys
 sys.path.insert(0, {folder!r})
 {before}
-from brcd_lib.training.parallel import run_in_workers
+from brcd_lib.training.executors import run_in_workers
 import orphan_jobs
 if __name__ == "__main__":
     run_in_workers(orphan_jobs.sleep_job, [0, 1], workers=2, progress=False)
@@ -165,7 +165,7 @@ def test_sigkill_of_the_pool_process_leaves_no_worker(tmp_path, mechanism):
 NOTEBOOK_CELLS = [
     ("code", ["profile = 'smoke'\n", "results_root = '.'"], {"tags": ["parameters"]}),
     ("code", ["import sys\n", "sys.path.insert(0, {folder!r})\n",
-              "from brcd_lib.training.parallel import run_in_workers\n",
+              "from brcd_lib.training.executors import run_in_workers\n",
               "import orphan_jobs\n",
               "run_in_workers(orphan_jobs.sleep_job, [0, 1], workers=2, progress=False)"], {}),
 ]

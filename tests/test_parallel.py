@@ -58,7 +58,7 @@ def test_prefetch_with_one_worker_does_nothing(tmp_path):
 
     ex = Experiment(override_profile(get_profile("smoke"), SETTINGS), cache_dir=str(tmp_path),
                     progress=False, workers=1)
-    assert prefetch_students(ex, [dict(bits=16, method="none", seed=0)] * 2) == 0
+    assert prefetch_students(ex, [dict(bits=16, method="none", seed=0)] * 2) == []
     assert not (tmp_path / "runs").exists()  # not even the teacher was trained
 
 
@@ -97,7 +97,8 @@ def test_worker_runs_equal_serial_runs(tmp_path):
         assert par.workers == min(2, os.cpu_count() or 1)
         if par.workers < 2:
             pytest.skip("one CPU: no worker processes")
-        assert prefetch_students(par, jobs) == 2
+        outcomes = prefetch_students(par, jobs)
+        assert len(outcomes) == 2 and all(o.ok for o in outcomes)
         run_dirs = sorted((tmp_path / "runs" / profile.name).glob("student-*"))
         assert len(run_dirs) == 2 and all((d / "result.json").exists() for d in run_dirs)
         from_workers = {d.name: json.loads((d / "result.json").read_text()) for d in run_dirs}

@@ -28,6 +28,7 @@ from ..models.shallow import get_shallow_hasher
 from ..paths import cache_root, weights_root
 from ..provenance import provenance
 from ..training import engine
+from ..training.executors import ExecutorSpec, resolve_executor
 from ..training.features import FeatureStore, module_fingerprint
 from ..training.parallel import resolve_workers, torch_threads
 from ..training.sources import BankPairSource, ImagePairSource, PairSource
@@ -106,10 +107,13 @@ class Experiment:
 
     def __init__(self, profile: Profile | str = "digits", *, cache_dir: str | None = None,
                  device: str | None = None, progress: bool = True, resume: bool = True,
-                 workers: int | None = None, download: bool | None = None):
+                 workers: int | None = None, download: bool | None = None,
+                 executor: str | ExecutorSpec | None = None):
         self.profile = profile if isinstance(profile, Profile) else get_profile(profile)
         # CPU cores for grids (worker processes) and serial phases (threads): training.parallel
         self.workers = resolve_workers(workers, profile_workers=self.profile.workers)
+        # where a grid's runs train (local processes, one per GPU, Dask): training.executors
+        self.executor = resolve_executor(executor)
         self.cache_dir = str(ensure_writable_dir(cache_dir or cache_root(), what="cache folder"))
         self.device = check_device(device) or (
             "cuda" if torch.cuda.is_available() and not self.profile.runs_on_cpu else "cpu")
@@ -329,6 +333,13 @@ class Experiment:
                                       model_config=to_dict(model), bits=bits)
         self._teachers[memo] = run
         return run
+
+    def has_teacher(self, bits: int, *, model: ModelConfig | None = None,
+                    seed: int | None = None) -> bool:
+        """Whether this Experiment already holds the teacher of ``bits`` (trained or loaded)."""
+        model = model or self.profile.teacher
+        seed = self.profile.teacher_seed if seed is None else seed
+        return config_hash(model, self.profile.teacher_train, bits, seed) in self._teachers
 
     def distill_config(self, method: str, distill_kwargs: dict | None = None,
                        weight: float = 1.0) -> DistillConfig:

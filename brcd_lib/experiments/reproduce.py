@@ -47,6 +47,7 @@ from ..io import (StorageError, atomic_write_text, ensure_writable_dir, file_loc
                   read_json, remove_stale_temp_files, update_json)
 from ..paths import cache_root, notebooks_dir, results_root as default_results_root
 from ..provenance import provenance
+from ..training.executors import ENV_EXECUTOR, executor_workers, resolve_executor, start_cluster
 from ..training.parallel import resolve_threads, resolve_workers
 from ..training.progress import ENV_PROGRESS_TO
 from .preflight import ENV_DOWNLOAD, ProfileNotReady, require_profile
@@ -300,10 +301,14 @@ def finish_executed(path: str, *, source: str, profile: str, wall_s: float) -> N
 def run(profile: str, *, only: list[str] | None = None, force: bool = False,
         results_root: str | None = None, notebook_dir: str = NOTEBOOK_DIR,
         kernel: str | None = None, log_output: bool = False,
-        cache_dir: str | None = None, download: bool = False) -> dict:
+        cache_dir: str | None = None, download: bool = False,
+        executor: str | None = None) -> dict:
     """Execute the (selected) notebooks for ``profile``; returns the run log. Raises
     :class:`~brcd_lib.experiments.preflight.ProfileNotReady` before anything runs (or is created)
-    when the profile's GPU or data is missing."""
+    when the profile's GPU or data is missing. ``executor``: where the notebooks' grids train
+    their runs (:mod:`brcd_lib.training.executors`; default ``$BRCD_EXECUTOR`` or ``local``); a
+    Dask cluster it names (``dask``, ``slurm:N``, ``pbs:N``) is started here once and shared by
+    every notebook's kernel."""
     import papermill as pm
 
     if profile not in list_profiles(include_rehearsals=True):
@@ -313,6 +318,8 @@ def run(profile: str, *, only: list[str] | None = None, force: bool = False,
         raise SystemExit(f"no notebooks found in {notebook_dir}")
     resolve_threads()  # the kernels read BRCD_THREADS / BRCD_WORKERS: a bad value stops here
     resolve_workers(profile_workers=1)
+    spec = resolve_executor(executor)  # a bad choice (or 'gpus' without a GPU) stops here
+    executor_workers(spec, 1)
     paths.anchor_environment()
     if download:
         os.environ[ENV_DOWNLOAD] = "1"
@@ -323,17 +330,39 @@ def run(profile: str, *, only: list[str] | None = None, force: bool = False,
     progress = sys.stderr.isatty()
     if progress:  # the notebooks' progress bars go to this terminal, not into the notebooks
         env[ENV_PROGRESS_TO] = os.ttyname(sys.stderr.fileno())
+    env[ENV_EXECUTOR] = str(spec)
     saved_env = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        return _run(profile, notebooks=notebooks, out_dir=out_dir, force=force, kernel=kernel,
-                    log_output=log_output, cache_dir=cache_dir, progress=progress, pm=pm)
+        with _shared_cluster(spec, profile) as address:
+            if address:  # the kernels connect to the cluster started here
+                os.environ[ENV_EXECUTOR] = f"dask:{address}"
+                print(f"[dask] executor {spec}: scheduler {address}", flush=True)
+            return _run(profile, notebooks=notebooks, out_dir=out_dir, force=force,
+                        kernel=kernel, log_output=log_output, cache_dir=cache_dir,
+                        progress=progress, pm=pm)
     finally:
         for k, v in saved_env.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextlib.contextmanager
+def _shared_cluster(spec, profile: str):
+    """The address of a Dask cluster started for ``spec`` (``dask`` without a scheduler,
+    ``slurm:N``, ``pbs:N``) for the length of the run; None for the other executors."""
+    if not spec.uses_dask or (spec.kind == "dask" and spec.target):
+        yield None
+        return
+    from .profiles import get_profile
+
+    cluster = start_cluster(spec, resolve_workers(profile_workers=get_profile(profile).workers))
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
 
 
 def _run(profile: str, *, notebooks: list[str], out_dir: str, force: bool, kernel: str | None,
@@ -505,6 +534,12 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "(--committed-root): one PASS / FAIL line per table, exit status 1 on FAIL")
     p.add_argument("--committed-root", default=None,
                    help="--compare: the results root to compare against (default <repo>/results)")
+    p.add_argument("--executor", default=None,
+                   help="where the notebooks' grids train their runs: local (worker processes, "
+                        "the default), gpus (one run per visible GPU), dask (a local Dask "
+                        "cluster), dask:<scheduler address or file>, slurm[:N] or pbs[:N] "
+                        "(Dask workers as batch jobs through dask-jobqueue); default "
+                        f"${ENV_EXECUTOR} or local (docs/reliability.md)")
     p.add_argument("--download", action="store_true",
                    help=f"let the data layer download a dataset it cannot find (sets ${ENV_DOWNLOAD}=1; "
                         "by default a missing dataset stops the run with the fix)")
@@ -527,9 +562,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.compare:
             return compare(args.profile, results_root=args.results_root,
                            committed_root=args.committed_root, force=args.force,
-                           kernel=args.kernel, log_output=args.log_output, download=args.download)
+                           kernel=args.kernel, log_output=args.log_output, download=args.download,
+                           executor=args.executor)
         run(args.profile, only=args.only, force=args.force, results_root=args.results_root,
-            kernel=args.kernel, log_output=args.log_output, download=args.download)
+            kernel=args.kernel, log_output=args.log_output, download=args.download,
+            executor=args.executor)
     except ProfileNotReady as err:
         print(str(err), file=sys.stderr)
         return 2

@@ -11,6 +11,11 @@ A run folder ``<cache>/runs/<profile>/<role>-<key>/`` holds
 * ``result.json``: the run's record (test metrics, validation history, configs, provenance, the
   code fingerprint, ``warnings`` and a ``checksum`` of its own content), written last, so its
   presence means the run finished.
+* ``train.lock``: present while a process trains the run (:class:`~.runlock.RunLock`: host,
+  pid, heartbeat). A process that needs an unfinished run another live process is training
+  waits for it and then loads it, so two workers or cluster nodes sharing the store never train
+  the same run; the lock of a killed worker or a lost node is taken over and the run resumes
+  from its ``last.pt``.
 
 :meth:`RunStore.load_or_train` is the one load-or-train path: a finished run is loaded (its
 record and the selected heads), otherwise ``train(run_dir)`` runs (and resumes from ``last.pt``
@@ -46,6 +51,7 @@ from torch import nn
 
 from ..io import atomic_write_json, json_safe, read_json
 from ..training import distributed, engine
+from .runlock import RunLock
 
 __all__ = ["TrainedRun", "RunStore", "TrainOutcome", "PARADIGMS", "CODE_PATHS", "code_fingerprint",
            "record_checksum"]
@@ -287,13 +293,56 @@ class RunStore:
         run_dir = self.run_dir(role, key)
         result_path = os.path.join(run_dir, "result.json")
         files = head_files(role)
-        record = heads = None
+        record = heads = lock = None
         if distributed.is_main():  # only rank 0 checks and clears; the others follow its files
-            record = self.check_finished(run_dir, role=role, key=key)
-            if record is not None:
-                heads = self._load_heads(run_dir, role, files)
-                if heads is None:
-                    record = None
+            record, heads = self._peek_finished(run_dir, role=role, key=key, files=files)
+            if record is None:  # train it, or wait for the process that trains it (runlock)
+                lock = RunLock(run_dir).acquire(what=f"run {os.path.basename(run_dir)}")
+                record, heads = self._checked_finished(run_dir, role=role, key=key, files=files)
+                if record is not None:
+                    lock.release()
+                    lock = None
+        try:
+            return self._load_or_train(run_dir, role=role, key=key, net=net, train=train,
+                                       model_config=model_config, bits=bits, record=record,
+                                       heads=heads)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _peek_finished(self, run_dir: str, *, role: str, key: str,
+                       files: dict[str, str]) -> tuple[dict | None, dict | None]:
+        """The record and heads of a run that finished with this code, read without a lock and
+        without changing anything; (None, None) for anything else (the locked check decides)."""
+        result_path = os.path.join(run_dir, "result.json")
+        if not os.path.exists(result_path):
+            return None, None
+        try:
+            record = read_json(result_path)
+        except (OSError, ValueError):
+            return None, None
+        if (not isinstance(record, dict) or record.get("key") not in (None, key)
+                or record.get("code_fingerprint") != code_fingerprint(role)
+                or record.get("checksum") != record_checksum(record)):
+            return None, None
+        try:
+            return record, {p: engine.load_checkpoint(os.path.join(run_dir, f))["head"]
+                            for p, f in files.items()}
+        except (RuntimeError, FileNotFoundError, KeyError):
+            return None, None
+
+    def _checked_finished(self, run_dir: str, *, role: str, key: str,
+                          files: dict[str, str]) -> tuple[dict | None, dict | None]:
+        """:meth:`check_finished` and the heads (under the run's lock: it may clear files)."""
+        record = self.check_finished(run_dir, role=role, key=key)
+        heads = None if record is None else self._load_heads(run_dir, role, files)
+        return (record, heads) if heads is not None else (None, None)
+
+    def _load_or_train(self, run_dir: str, *, role: str, key: str, net: nn.Module,
+                       train: Callable[[str], TrainOutcome], model_config: dict, bits: int,
+                       record: dict | None, heads: dict | None) -> TrainedRun:
+        result_path = os.path.join(run_dir, "result.json")
+        files = head_files(role)
         distributed.barrier()
         if not distributed.is_main() and os.path.exists(result_path):
             record = read_json(result_path)

@@ -3,13 +3,15 @@
 Each returns long-format rows (a DataFrame, schema :mod:`brcd_lib.experiments.rows`) with
 provenance; tables are pivots of them (:func:`brcd_lib.reporting.tables.mean_std_table`). Finished
 runs come from the run cache, so calling a study twice costs only the evaluation. With several
-workers (:mod:`brcd_lib.training.parallel`) a grid first trains its unfinished runs in worker
-processes (:func:`prefetch_students`), then its serial pass loads them.
+workers (:mod:`brcd_lib.training.parallel`), one per GPU or on a Dask cluster
+(:mod:`brcd_lib.training.executors`) a grid first trains its unfinished runs there
+(:func:`prefetch_students`), then its serial pass loads them.
 """
 from __future__ import annotations
 
 import inspect
 import logging
+import os
 
 import pandas as pd
 import torch
@@ -21,12 +23,14 @@ from ..distill.brcd import ablation_variants
 from ..models.shallow import SHALLOW_HASHERS
 from ..provenance import provenance
 from ..training.engine import TrainingDiverged
-from ..training.parallel import resolve_workers, run_in_workers
+from ..training.executors import Outcome, run_jobs
+from ..training.parallel import resolve_workers
+from ..training.progress import run_label
 from . import plan
 from . import rows as rowlib
 from .columns import COLUMNS
 from .experiment import DegenerateTeacher, Experiment, ShallowNotAvailable
-from .runstore import TrainedRun
+from .runstore import TrainedRun, code_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -121,33 +125,107 @@ def shallow_rows(exp: Experiment, bits: int, name: str, *, seed: int = 0) -> lis
 _WORKER_EXP: Experiment | None = None
 
 
-def _init_worker(profile, cache_dir: str, device: str) -> None:
+def _init_worker(profile, cache_dir: str, device: str | None,
+                 fingerprint: str | None = None) -> None:
+    """A worker's Experiment on the shared cache; a worker that runs other code than the
+    calling process (a stale checkout on a cluster node, a scheduler started before the code
+    changed) stops with an error rather than train runs the caller would not reuse."""
     global _WORKER_EXP
+    mine = code_fingerprint("student")
+    if fingerprint is not None and fingerprint != mine:
+        raise RuntimeError(f"this worker runs other code than the process that sent the run "
+                           f"(code fingerprint {mine}, sender {fingerprint}): restart the "
+                           "workers from the same checkout (docs/reliability.md)")
     _WORKER_EXP = Experiment(profile, cache_dir=cache_dir, device=device, progress=False,
-                             workers=1)
+                             workers=1, executor="local")
 
 
-def _run_student(job: dict) -> str | None:
-    """Train (or load) one student run in a worker; ``None`` or the error it ended with."""
-    try:
-        rows = student_rows(_WORKER_EXP, **job)
-    except Exception as err:  # reported to the caller; the serial pass raises it in context
-        return f"{type(err).__name__}: {err}"
+def _run_student(job: dict) -> dict:
+    """Train (or load) one student run in a worker: ``{"error": None or the status of a run
+    that could not finish, "summary": its test mAP@K}``; an exception propagates (the executor
+    reports it with the run's name and writes the traceback to the run's log)."""
+    rows = student_rows(_WORKER_EXP, **job)
     bad = [r["status"] for r in rows if r.get("status") != "ok"]
-    return bad[0] if bad else None
+    summary = ", ".join(f"{r['paradigm'][:4]} {r['value']:.3f}" for r in rows
+                        if r.get("status") == "ok" and "paradigm" in r and "value" in r)
+    return {"error": bad[0] if bad else None, "summary": summary}
+
+
+def job_name(job: dict) -> str:
+    """A student job's name in progress bars, logs and errors: ``brcd 16 bits seed 0``
+    (``... teacher seed 1`` when it names a teacher seed)."""
+    name = run_label(job) or repr(job)
+    if job.get("teacher_seed") is not None:
+        name += f" teacher seed {job['teacher_seed']}"
+    return name
+
+
+def _run_teacher(spec: dict) -> dict:
+    """Train (or load) one teacher in a worker (``spec``: bits, model, seed)."""
+    run = _WORKER_EXP.teacher(spec["bits"], model=spec["model"], seed=spec["seed"])
+    return {"error": None, "summary": f"symm {run.metrics['symmetric']:.3f}"}
+
+
+def prefetch_teachers(exp: Experiment, specs: list[dict], *,
+                      desc: str = "teachers") -> list[Outcome]:
+    """Train the distinct teachers of ``specs`` (dicts of ``bits``, ``model``, ``seed``; None =
+    the profile's) on the experiment's executor when it is ``gpus`` or a Dask one (with
+    ``local`` the calling process trains them, with threads). Their backbones are built (and
+    pretrained, if the profile pretrains them) here first, once. Returns the outcomes; a teacher
+    that did not finish is logged and left to the calling process."""
+    if exp.executor.kind == "local":
+        return []
+    unique = {}
+    for s in specs:
+        model = s.get("model") or exp.profile.teacher
+        seed = exp.profile.teacher_seed if s.get("seed") is None else s["seed"]
+        unique.setdefault((s["bits"], repr(model), seed), dict(bits=s["bits"], model=model,
+                                                               seed=seed))
+    todo = [spec for spec in unique.values() if not exp.has_teacher(**spec)]
+    for spec in todo:  # a SimCLR stand-in backbone is pretrained here, once, not by each worker
+        exp.build_network(spec["model"], spec["bits"], role="teacher", seed=spec["seed"])
+    if not todo:
+        return []
+    outcomes = run_jobs(_run_teacher, todo, executor=exp.executor, workers=exp.workers,
+                        names=[f"teacher {s['bits']} bits seed {s['seed']}" for s in todo],
+                        initializer=_init_worker, initargs=_worker_args(exp),
+                        log_dir=os.path.join(exp.runs.root, "logs"), desc=desc,
+                        progress=exp.progress)
+    _warn_unfinished(outcomes, exp)
+    return outcomes
+
+
+def _worker_args(exp: Experiment) -> tuple:
+    """The arguments of :func:`_init_worker` for ``exp``'s workers (Dask workers may sit on
+    other machines: each picks its own device)."""
+    device = None if exp.executor.uses_dask else exp.device
+    return (exp.profile, exp.cache_dir, device, code_fingerprint("student"))
+
+
+def _warn_unfinished(outcomes: list[Outcome], exp: Experiment) -> None:
+    failed = [o.name for o in outcomes if not o.ok]  # each was logged with its error and log
+    if failed:
+        log.warning("%d run(s) did not finish on the %s executor (%s); this process trains "
+                    "them", len(failed), exp.executor, "; ".join(failed))
 
 
 def prefetch_students(exp: Experiment, jobs: list[dict], *, workers: int | None = None,
-                      desc: str = "runs") -> int:
-    """Train the student runs ``jobs`` (keyword dicts of :func:`student_rows`) in ``workers``
-    processes (default ``exp.workers``) so that a serial pass over the same jobs only loads
-    them. Does nothing with one worker or fewer than two jobs. The inputs the jobs share
-    (teachers, their codes, the students' features and view banks) are built here first
-    (:meth:`Experiment.prepare_inputs`). Returns the number of jobs sent to workers; a job that
-    failed is logged and left to the serial pass (which records or raises it)."""
+                      desc: str = "runs") -> list[Outcome]:
+    """Train the student runs ``jobs`` (keyword dicts of :func:`student_rows`) on the
+    experiment's executor (``exp.executor``: worker processes, one per GPU, or Dask workers;
+    :mod:`brcd_lib.training.executors`) so that a serial pass over the same jobs only loads
+    them. With the ``local`` executor it does nothing with one worker or fewer than two jobs.
+    The inputs the jobs share (teachers, their codes, the students' features and view banks)
+    are built here first (:meth:`Experiment.prepare_inputs`). Returns the jobs'
+    :class:`~brcd_lib.training.executors.Outcome` s (empty when nothing was sent): a run that did
+    not finish there is logged as a warning with its name, error and log, and left to the serial
+    pass, which trains it in this process (and records or raises what it ends with)."""
+    spec = exp.executor
     workers = exp.workers if workers is None else resolve_workers(workers)
-    if workers <= 1 or len(jobs) < 2:
-        return 0
+    if not jobs or (spec.kind == "local" and (workers <= 1 or len(jobs) < 2)):
+        return []
+    prefetch_teachers(exp, [dict(bits=j["bits"], model=j.get("teacher_model"),
+                                 seed=j.get("teacher_seed")) for j in jobs])
     prepared = set()  # shared inputs are built here, once, not by racing workers
     for job in jobs:
         exp.teacher(job["bits"], model=job.get("teacher_model"), seed=job.get("teacher_seed"))
@@ -160,13 +238,12 @@ def prefetch_students(exp: Experiment, jobs: list[dict], *, workers: int | None 
         if needs not in prepared:
             exp.prepare_inputs(**job)
             prepared.add(needs)
-    results = run_in_workers(_run_student, jobs, workers=workers, initializer=_init_worker,
-                             initargs=(exp.profile, exp.cache_dir, exp.device), desc=desc,
-                             progress=exp.progress)
-    for job, error in results:
-        if error is not None:
-            log.warning("worker run %s ended with %s (the serial pass decides)", job, error)
-    return len(jobs)
+    outcomes = run_jobs(_run_student, jobs, executor=spec, workers=workers,
+                        names=[job_name(j) for j in jobs], initializer=_init_worker,
+                        initargs=_worker_args(exp), log_dir=os.path.join(exp.runs.root, "logs"),
+                        desc=desc, progress=exp.progress)
+    _warn_unfinished(outcomes, exp)  # the serial pass trains them
+    return outcomes
 
 
 # --------------------------------------------------------------------------- the grids
@@ -191,10 +268,18 @@ def reference_rows(exp: Experiment, bits_list=None) -> pd.DataFrame:
 def _run_jobs(exp: Experiment, jobs: list[plan.Job], desc: str) -> list[dict]:
     """Rows of every job (trained by the workers first, then loaded in order), each row with its
     job's extra fields."""
-    prefetch_students(exp, [j.kwargs for j in jobs], desc=desc)
+    unfinished = {o.index: o for o in prefetch_students(exp, [j.kwargs for j in jobs], desc=desc)
+                  if not o.ok}
     rows = []
-    for job in tqdm(jobs, desc=desc, disable=not exp.progress):
-        for r in student_rows(exp, **job.kwargs):
+    for i, job in enumerate(tqdm(jobs, desc=desc, disable=not exp.progress)):
+        try:
+            got = student_rows(exp, **job.kwargs)
+        except Exception as err:
+            if i in unfinished:  # the worker's attempts come first in its log
+                err.add_note(f"run {unfinished[i].name} also failed on the {exp.executor} "
+                             f"executor: {unfinished[i].error} (log: {unfinished[i].log})")
+            raise
+        for r in got:
             r.update(job.fields)
             rows.append(r)
     return rows
@@ -205,8 +290,8 @@ def main_grid(exp: Experiment, *, methods=None, seeds=None, bits_list=None) -> p
     its seeds (:meth:`Profile.method_seeds`) unless ``seeds`` is given."""
     bits_list = bits_list or exp.profile.bits
     jobs = plan.main_jobs(exp.profile, methods=methods, seeds=seeds, bits_list=bits_list)
-    return pd.concat([reference_rows(exp, bits_list),
-                      pd.DataFrame(_run_jobs(exp, jobs, "main grid"))], ignore_index=True)
+    students = pd.DataFrame(_run_jobs(exp, jobs, "main grid"))  # first: teachers on the executor
+    return pd.concat([reference_rows(exp, bits_list), students], ignore_index=True)
 
 
 def ablation_grid(exp: Experiment, *, seeds=None, bits_list=None) -> pd.DataFrame:
@@ -226,13 +311,14 @@ def generality_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> 
     """BRCD and the strongest baselines across hashing objectives (teacher and student trained
     with the same objective); backbones: :func:`pair_grid`."""
     bits = bits or study_bits(exp)
+    jobs = plan.generality_jobs(exp.profile, seeds=seeds, bits=bits)
+    students = _run_jobs(exp, jobs, "generality")  # first: its teachers go to the executor
     rows = []
     for objective, teacher_model, _ in plan.generality_models(exp.profile):
         for r in teacher_rows(exp, exp.teacher(bits, model=teacher_model)):
             r.update(axis="hashing model", setting=objective)
             rows.append(r)
-    jobs = plan.generality_jobs(exp.profile, seeds=seeds, bits=bits)
-    return pd.DataFrame(rows + _run_jobs(exp, jobs, "generality"))
+    return pd.DataFrame(rows + students)
 
 
 def pair_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> pd.DataFrame:
@@ -241,6 +327,8 @@ def pair_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> pd.Dat
     ``axis``, ``teacher_backbone`` and ``student_backbone``. Empty when the profile lists no
     other backbones."""
     bits = bits or study_bits(exp)
+    jobs = plan.pair_jobs(exp.profile, seeds=seeds, bits=bits)
+    students = _run_jobs(exp, jobs, "backbone pairs")  # first: its teachers go to the executor
     rows, seen = [], set()
     for p in plan.pair_models(exp.profile):
         if p["teacher"] in seen:
@@ -249,8 +337,7 @@ def pair_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> pd.Dat
         for r in teacher_rows(exp, exp.teacher(bits, model=p["teacher_model"])):
             r.update(axis=p["axis"], teacher_backbone=p["teacher"], student_backbone="(teacher)")
             rows.append(r)
-    jobs = plan.pair_jobs(exp.profile, seeds=seeds, bits=bits)
-    return pd.DataFrame(rows + _run_jobs(exp, jobs, "backbone pairs"))
+    return pd.DataFrame(rows + students)
 
 
 def ladder_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> pd.DataFrame:
@@ -261,12 +348,13 @@ def ladder_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> pd.D
     if not exp.profile.ladder_backbones:
         return pd.DataFrame(columns=list(rowlib.ROW_COLUMNS))
     bits = bits or study_bits(exp)
+    jobs = plan.ladder_jobs(exp.profile, seeds=seeds, bits=bits)
+    students = _run_jobs(exp, jobs, "capacity ladder")  # first: its teacher goes to the executor
     rows = []
     for r in teacher_rows(exp, exp.teacher(bits)):
         r.update(rung=None, student_backbone="(teacher)")
         rows.append(r)
-    jobs = plan.ladder_jobs(exp.profile, seeds=seeds, bits=bits)
-    return pd.DataFrame(rows + _run_jobs(exp, jobs, "capacity ladder"))
+    return pd.DataFrame(rows + students)
 
 
 def learning_curve_records(exp: Experiment, *, methods=("none", "kd", "brcd"),
@@ -309,12 +397,13 @@ def teacher_seed_grid(exp: Experiment, *, teacher_seeds=None, seeds=None, bits: 
     if not teacher_seeds:
         return pd.DataFrame(columns=list(rowlib.ROW_COLUMNS))
     bits = bits or study_bits(exp)
+    jobs = plan.teacher_seed_jobs(exp.profile, teacher_seeds=teacher_seeds, seeds=seeds, bits=bits,
+                                  methods=methods)
+    students = _run_jobs(exp, jobs, "teacher seeds")  # first: its teachers go to the executor
     rows = []
     for t in teacher_seeds:
         rows += teacher_rows(exp, exp.teacher(bits, seed=t))
-    jobs = plan.teacher_seed_jobs(exp.profile, teacher_seeds=teacher_seeds, seeds=seeds, bits=bits,
-                                  methods=methods)
-    return pd.DataFrame(rows + _run_jobs(exp, jobs, "teacher seeds"))
+    return pd.DataFrame(rows + students)
 
 
 def upstream_baselines_grid(exp: Experiment, *, seeds=None, bits: int | None = None,

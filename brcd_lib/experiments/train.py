@@ -31,6 +31,7 @@ from typing import Any
 from ..io import StorageError, atomic_write_text, ensure_writable_dir
 from ..paths import cache_root
 from ..training import distributed
+from ..training.executors import resolve_executor, run_jobs
 from ..training.engine import TrainingDiverged
 from .experiment import Experiment
 from .preflight import check_device
@@ -222,6 +223,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                    help="change any profile field, e.g. --set teacher.backbone.ssl_epochs=1 "
                         "--set brcd.n_clusters=4 --set teacher_train.epochs=10 (repeatable)")
+    p.add_argument("--executor", default=None,
+                   help="where the run trains: local (this process, the default), gpus (a "
+                        "worker pinned to one GPU), dask / dask:<scheduler address or file> / "
+                        "slurm[:N] / pbs[:N] (a Dask worker); default $BRCD_EXECUTOR or local")
     p.add_argument("--progress", default=None, action=argparse.BooleanOptionalAction,
                    help="progress bars (default: when stderr is a terminal)")
     p.add_argument("--debug", action="store_true", help="show tracebacks of input errors")
@@ -247,8 +252,44 @@ def preflight(args: argparse.Namespace) -> Profile:
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Train (or load) the run described by ``args``; returns the result record."""
+    """Train (or load) the run described by ``args``, here or on ``args.executor``; returns the
+    result record."""
     preflight(args)
+    spec = resolve_executor(getattr(args, "executor", None))
+    if spec.kind != "local":
+        return _run_on(spec, args)
+    return _run_here(args)
+
+
+def _run_on(spec, args: argparse.Namespace) -> dict:
+    """The run sent to one worker of ``spec``; its failure raises ``RunFailed`` naming the run
+    and the worker's log."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun
+        raise ValueError(f"--executor {spec} sends the run to a worker; it cannot be combined "
+                         "with torchrun (use one or the other)")
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # Dask's INFO lines: noise here
+    job = {**vars(args), "executor": "local", "progress": False}
+    name = (f"{args.role} {args.bits} bits" if args.role == "teacher" else
+            f"{args.method} {args.bits} bits seed {args.seed if args.seed is not None else 0}")
+    log_dir = os.path.join(args.cache_dir or str(cache_root()), "runs", args.profile, "logs")
+    outcome = run_jobs(_train_job, [job], executor=spec, workers=1, names=[name],
+                       log_dir=log_dir, desc="run", progress=False)[0]
+    if not outcome.ok:
+        raise RunFailed(f"run {name} failed on the {spec} executor: {outcome.error} "
+                        f"(log: {outcome.log})")
+    return outcome.result
+
+
+def _train_job(job: dict) -> dict:
+    """One run in a worker of an executor (the CLI's arguments as a dict)."""
+    return _run_here(argparse.Namespace(**job))
+
+
+class RunFailed(RuntimeError):
+    """A run sent to an executor's worker failed there (the message names its log)."""
+
+
+def _run_here(args: argparse.Namespace) -> dict:
     ctx = distributed.init_from_env(device=args.device)
     try:
         profile = build_profile(args)
@@ -295,6 +336,11 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
                         format=f"%(asctime)s rank{rank_} %(levelname)s %(name)s: %(message)s")
     try:
         result = run(args)
+    except RunFailed as exc:
+        if args.debug:
+            raise
+        print(f"brcd_lib.train: {exc}", file=sys.stderr)
+        return 1
     except TrainingDiverged as exc:
         if args.debug:
             raise

@@ -64,13 +64,14 @@ def _log_to_stdout() -> None:
 
 
 def setup(profile: str, results_root: str | os.PathLike | None = None, *,
-          progress: bool = True) -> tuple[Experiment, Outputs]:
+          progress: bool = True, executor: str | None = None) -> tuple[Experiment, Outputs]:
     """Return the profile's :class:`Experiment` and :class:`Outputs` (``<results>/<profile>``).
 
     ``results_root``: ``None`` = ``$BRCD_RESULTS`` or ``<repo>/results``, whatever the working
     directory; a relative value is resolved against the working directory once, here.
     ``progress``: live progress bars (widgets in JupyterLab; the notebook runner routes them to
-    its console)."""
+    its console). ``executor``: where the grids train their runs (``None`` = ``$BRCD_EXECUTOR``
+    or ``local``; :mod:`brcd_lib.training.executors`)."""
     paths.anchor_environment()
     kernel = check_kernel()
     readiness = require_profile(profile)
@@ -85,7 +86,7 @@ def setup(profile: str, results_root: str | os.PathLike | None = None, *,
         from ..models import pretrain
 
         pretrain.tqdm = progress_bars.tqdm
-    exp = Experiment(profile, progress=bool(progress))
+    exp = Experiment(profile, progress=bool(progress), executor=executor)
     if exp.profile.runs_on_cpu:
         # the CPU profiles train small heads: one intra-op thread per process avoids the heavy
         # slow-down of oversubscribed cores (measured 10-30x on a loaded 2-core machine)
@@ -94,8 +95,8 @@ def setup(profile: str, results_root: str | os.PathLike | None = None, *,
     out = Outputs(results_root=str(root), profile=exp.profile.name)
     print(f"profile {exp.profile.name}: {exp.profile.description}")
     print(f"{kernel}; Python {platform.python_version()}")
-    print(f"device {exp.device} ({torch.get_num_threads()} threads); cache "
-          f"{paths.portable(exp.cache_dir)}; outputs {paths.portable(out.root)}")
+    print(f"device {exp.device} ({torch.get_num_threads()} threads); executor {exp.executor}; "
+          f"cache {paths.portable(exp.cache_dir)}; outputs {paths.portable(out.root)}")
     for note in readiness.notes:
         print(note)
     return exp, out

@@ -3,9 +3,10 @@
 The CPU profiles train small heads on cached features. One such run keeps one core busy and
 gains nothing from a second intra-op thread (small matrix products; on a loaded 2-core machine
 two threads ran 10-30x slower), so a grid uses the cores as *processes*:
-:func:`brcd_lib.experiments.studies.prefetch_students` trains the grid's unfinished runs with
-:func:`run_in_workers` in ``workers`` spawned processes (one thread each) and the study's serial
-loop then finds every run in the run cache and only loads it. The serial phases that feed the
+:func:`brcd_lib.experiments.studies.prefetch_students` trains the grid's unfinished runs on the
+grid's executor (:mod:`brcd_lib.training.executors`; ``local``: ``workers`` spawned processes, one
+thread each, started with :func:`_init_worker`) and the study's serial loop then finds every run
+in the run cache and only loads it. The serial phases that feed the
 grid (SimCLR pretraining, backbone features over the database) are large convolutions and use
 ``workers`` intra-op threads instead (:func:`torch_threads`).
 
@@ -30,19 +31,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Any, Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
 import torch
 
 from ..paths import PortableFormatter
-from .progress import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -100,25 +98,7 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-# --------------------------------------------------------------------------- process pool
-def run_in_workers(fn: Callable[[Any], Any], jobs: Sequence[Any], *, workers: int,
-                   initializer: Callable[..., None] | None = None, initargs: tuple = (),
-                   desc: str = "runs", progress: bool = True) -> list[tuple[Any, Any]]:
-    """Call ``fn(job)`` for every job in ``workers`` spawned processes (one intra-op thread
-    each, set before ``initializer(*initargs)`` runs); returns ``(job, result)`` pairs in
-    completion order. ``fn`` and ``initializer`` must be importable module-level functions."""
-    ctx = multiprocessing.get_context("spawn")  # fork is unsafe with torch's thread pools
-    out = []
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx,
-                             initializer=_init_worker,
-                             initargs=(initializer, initargs, os.getpid())) as pool:
-        futures = {pool.submit(fn, job): job for job in jobs}
-        for fut in tqdm(as_completed(futures), total=len(futures),
-                        desc=f"{desc} ({workers} workers)", disable=not progress):
-            out.append((futures[fut], fut.result()))
-    return out
-
-
+# --------------------------------------------------------------------------- pool workers
 def _init_worker(initializer: Callable[..., None] | None, initargs: tuple,
                  parent_pid: int | None = None) -> None:
     die_with_parent(parent_pid)
@@ -126,6 +106,7 @@ def _init_worker(initializer: Callable[..., None] | None, initargs: tuple,
     # stdout, as the notebooks log (reporting.notebook.setup): a worker inherits the kernel's
     # stderr, which JupyterLab and executed notebooks show as a red error block
     handler = logging.StreamHandler(sys.stdout)
+    handler.setLevel(logging.WARNING)  # a job's INFO lines go to its log file (executors)
     handler.setFormatter(PortableFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     if initializer is not None:
