@@ -48,9 +48,10 @@ def test_teacher_seed_grid_trains_one_teacher_per_seed(tiny):
 def test_bank_seed_switch(tiny):
     net = tiny.build_network(tiny.profile.student, 16, role="student", seed=0)
     train = tiny.profile.student_train
-    assert train.bank_seed == "split"
-    assert tiny.bank_seed(train, 3) == tiny.profile.data.split_seed
-    run = dataclasses.replace(train, bank_seed="run")
+    assert train.bank_seed == "run"  # the CPU profiles: each run seed draws its own bank
+    split = dataclasses.replace(train, bank_seed="split")
+    assert tiny.bank_seed(split, 3) == tiny.profile.data.split_seed
+    run = train
     assert tiny.bank_seed(run, 3) == 3
     a = tiny.view_bank(net, 2, seed=tiny.bank_seed(run, 0))
     b = tiny.view_bank(net, 2, seed=tiny.bank_seed(run, 1))
@@ -71,7 +72,15 @@ def test_upstream_baselines_grid_gives_class_negatives_the_labels(tiny):
 def test_pair_models_cover_every_student_and_teacher_once():
     from brcd_lib.experiments import plan
 
-    fashion = get_profile("fashion")
+    # a CPU profile with pairs: fashion's student CNN, a MobileNetV2-style and a ResNet-style
+    # student, and the small ResNet teacher (the stand-in's pairs, issue #12)
+    s_bb = get_profile("fashion").student.backbone
+    t_bb = get_profile("fashion").teacher.backbone
+    fashion = dataclasses.replace(
+        get_profile("fashion"),
+        student_backbones=(s_bb, dataclasses.replace(s_bb, name="small_mobilenet_s", kwargs={}),
+                           dataclasses.replace(s_bb, name="small_resnet_s", kwargs={})),
+        teacher_backbones=(t_bb, dataclasses.replace(t_bb, name="resnet_teacher_s", kwargs={})))
     pairs = plan.pair_models(fashion)
     t0, s0 = fashion.teacher.backbone.name, fashion.student.backbone.name
     assert (pairs[0]["teacher"], pairs[0]["student"]) == (t0, s0)  # the profile's own pair first
