@@ -300,7 +300,7 @@ def seed_cache(cache_dir: Path, reuse_from: Path | None, profile: str) -> list[s
     if reuse_from.resolve() == cache_dir.resolve():
         raise ValueError(f"--reuse-from and --cache-dir are the same folder ({cache_dir}); the "
                          "benchmark must train in its own cache folder")
-    for src in sorted((reuse_from / "pretrain").glob("ssl_*.pt")):
+    for src in sorted((reuse_from / "pretrain").glob("ssl2_*.pt")):
         dst = cache_dir / "pretrain" / src.name
         if not dst.exists():
             dst.parent.mkdir(parents=True, exist_ok=True)

@@ -97,6 +97,36 @@ def test_training_is_deterministic_and_changes_weights():
                if v.dtype.is_floating_point)
 
 
+def test_a_frozen_backbone_is_trained_and_stays_frozen():
+    """An Experiment pretrains the backbone of a HashingNetwork, which freezes it: every weight
+    tensor must still learn (before the fix only the projection head and the BatchNorm statistics
+    moved), and the network's flags come back as they were."""
+    from brcd_lib.models import build_hashing_network
+
+    images = _images()
+    torch.manual_seed(0)
+    net = build_hashing_network(role="student", backbone="small_cnn_s", code_length=8, width=4,
+                                depth=2)
+    init = {k: v.clone() for k, v in net.backbone.state_dict().items()}
+    assert not any(p.requires_grad for p in net.backbone.parameters())
+    ssl_pretrain(net.backbone, images=images, epochs=1, seed=0, **HP)
+    weights = [k for k, _ in net.backbone.named_parameters()]
+    changed = [k for k in weights if not torch.equal(net.backbone.state_dict()[k], init[k])]
+    assert changed == weights
+    assert not any(p.requires_grad for p in net.backbone.parameters())
+    # and the same weights as the pretraining of an unfrozen backbone of the same initialisation
+    free = _tiny_like(init)
+    ssl_pretrain(free, images=images, epochs=1, seed=0, **HP)
+    for k, v in free.state_dict().items():
+        assert torch.equal(v, net.backbone.state_dict()[k]), k
+
+
+def _tiny_like(state):
+    net = create_backbone("small_cnn_s", width=4, depth=2)
+    net.load_state_dict(state)
+    return net
+
+
 def test_loss_decreases_over_a_few_epochs():
     model = ssl_pretrain(_tiny(), images=_images(64), epochs=8, seed=0, **HP)
     losses = model.ssl_pretrain_info["epoch_losses"]

@@ -169,6 +169,13 @@ def train_simclr(backbone: nn.Module, base: torch.Tensor, *, augment: BatchAugme
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     proj = projection_head(int(backbone.out_dim), hidden=proj_hidden, out_dim=proj_dim).to(device)
+    # the backbone learns here even when it comes out of a network that freezes it (an
+    # Experiment builds the backbone inside a HashingNetwork, whose frozen parameters do not
+    # require gradients: before this line such a pretraining trained the projection head only);
+    # the caller's flags are restored at the end
+    frozen = [p for p in backbone.parameters() if not p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(True)
     params = list(backbone.parameters()) + list(proj.parameters())
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     n = base.shape[0]
@@ -233,6 +240,8 @@ def train_simclr(backbone: nn.Module, base: torch.Tensor, *, augment: BatchAugme
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
         log.info("SimCLR epoch %d/%d: loss %.4f, %.0f s so far", epoch + 1, epochs, losses[-1], seconds)
     backbone.eval()
+    for p in frozen:
+        p.requires_grad_(False)
     if info is not None:
         info["seconds"], info["cpu_seconds"] = seconds, cpu_seconds
     return losses
@@ -295,8 +304,10 @@ def ssl_pretrain(backbone: nn.Module, *, images: torch.Tensor, image_size: int, 
                              precision=precision)
     backbone.cpu()
     key = cache_key(backbone, images, hparams)
-    path = os.path.join(cache_dir, f"ssl_{key[:32]}.pt") if cache_dir is not None else None
-    ckpt = os.path.join(cache_dir, f"ssl_{key[:32]}.ckpt") if cache_dir is not None and checkpoint else None
+    # "ssl2_": local caches written before pretraining trained the backbone of a frozen network
+    # (see train_simclr) are never read again; committed files are matched by their sidecars
+    path = os.path.join(cache_dir, f"ssl2_{key[:32]}.pt") if cache_dir is not None else None
+    ckpt = os.path.join(cache_dir, f"ssl2_{key[:32]}.ckpt") if cache_dir is not None and checkpoint else None
     backbone.to(device)
     # committed weights first: the same file on every machine (a local pretraining with the
     # same key may differ in the last bits on another CPU)
