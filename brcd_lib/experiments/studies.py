@@ -25,7 +25,8 @@ from ..training.parallel import resolve_workers, run_in_workers
 from . import plan
 from . import rows as rowlib
 from .columns import COLUMNS
-from .experiment import DegenerateTeacher, Experiment, ShallowNotAvailable
+from .experiment import (DegenerateTeacher, Experiment, ShallowNotAvailable, collapse_summary,
+                         held_student_collapses)
 from .runstore import TrainedRun
 
 log = logging.getLogger(__name__)
@@ -193,10 +194,14 @@ def _run_jobs(exp: Experiment, jobs: list[plan.Job], desc: str) -> list[dict]:
     job's extra fields."""
     prefetch_students(exp, [j.kwargs for j in jobs], desc=desc)
     rows = []
-    for job in tqdm(jobs, desc=desc, disable=not exp.progress):
-        for r in student_rows(exp, **job.kwargs):
-            r.update(job.fields)
-            rows.append(r)
+    with held_student_collapses():  # said once below, not run by run
+        for job in tqdm(jobs, desc=desc, disable=not exp.progress):
+            for r in student_rows(exp, **job.kwargs):
+                r.update(job.fields)
+                rows.append(r)
+    summary = collapse_summary(rows, grid=desc, profile=exp.profile, n_train=len(exp.splits.train))
+    if summary:
+        log.warning("%s", summary)
     return rows
 
 
