@@ -87,7 +87,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=float, default=2.0, help="seconds a cell may stay silent")
     p.add_argument("--cache", default=None, help="cache folder (default: a new, empty one)")
     p.add_argument("--kernel", default=None, help="Jupyter kernel (default: the notebook's)")
-    p.add_argument("--out", default=str(DEFAULT_OUT))
+    p.add_argument("--out-dir", default=str(DEFAULT_OUT))
     return p
 
 
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{Path(nb).name}: {time.perf_counter() - t0:.1f} s", flush=True)
     bad = [r for r in rows if silent(r, args.limit)]
     slow = sorted(rows, key=lambda r: -(r["first_output_s"] or r["wall_s"]))[:10]
-    out = Path(args.out)
+    out = Path(args.out_dir)
     lines = [f"# Seconds from a cell's start to its first output ({args.profile}, cold cache)", "",
              f"`python -m benchmarks.bench_first_output --profile {args.profile}` on "
              f"{machine_notes()}. A cell is silent when it runs longer than {args.limit:g} s "

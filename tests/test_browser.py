@@ -205,7 +205,7 @@ def _widget_errors(page) -> int:
 
 
 def _save(page) -> None:
-    page.locator(".jp-NotebookPanel .jp-Cell").first.click()
+    page.locator(".jp-NotebookPanel .jp-CodeCell").first.click()
     page.keyboard.press("Control+s")
     page.wait_for_function("() => !document.querySelector('.jp-mod-dirty')", timeout=TIMEOUT_MS)
 
@@ -276,11 +276,11 @@ def test_run_all_of_a_smoke_notebook_leaves_no_widget_error_after_a_reload(lab, 
     (root / "runall").mkdir(exist_ok=True)
     (root / "runall" / "04_main_results.ipynb").write_text(json.dumps(doc))
     page.goto(f"{url}/lab/tree/runall/04_main_results.ipynb?reset&token={token}")
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell .cm-content", timeout=TIMEOUT_MS)
+    page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell .cm-content", timeout=TIMEOUT_MS)
     _wait_for_idle_kernel(page)
     page.locator(".jp-NotebookPanel .jp-Cell").first.click()
-    page.locator("#jp-MainMenu").get_by_text("Run", exact=True).click()
-    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").click()
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
     last = doc["cells"][-1] if doc["cells"][-1]["cell_type"] == "code" else None
     n_code = sum(c["cell_type"] == "code" for c in doc["cells"])
     page.wait_for_function(  # every code cell has run: numbered prompts, none pending
@@ -312,7 +312,8 @@ def test_a_notebook_saved_in_lab_leaves_git_status_clean(lab, page):
     (clone / "notebooks").mkdir(parents=True)
     name = "01_data_protocols.ipynb"
     (clone / "notebooks" / name).write_bytes((REPO / "notebooks" / name).read_bytes())
-    (clone / ".gitattributes").write_bytes((REPO / ".gitattributes").read_bytes())
+    for kept in (".gitattributes", ".gitignore"):  # as a clone has them
+        (clone / kept).write_bytes((REPO / kept).read_bytes())
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
     for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "clone"]):
         subprocess.run(git + cmd, cwd=clone, check=True, capture_output=True)
@@ -322,7 +323,7 @@ def test_a_notebook_saved_in_lab_leaves_git_status_clean(lab, page):
         if line.startswith("git config"):
             subprocess.run(line, shell=True, cwd=clone, check=True)
     page.goto(f"{url}/lab/tree/clone/notebooks/{name}?reset&token={token}")
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell .cm-content", timeout=TIMEOUT_MS)
+    page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell .cm-content", timeout=TIMEOUT_MS)
     _wait_for_idle_kernel(page)
     page.wait_for_timeout(1000)
     _save(page)

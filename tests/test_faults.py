@@ -121,6 +121,15 @@ def fake_papermill(ctx: Ctx, *, fail: Exception | None = None) -> list[str]:
     return ran
 
 
+def fake_runs(ctx: Ctx) -> tuple[list[str], dict]:
+    """:func:`fake_papermill` over two scratch notebooks: the executed names and the keyword
+    arguments of ``reproduce.run`` (results root, notebook folder, cache folder)."""
+    ran = fake_papermill(ctx)
+    kw = dict(results_root=str(ctx.tmp / "r"), notebook_dir=str(notebook_dir(ctx.tmp)),
+              cache_dir=str(ctx.tmp / "c"))
+    return ran, kw
+
+
 def notebook_dir(tmp: Path, names=("01_a.ipynb", "02_b.ipynb")) -> Path:
     folder = tmp / "notebooks"
     folder.mkdir(exist_ok=True)
@@ -707,10 +716,7 @@ def _(ctx):
 def _(ctx):
     from brcd_lib.experiments import reproduce
 
-    ran = fake_papermill(ctx)
-    nbdir = notebook_dir(ctx.tmp)
-    kw = dict(results_root=str(ctx.tmp / "r"), notebook_dir=str(nbdir),
-              cache_dir=str(ctx.tmp / "c"))
+    ran, kw = fake_runs(ctx)
     reproduce.run("smoke", **kw)
     marker = next((ctx.tmp / "c" / "reproduce").glob("smoke-*.json"))
     marker.write_text("{garbage")
@@ -929,10 +935,7 @@ def _(ctx):
 def _(ctx):
     from brcd_lib.experiments import reproduce, runstore
 
-    ran = fake_papermill(ctx)
-    nbdir = notebook_dir(ctx.tmp)
-    kw = dict(results_root=str(ctx.tmp / "r"), notebook_dir=str(nbdir),
-              cache_dir=str(ctx.tmp / "c"))
+    ran, kw = fake_runs(ctx)
     reproduce.run("smoke", **kw)
     reproduce.run("smoke", **kw)
     assert ran == ["01_a.ipynb", "02_b.ipynb"]  # unchanged: skipped

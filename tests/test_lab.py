@@ -163,7 +163,8 @@ def _scratch_clone(tmp_path, configs: list[str]) -> Path:
     (repo / "notebooks").mkdir(parents=True)
     for nb in NOTEBOOKS:
         (repo / "notebooks" / nb.name).write_bytes(nb.read_bytes())
-    (repo / ".gitattributes").write_bytes((REPO / ".gitattributes").read_bytes())
+    for kept in (".gitattributes", ".gitignore"):
+        (repo / kept).write_bytes((REPO / kept).read_bytes())
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
     for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "clone"]):
         subprocess.run(git + cmd, cwd=repo, check=True, capture_output=True)

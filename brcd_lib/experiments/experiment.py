@@ -137,7 +137,9 @@ def collapse_summary(rows: list[dict], *, grid: str, profile: Profile,
             runs.append(key)
     if not runs:
         return None
-    names = [f"{v} {b} bits seed {s}" for v, b, s, _ in runs[:limit]]
+    teachers = len({t for *_, t in total}) > 1  # a grid over teacher seeds names them
+    names = [f"{v} {b} bits seed {s}" + (f" teacher seed {t}" if teachers else "")
+             for v, b, s, t in runs[:limit]]
     more = f" and {len(runs) - limit} more" if len(runs) > limit else ""
     head = (f"{grid}: {len(runs)} of {len(total)} student runs have collapsed codes (at least "
             f"half their bits take one value on >= 95% of the database items): "
