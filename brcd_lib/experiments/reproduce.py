@@ -75,8 +75,9 @@ def _sha(path: str) -> str:
     return h.hexdigest()[:16]
 
 
-# fields of a profile that do not change any result (how many processes train, the blurb)
-_NOT_RESULTS = ("workers", "description")
+# fields of a profile that change no result: how many processes train, the blurb, whether a
+# grid calls collapsed codes expected
+_NOT_RESULTS = ("workers", "description", "collapse_expected")
 
 
 def profile_settings(profile: str) -> dict:
@@ -613,7 +614,7 @@ def _refuse_same_folder(fresh: str, committed: str) -> None:
     else:
         return
     real = f" (real path {a})" if a != os.path.abspath(fresh) else ""
-    raise ValueError(f"--compare needs a scratch results root: the rerun folder {fresh}{real} "
+    raise ValueError(f"--compare needs a scratch --results-root: the rerun folder {fresh}{real} "
                      f"{relation} the committed results {b}, which a rerun would overwrite; pass "
                      "another folder, e.g. --results-root /tmp/rerun")
 
