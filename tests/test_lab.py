@@ -514,7 +514,8 @@ def test_report_has_contents_flags_missing_notebooks_and_links_only_what_exists(
             assert f"(#{anchor(title)})" in report and f'<a id="{anchor(title)}"></a>' in report
     assert "**Incomplete:**" in report and "--only 01 02 03" in report
     assert "01_data_protocols" in missing_notebooks(str(tmp_path))  # a figure is missing
-    assert "### data_label_distribution" not in report  # empty table left out
+    assert "### Images per class and split" not in report  # empty table left out
+    assert "### Split sizes" in report  # subheadings in words, not file names
     assert "| train | 10 | 10 |" in re.sub(r" +", " ", report)
     for target in re.findall(r"\]\(([^)#\s]+)\)", report):
         assert (tmp_path / target).exists(), target

@@ -2,7 +2,10 @@
 
 Each function returns a :class:`matplotlib.figure.Figure` built on the non-interactive Agg canvas
 (no pyplot state, no global backend switch, so nothing leaks between calls), with a title, labelled
-axes (with units) and a legend or colour-bar label. :func:`save_figure` writes a PNG atomically.
+axes (with units) and a legend or colour-bar label, :data:`FIG_WIDTH` inches wide like every figure
+of the kit. :func:`save_figure` writes a PNG atomically, :data:`FIGURE_WIDTH_PX` pixels wide and at
+most :data:`FIGURE_MAX_HEIGHT_PX` tall, so that JupyterLab and the reports show every figure at one
+scale and none taller than a laptop screen.
 """
 from __future__ import annotations
 
@@ -28,9 +31,17 @@ __all__ = [
 
 _DIVERGING = "RdBu_r"
 
+#: every figure of the kit is drawn this wide (inches) and at most this tall ...
+FIG_WIDTH = 7.6
+FIG_MAX_HEIGHT = 5.6
+#: ... and saved this wide (pixels: 7.6 in at 150 dpi, shown at 100 % in a JupyterLab cell of a
+#: 1280-px-wide window with the file browser closed) and at most this tall
+FIGURE_WIDTH_PX = 1140
+FIGURE_MAX_HEIGHT_PX = 840
 
-def _new_figure(width: float, height: float) -> tuple[Figure, object]:
-    fig = Figure(figsize=(width, height))
+
+def _new_figure(height: float, width: float = FIG_WIDTH) -> tuple[Figure, object]:
+    fig = Figure(figsize=(width, min(height, FIG_MAX_HEIGHT)))
     FigureCanvasAgg(fig)
     return fig, fig.add_subplot(1, 1, 1)
 
@@ -54,7 +65,7 @@ def plot_cluster_bit_means(frame: pd.DataFrame, *, title: str = "Per-cluster bit
     saturated cells are consistent bits, pale cells redundancy bits."""
     _require(frame, ["cluster", "bit", "mean"], "plot_cluster_bit_means")
     grid = frame.pivot(index="cluster", columns="bit", values="mean").sort_index()
-    fig, ax = _new_figure(max(4.0, 0.18 * grid.shape[1] + 2.0), max(2.5, 0.35 * grid.shape[0] + 1.5))
+    fig, ax = _new_figure(max(2.5, 0.3 * grid.shape[0] + 1.5))
     sns.heatmap(
         grid,
         ax=ax,
@@ -76,7 +87,7 @@ def plot_redundancy_vs_delta(
     """Line plot of the number of redundancy bits against delta, one line per cluster plus the
     mean over clusters, from :func:`~brcd_lib.analysis.redundancy.redundancy_vs_delta`."""
     _require(frame, ["cluster", "delta", "n_redundant_bits"], "plot_redundancy_vs_delta")
-    fig, ax = _new_figure(6.0, 4.0)
+    fig, ax = _new_figure(4.2)
     df = frame.copy()
     df["cluster"] = df["cluster"].astype(str)
     sns.lineplot(
@@ -88,7 +99,8 @@ def plot_redundancy_vs_delta(
     ax.set_xlabel("margin δ on |cluster bit mean| (unitless)")
     ax.set_ylabel("redundancy bits per cluster (bits)")
     ax.set_title(title)
-    ax.legend(title="cluster", fontsize="small", ncol=2)
+    ax.legend(title="cluster", fontsize="small", ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
     return fig
 
 
@@ -120,7 +132,7 @@ def plot_bit_balance(frame: pd.DataFrame, *, title: str = "Bit balance") -> Figu
     model, side by side."""
     _require(frame, ["bit", "p_plus"], "plot_bit_balance")
     n_models = frame["model"].nunique() if "model" in frame else 1
-    fig, ax = _new_figure(max(5.0, 0.12 * len(frame) + 4.0), 3.8)
+    fig, ax = _new_figure(3.8)
     _per_model_bars(ax, frame, y="p_plus", single_label="fraction of +1", mean_lines=False)
     ax.axhline(0.5, color="black", linestyle="--", linewidth=1.0, label="balanced (0.5)")
     ax.set_ylim(0.0, 1.0)
@@ -137,7 +149,7 @@ def plot_bit_correlation(matrix: pd.DataFrame, *, title: str = "Bit correlation"
     :func:`~brcd_lib.analysis.redundancy.bit_correlation`."""
     if not isinstance(matrix, pd.DataFrame) or matrix.shape[0] != matrix.shape[1] or matrix.empty:
         raise ValueError("plot_bit_correlation needs the square DataFrame of bit_correlation(codes)")
-    fig, ax = _new_figure(max(4.0, 0.12 * matrix.shape[0] + 3.0), max(3.5, 0.12 * matrix.shape[0] + 2.5))
+    fig, ax = _new_figure(5.4)
     sns.heatmap(
         matrix.astype(float),
         ax=ax,
@@ -160,7 +172,7 @@ def plot_bit_flip_rate(frame: pd.DataFrame, *, title: str = "Bit flips under aug
     colour and one mean line per model."""
     _require(frame, ["bit", "flip_rate"], "plot_bit_flip_rate")
     n_models = frame["model"].nunique() if "model" in frame else 1
-    fig, ax = _new_figure(max(5.0, 0.12 * len(frame) + 4.0), 3.8)
+    fig, ax = _new_figure(3.8)
     _per_model_bars(ax, frame, y="flip_rate", single_label="flip rate", mean_lines=True)
     ax.set_ylim(0.0, max(1e-3, float(np.max(frame["flip_rate"]))) * 1.1)
     ax.set_xlabel("bit index (position in the code)")
@@ -184,7 +196,7 @@ def plot_offset_rates(
     code length). One row per bar in ``frame``; rates come from
     :func:`~brcd_lib.analysis.redundancy.offset_positive_rate`."""
     _require(frame, [x, y] + ([hue] if hue else []), "plot_offset_rates")
-    fig, ax = _new_figure(max(5.0, 1.6 * frame[x].nunique() + 2.0), 4.2)
+    fig, ax = _new_figure(4.2)
     df = frame.copy()
     if hue:
         df[hue] = df[hue].astype(str)
@@ -214,7 +226,7 @@ def plot_elbow(frame: pd.DataFrame, *, title: str = "k-means elbow") -> Figure:
     """Inertia (left axis) and silhouette (right axis) against K, from
     :func:`~brcd_lib.distill.clustering.elbow_curve`."""
     _require(frame, ["k", "inertia", "silhouette"], "plot_elbow")
-    fig, ax = _new_figure(6.0, 4.0)
+    fig, ax = _new_figure(4.2)
     l1 = ax.plot(frame["k"], frame["inertia"], marker="o", color="tab:blue", label="inertia")
     ax.set_xlabel("number of clusters K")
     ax.set_ylabel("inertia (sum of squared distances, bits²)")
@@ -228,12 +240,36 @@ def plot_elbow(frame: pd.DataFrame, *, title: str = "k-means elbow") -> Figure:
     return fig
 
 
-def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 150) -> Path:
-    """Write ``fig`` as PNG (``dpi`` 150, ``bbox_inches="tight"``) to a temporary file in the target
-    folder, then rename it into place; returns the path."""
+def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int | None = None,
+                width_px: int = FIGURE_WIDTH_PX, max_height_px: int = FIGURE_MAX_HEIGHT_PX) -> Path:
+    """Write ``fig`` as PNG to a temporary file in the target folder, then rename it into place;
+    returns the path.
+
+    The image is cropped to the drawn content (plus 0.1 in) and written ``width_px`` pixels wide
+    (the resolution follows from the content's width; a figure drawn :data:`FIG_WIDTH` wide comes
+    out at about 150 dpi), white space added left and right where the content would otherwise be
+    taller than ``max_height_px``. ``dpi`` instead writes at that resolution, cropped, any size."""
+    from matplotlib.transforms import Bbox
+
     from ..io import atomic_open  # mode 0644 like every file the kit writes
 
     path = Path(path)
+    if dpi is not None:
+        with atomic_open(path, "wb") as f:
+            fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
+        return path
+    if not hasattr(fig.canvas, "get_renderer"):  # a bare Figure(): give it the Agg canvas
+        FigureCanvasAgg(fig)
+    fig.canvas.draw()  # lays the figure out, so the tight box is the one savefig would use
+    box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1)
+    width, height = box.width, box.height
+    aspect = max_height_px / width_px
+    if height > width * aspect:  # too tall for the width: widen the white margins
+        extra = (height / aspect - width) / 2
+        box = Bbox.from_extents(box.x0 - extra, box.y0, box.x1 + extra, box.y1)
+        width = box.width
+    # a pixel short of the target from rounding is avoided by aiming a hair above it
+    dpi_used = (width_px + 0.25) / width
     with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
+        fig.savefig(f, format="png", dpi=dpi_used, bbox_inches=box)
     return path

@@ -399,7 +399,7 @@ class Experiment:
         (``teacher_model``, ``teacher_seed``: default the profile's)."""
         bits = as_count(bits, "bits (code length)", minimum=1)
         seed = as_count(seed, "seed")
-        model = model or self.profile.student
+        model = self.profile.student_model(method, model)
         train = train or self.profile.student_train
         distill = self.distill_config(method, distill_kwargs, distill_weight)
         teacher = self.teacher(bits, model=teacher_model, seed=teacher_seed)
@@ -477,7 +477,7 @@ class Experiment:
         copies when the method needs them). Grids call it before they send runs to worker
         processes, so that two workers never build the same cache
         (:func:`brcd_lib.experiments.studies.prefetch_students`)."""
-        model = model or self.profile.student
+        model = self.profile.student_model(method, model)
         train = train or self.profile.student_train
         teacher = self.teacher(bits, model=teacher_model, seed=teacher_seed)
         net = self.build_network(model, bits, role="student", seed=seed)

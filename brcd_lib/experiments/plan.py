@@ -20,7 +20,7 @@ from .profiles import Profile
 
 __all__ = ["Job", "study_bits", "distill_kwargs", "main_jobs", "ablation_jobs", "sensitivity_jobs",
            "generality_models", "generality_jobs", "axis_backbone", "pair_models", "pair_jobs",
-           "teacher_seed_jobs", "upstream_jobs",
+           "teacher_seed_jobs", "upstream_jobs", "ladder_models", "ladder_jobs",
            "analysis_jobs", "all_jobs"]
 
 
@@ -167,6 +167,37 @@ def pair_jobs(profile: Profile, *, seeds=None, bits: int | None = None) -> list[
             for p in pair_models(profile) for method in profile.pair_methods for seed in seeds]
 
 
+def ladder_models(profile: Profile) -> list[dict[str, Any]]:
+    """The capacity ladder (notebook 06): the profile's student head on each of
+    ``Profile.ladder_backbones`` (student backbones of increasing strength, weakest first), all
+    under the profile's one teacher. Returns dicts ``rung`` (0, 1, ...), ``student`` (a label:
+    the backbone name and its width) and ``student_model``; a rung equal to the profile's own
+    student is that very model (its runs are the main grid's)."""
+    out = []
+    for rung, bb in enumerate(profile.ladder_backbones):
+        model = (profile.student if bb == profile.student.backbone
+                 else dataclasses.replace(profile.student, backbone=bb))
+        out.append({"rung": rung, "student": backbone_label(bb), "student_model": model})
+    return out
+
+
+def backbone_label(bb: BackboneConfig) -> str:
+    """``small_cnn_s (width 8)``: a backbone's name and the size keyword that tells rungs apart."""
+    size = ", ".join(f"{k} {v}" for k, v in sorted(bb.kwargs.items()) if k in ("width", "depth"))
+    return f"{bb.name} ({size})" if size else bb.name
+
+
+def ladder_jobs(profile: Profile, *, seeds=None, bits: int | None = None) -> list[Job]:
+    """Notebook 06's capacity ladder: ``Profile.ladder_methods`` on every rung of
+    :func:`ladder_models` with ``Profile.ladder_seeds`` (default: the focus seeds), at the study
+    code length."""
+    seeds = seeds or profile.ladder_seeds or profile.focus_seeds or profile.seeds
+    bits = bits or study_bits(profile)
+    return [Job(dict(bits=bits, method=method, seed=seed, model=r["student_model"]),
+                dict(rung=r["rung"], student_backbone=r["student"]))
+            for r in ladder_models(profile) for method in profile.ladder_methods for seed in seeds]
+
+
 def teacher_seed_jobs(profile: Profile, *, teacher_seeds=None, seeds=None, bits: int | None = None,
                       methods=("none", "kd", "brcd")) -> list[Job]:
     """Notebook 04: the no-KD / KD / BRCD comparison under each of ``Profile.teacher_seeds``."""
@@ -201,5 +232,6 @@ def all_jobs(profile: Profile) -> dict[str, list[Job]]:
     return {"main": main_jobs(profile), "teacher_seeds": teacher_seed_jobs(profile),
             "upstream_baselines": upstream_jobs(profile), "ablations": ablation_jobs(profile),
             "generality": generality_jobs(profile), "pairs": pair_jobs(profile),
+            "ladder": ladder_jobs(profile),
             "sensitivity": sensitivity_jobs(profile),
             "analysis": analysis_jobs(profile)}

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ..models.pretrain import export_pretrained, tensor_fingerprint
     from .experiment import Experiment
-    from .plan import pair_models
+    from .plan import ladder_models, pair_models
     from .profiles import get_profile
 
     args = get_args_parser().parse_args(argv)
@@ -60,12 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     models = [(role, getattr(profile, role)) for role in args.roles]
     models += [(m_role, p[f"{m_role}_model"]) for p in pair_models(profile)  # backbone pairs
                for m_role in args.roles if p[m_role] != getattr(profile, m_role).backbone.name]
+    if "student" in args.roles:  # the capacity ladder's student backbones
+        models += [("student", r["student_model"]) for r in ladder_models(profile)]
     done = set()
     for role, model in models:
         bb = model.backbone
-        if (role, bb.name) in done:
+        if (role, bb.name, repr(sorted(bb.kwargs.items()))) in done:
             continue
-        done.add((role, bb.name))
+        done.add((role, bb.name, repr(sorted(bb.kwargs.items()))))
         if bb.committed_weights:
             print(f"[skip] {role}: profile {profile.name} loads the committed weights "
                   f"{bb.committed_weights} (made by another profile's pretraining)")

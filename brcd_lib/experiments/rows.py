@@ -7,20 +7,38 @@ and a ``status`` other than ``"ok"``. Tables and figures are pivots of these row
 Extra per-run values a distiller reports (``record["extra"]``, e.g. BRCD's kept-bit fraction)
 become ``extra_<name>`` columns; registered metric columns (:mod:`brcd_lib.experiments.columns`)
 become columns of their own name. ``warnings`` holds the run record's warnings (collapsed codes,
-code of unknown origin, a rebuilt record; "" when none).
+code of unknown origin, a rebuilt record; "" when none). A trained run's rows also say how long it
+trained (:data:`TRAINING_COLUMNS`): the epoch of the checkpoint the row evaluates (``best_epoch``,
+per paradigm), the epochs it ran (``epochs_run``) and its cap (``max_epochs``), from which the
+report computes how many runs converged before their budget bound.
 """
 from __future__ import annotations
 
 import math
 from typing import Any
 
-__all__ = ["ROW_COLUMNS", "PROVENANCE_COLUMNS", "metric_name", "run_rows", "failed_rows",
+__all__ = ["ROW_COLUMNS", "PROVENANCE_COLUMNS", "TRAINING_COLUMNS", "training_fields", "metric_name", "run_rows", "failed_rows",
            "reference_rows_of"]
 
 PROVENANCE_COLUMNS = ("config_hash", "split_hash", "commit", "versions", "device", "timestamp",
                       "wall_s")
 ROW_COLUMNS = ("dataset", "profile", "method", "variant", "bits", "paradigm", "seed",
                "teacher_seed", "metric", "value", "status") + PROVENANCE_COLUMNS
+
+
+TRAINING_COLUMNS = ("best_epoch", "epochs_run", "max_epochs")
+
+
+def training_fields(record: dict, paradigm: str) -> dict[str, Any]:
+    """How long the run of ``record`` trained, for its row of ``paradigm``: the best (selected)
+    epoch of that paradigm (a teacher has one, the symmetric), the epochs it ran and the cap
+    (``TrainConfig.epochs``); None where the record does not say."""
+    best = record.get("best_epoch") or {}
+    chosen = best.get(paradigm, best.get("symmetric"))
+    cap = (record.get("train") or {}).get("epochs")
+    return {"best_epoch": None if chosen is None else int(chosen),
+            "epochs_run": None if record.get("epochs_run") is None else int(record["epochs_run"]),
+            "max_epochs": None if cap is None else int(cap)}
 
 
 def metric_name(top_k: int | None) -> str:
@@ -55,6 +73,7 @@ def run_rows(record: dict, *, method: str, variant: str | None = None,
         # what the run store or the code check found (collapsed codes, unknown code, rebuilt
         # record): shown by the report; "" when nothing
         row["warnings"] = "; ".join(record.get("warnings") or [])
+        row.update(training_fields(record, paradigm))
         row.update((columns or {}).get(paradigm, {}))
         rows.append(row)
     return rows

@@ -258,6 +258,39 @@ def pair_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> pd.Dat
     return pd.DataFrame(rows + _run_jobs(exp, jobs, "backbone pairs"))
 
 
+def ladder_grid(exp: Experiment, *, seeds=None, bits: int | None = None) -> pd.DataFrame:
+    """The capacity ladder: ``Profile.ladder_methods`` on student backbones of increasing
+    strength under the profile's teacher, at the study code length; rows carry ``rung`` and
+    ``student_backbone``, and the teacher's rows (``rung`` None). Empty when the profile lists
+    no ladder."""
+    if not exp.profile.ladder_backbones:
+        return pd.DataFrame(columns=list(rowlib.ROW_COLUMNS))
+    bits = bits or study_bits(exp)
+    rows = []
+    for r in teacher_rows(exp, exp.teacher(bits)):
+        r.update(rung=None, student_backbone="(teacher)")
+        rows.append(r)
+    jobs = plan.ladder_jobs(exp.profile, seeds=seeds, bits=bits)
+    return pd.DataFrame(rows + _run_jobs(exp, jobs, "capacity ladder"))
+
+
+def learning_curve_records(exp: Experiment, *, methods=("none", "kd", "brcd"),
+                           bits: int | None = None, seeds=None) -> list[tuple[str, dict]]:
+    """``(method, run record)`` of the main grid's runs of ``methods`` at ``bits`` (default: the
+    study code length) and their seeds: their records hold the validation history
+    (:func:`brcd_lib.reporting.convergence.learning_curves`). The runs are the main grid's, so
+    they are loaded from the run store."""
+    bits = bits or study_bits(exp)
+    out = []
+    for method in methods:
+        for seed in seeds or exp.profile.method_seeds(method):
+            try:
+                out.append((method, exp.student(bits, method=method, seed=seed).record))
+            except (TrainingDiverged, DegenerateTeacher) as err:
+                log.warning("%s", err)
+    return out
+
+
 def pair_networks(exp: Experiment, *, bits: int | None = None) -> dict[str, torch.nn.Module]:
     """The pairs study's networks at the study code length, by backbone name (each teacher and
     each student once; pretrained backbones, freshly initialised heads: for parameter counts

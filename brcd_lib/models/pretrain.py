@@ -484,7 +484,8 @@ def load_committed_file(backbone: nn.Module, name: str, folders) -> dict[str, An
     without ``.pt``) from the first of ``folders`` that holds it into ``backbone``: weights made by
     another profile's pretraining, transferred like the paper's ImageNet weights. The file's bytes
     must match its sidecar's SHA-256 and the sidecar's backbone (name and keyword arguments) must
-    be ``backbone``'s; anything else is a clear error naming the file and the fix. Returns the
+    be ``backbone``'s (up to the options that add no parameters, such as the CPU backbones'
+    ``pool_grid``); anything else is a clear error naming the file and the fix. Returns the
     sidecar (``backbone.ssl_pretrain_info`` records it)."""
     stem = name[:-3] if name.endswith(".pt") else name
     tried = []
@@ -511,7 +512,14 @@ def load_committed_file(backbone: nn.Module, name: str, folders) -> dict[str, An
         want = {"name": getattr(backbone, "name", None),
                 "kwargs": dict(getattr(backbone, "spec", {}).get("kwargs", {}))}
         have = side.get("backbone") or {}
-        if have.get("name") != want["name"] or dict(have.get("kwargs") or {}) != want["kwargs"]:
+        # options that add no parameters (a pooling grid) may differ: the weights are the same
+        free = tuple(getattr(backbone, "parameter_free_options", ()))
+
+        def structural(kwargs: dict) -> dict:
+            return {k: v for k, v in kwargs.items() if k not in free}
+
+        if have.get("name") != want["name"] or \
+                structural(dict(have.get("kwargs") or {})) != structural(want["kwargs"]):
             raise ValueError(f"committed weights {stem} hold backbone {have.get('name')} "
                              f"{have.get('kwargs') or {}}, not {want['name']} {want['kwargs']}: "
                              "name a weight file of this backbone (BackboneConfig.committed_weights)")

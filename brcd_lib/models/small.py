@@ -51,6 +51,12 @@ def _check_images(x: torch.Tensor, in_channels: int, who: str) -> None:
         raise ValueError(f"{who} expects images (B, {in_channels}, H, W), got shape {tuple(x.shape)}")
 
 
+# options of the CPU backbones that add no parameters (the pooling grid after the last stage): a
+# weight file made with one value loads into a backbone built with another
+# (:func:`brcd_lib.models.pretrain.load_committed_file`; the file's name says where it came from)
+PARAMETER_FREE_OPTIONS = ("pool_grid",)
+
+
 class SmallCNN(nn.Module):
     """A VGG-style conv net: ``depth`` stages of ``convs_per_stage`` x (conv3x3 - BN - ReLU),
     stage ``i`` with ``width * 2**i`` channels, 2x2 max-pooling (ceil mode) between stages, then
@@ -68,6 +74,7 @@ class SmallCNN(nn.Module):
         _positive_int("in_channels", in_channels)
         self.in_channels = in_channels
         self.family = family
+        self.parameter_free_options = PARAMETER_FREE_OPTIONS
         layers: list[nn.Module] = []
         c_in = in_channels
         for stage in range(depth):
@@ -129,6 +136,7 @@ class SmallResNet(nn.Module):
         _positive_int("pool_grid", pool_grid)
         _positive_int("in_channels", in_channels)
         self.in_channels, self.family = in_channels, family
+        self.parameter_free_options = PARAMETER_FREE_OPTIONS
         self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False),
                                   nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
         stages: list[nn.Module] = []

@@ -209,7 +209,10 @@ DEPARTURES: tuple[Departure, ...] = (
             "unsupervised, like BRCD",
         why="unsupervised hashing uses no labels in training",
         switch='`negatives="class"` (needs `DistillContext.train_labels`)',
-        effect=NOT_MEASURED,
+        effect="measured by notebook 04's upstream-baselines study: class-based minus uniform "
+               "negatives for CRD, CRCD and PACKD, per paradigm, paired by seed "
+               "(`results/<profile>/tables/upstream_baselines_paired_differences.md`; each "
+               "profile's report quotes its numbers)",
         docs="docs/baselines.md"),
     Departure(
         key="sp_on_codes", area="baselines",

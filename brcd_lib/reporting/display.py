@@ -135,6 +135,56 @@ def table_markdown(frame: pd.DataFrame) -> str:
                                            colalign=align or None)
 
 
+#: the widest Markdown table the report writes, in characters of its widest row (about 850 px in
+#: JupyterLab's Markdown preview at its default font): wider tables are split by columns
+REPORT_TABLE_CHARS = 130
+
+
+def _width(markdown: str) -> int:
+    return max((len(line) for line in markdown.splitlines()), default=0)
+
+
+def fit_markdown(frame: pd.DataFrame, *, max_chars: int = REPORT_TABLE_CHARS,
+                 keys: int = 1) -> str:
+    """:func:`table_markdown` of ``frame``, split by columns into several tables when one would
+    be wider than ``max_chars``: each part repeats the first ``keys`` columns (the row labels)
+    and holds as many further columns as fit (at least one), keeping columns that share a
+    ``"a / ..."`` prefix (e.g. one paradigm) together where they fit."""
+    flat = flat_frame(frame)
+    columns = list(flat.columns)
+
+    def width(cols: list[str]) -> int:
+        return _width(table_markdown(flat.iloc[:, [columns.index(c) for c in cols]]))
+
+    if len(columns) <= keys + 1 or _width(table_markdown(frame)) <= max_chars:
+        return table_markdown(frame)
+    head, rest = columns[:keys], columns[keys:]
+    groups: list[list[str]] = []
+    for col in rest:  # consecutive columns with the same "a / " prefix form a group
+        prefix = col.split(" / ")[0] if " / " in col else None
+        if groups and prefix is not None and " / " in groups[-1][0] \
+                and groups[-1][0].split(" / ")[0] == prefix:
+            groups[-1].append(col)
+        else:
+            groups.append([col])
+    parts, current = [], []
+    for group in groups:
+        if current and width(head + current + group) > max_chars:
+            parts.append(current)
+            current = []
+        for col in group:  # a group wider than the page is cut column by column
+            if current and width(head + current + [col]) > max_chars:
+                parts.append(current)
+                current = []
+            current.append(col)
+    parts.append(current)
+    tables = []
+    for i, part in enumerate(parts):
+        table = table_markdown(flat.iloc[:, [columns.index(c) for c in head + part]])
+        tables.append(table if i == 0 else f"(continued: {', '.join(part)})\n\n{table}")
+    return "\n\n".join(tables)
+
+
 def table_text(frame: pd.DataFrame) -> str:
     return format_frame(frame).to_string(index=False)
 

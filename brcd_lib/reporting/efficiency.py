@@ -14,6 +14,7 @@ import torch
 
 from ..models.complexity import count_flops, count_parameters
 from ..provenance import device_description
+from .figures import seed_summary
 
 
 @torch.inference_mode()
@@ -53,4 +54,23 @@ def efficiency_table(nets: dict[str, torch.nn.Module], *, image_size: int, devic
             row[f"throughput_img_s_b{b}"] = b / sec
         row["device"] = device_description(device)
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def tradeoff_frame(*, teacher: tuple[str, float, float], students: dict[str, list[float]],
+                   student_latency_ms: float) -> pd.DataFrame:
+    """The points of the mAP-vs-latency figure: the teacher (name, batch-1 latency in ms, test
+    mAP of its one run) and each student (label -> its test mAP over seeds, all at
+    ``student_latency_ms``), as the mean over seeds with the 95 % t-interval half-width
+    (``half``) and the seed count (``n``). Columns: model, latency_ms, map, half, n."""
+    rows = [{"model": teacher[0], "latency_ms": float(teacher[1]), "map": float(teacher[2]),
+             "half": 0.0, "n": 1}]
+    for label, values in students.items():
+        values = [float(v) for v in values if v is not None]
+        if not values:
+            raise ValueError(f"no test mAP for {label!r}: the student runs of its seeds are "
+                             "missing (run notebook 04 first)")
+        s = seed_summary(pd.DataFrame({"k": label, "value": values}), ["k"]).iloc[0]
+        rows.append({"model": label, "latency_ms": float(student_latency_ms),
+                     "map": float(s["mean"]), "half": float(s["half"]), "n": int(s["n"])})
     return pd.DataFrame(rows)

@@ -52,9 +52,11 @@ class Outputs:
         write_frame(frame, os.path.join(self.tables, f"{name}_rows.csv"), markdown=False)
         return frame
 
-    def figure(self, fig, name: str, *, dpi: int = 150) -> SavedFigure:
-        """Save ``fig`` as ``figures/<name>.png`` (atomically); returns the saved figure, which
-        displays as the PNG file (the last line of a cell, or ``display(...)`` in a loop)."""
+    def figure(self, fig, name: str, *, dpi: int | None = None) -> SavedFigure:
+        """Save ``fig`` as ``figures/<name>.png`` (atomically), at the kit's one figure width
+        (:func:`brcd_lib.analysis.plots.save_figure`; ``dpi``: that resolution instead, any
+        size); returns the saved figure, which displays as the PNG file (the last line of a
+        cell, or ``display(...)`` in a loop)."""
         path = os.path.join(self.figures, f"{name}.png")
         save_figure(fig, path, dpi=dpi)
         pyplot = sys.modules.get("matplotlib.pyplot")

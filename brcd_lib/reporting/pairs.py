@@ -7,7 +7,7 @@ import pandas as pd
 from .stats import paired_against
 from .tables import flatten_columns, mean_std_table
 
-__all__ = ["pairs_table", "pairs_paired_differences"]
+__all__ = ["pairs_table", "pairs_paired_differences", "pair_references"]
 
 INDEX = ["axis", "teacher_backbone", "student_backbone", "method"]
 
@@ -38,3 +38,28 @@ def pairs_paired_differences(rows: pd.DataFrame) -> pd.DataFrame:
     return paired_against(ok, column="method", reference="brcd", others=["kd", "none"],
                           pair_on=["seed"], by=("teacher_backbone", "student_backbone", "paradigm"),
                           label=lambda m: {"kd": "KD", "none": "Student (no KD)"}[m])
+
+
+def pair_references(rows: pd.DataFrame, lsh: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Reference lines for the pairs figure: each pair's teacher (its own row of the figure,
+    "teacher → student" as in the notebook's ``pair`` column) in both paradigms, and LSH on raw
+    pixels (``lsh``: rows with ``method == "LSH"`` at the pairs' code length; symmetric only) across
+    the whole panel. Columns: paradigm, label, value, category (None for LSH)."""
+    ok = rows[rows["status"] == "ok"] if "status" in rows else rows
+    teachers = ok[ok["method"] == "teacher"].groupby(["teacher_backbone", "paradigm"])["value"].mean()
+    students = ok[ok["method"] != "teacher"][["teacher_backbone", "student_backbone"]].drop_duplicates()
+    out = []
+    for _, pair in students.iterrows():
+        for paradigm in ("symmetric", "asymmetric"):
+            key = (pair["teacher_backbone"], paradigm)
+            if key in teachers.index:
+                out.append({"paradigm": paradigm, "label": f"teacher ({pair['teacher_backbone']})",
+                            "value": float(teachers[key]),
+                            "category": f"{pair['teacher_backbone']} → {pair['student_backbone']}"})
+    if lsh is not None and len(lsh):
+        bits = set(ok["bits"].dropna().astype(int))
+        at = lsh[(lsh["method"] == "LSH") & lsh["bits"].astype(int).isin(bits)]
+        if len(at):
+            out.append({"paradigm": "symmetric", "label": "LSH on raw pixels",
+                        "value": float(at["value"].mean()), "category": None})
+    return pd.DataFrame(out, columns=["paradigm", "label", "value", "category"])

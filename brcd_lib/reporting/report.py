@@ -17,8 +17,11 @@ import pandas as pd
 
 from ..experiments import plan
 from ..io import atomic_write_text
-from .display import table_markdown
-from .findings import CLAIMS_TITLE, FINDINGS_TITLE, claims_markdown, findings_markdown, load_rows
+from .convergence import CAP_SHARE, TARGET_SHARE, convergence_table
+from .display import fit_markdown
+from .findings import (CLAIMS_TITLE, FINDINGS_TITLE, claims_frames, claims_markdown,
+                       findings_markdown, load_rows)
+from .tables import write_frame
 
 # paper artefact -> (notebook, table stems, figure stems)
 MANIFEST = [
@@ -31,12 +34,14 @@ MANIFEST = [
     ("Main table (all methods, both paradigms)", "04_main_results",
      ["main_table", "main_paired_differences", "teacher_seeds_table",
       "teacher_seeds_paired_differences", "upstream_baselines_table",
-      "upstream_baselines_paired_differences"], ["main_results", "main_paired_differences"]),
+      "upstream_baselines_paired_differences"],
+     ["main_results", "main_paired_differences", "learning_curves"]),
     ("Ablation table", "05_ablations",
      ["ablation_table", "ablation_paired_differences", "ablation_kept_bit_fraction"],
      ["ablations", "ablation_paired_differences"]),
     ("Generality (hashing models, backbones)", "06_generality",
-     ["generality_table", "pairs_table", "pairs_paired_differences"], ["generality", "pairs"]),
+     ["generality_table", "pairs_table", "pairs_paired_differences", "ladder_table"],
+     ["generality", "pairs", "ladder"]),
     ("Bit-level redundancy analysis, offset positives", "07_bit_redundancy",
      ["offset_positive_rates"], ["cluster_bit_means", "redundancy_vs_delta", "offset_positive_rates",
                                  "bit_flip_rates", "bit_balance", "bit_correlation_teacher",
@@ -49,14 +54,115 @@ MANIFEST = [
      ["tsne_codes", "pr_curves", "precision_at_k", "case_study"]),
 ]
 
+SEED_SD = "mean ± seed standard deviation over the seeds of each cell (not an interval)"
+RAW_CI = ("mean paired difference over n units (seeds; teacher seeds where named) with its raw "
+          "95 % t-interval (low, high), not adjusted for the number of lines: the claims section "
+          "adjusts")
+FIG_CI = "error bars: 95 % t-interval of the mean over seeds (the title gives the count)"
+
+#: stem -> (title in words, caption): the report's subheadings and what each table or figure
+#: shows, with what its ± or its error bars are
+TITLES = {
+    # tables
+    "data_splits": ("Split sizes", "images per split: expected by the protocol and observed"),
+    "data_label_distribution": ("Images per class and split",
+                                "count of images carrying each class (a multi-label image counts "
+                                "once per class)"),
+    "teachers": ("Teacher and shallow reference rows",
+                 "test mAP@K of the teacher and of LSH / ITQ on raw pixels (one run each)"),
+    "kmeans_elbow": ("k-means on the teacher's codes", "inertia and silhouette against K"),
+    "mask_overview": ("Bit masks: overview", "kept bits per rule, cluster purity"),
+    "mask_statistics": ("Bit masks per cluster", "kept bits and kept fraction per cluster"),
+    "main_table": ("Main table", f"test mAP@K, {SEED_SD}; bold = best student per column"),
+    "main_paired_differences": ("BRCD minus each method, per code length and pooled",
+                                RAW_CI + "; pooled lines: per-seed means over the code lengths"),
+    "teacher_seeds_table": ("Teacher seeds: BRCD, KD and no KD under each teacher",
+                            f"test mAP@K per teacher seed, {SEED_SD} (student seeds)"),
+    "teacher_seeds_paired_differences": ("Teacher seeds: BRCD minus KD and minus no KD",
+                                         RAW_CI + "; unit: the teacher seed (mean over its "
+                                                  "student seeds)"),
+    "upstream_baselines_table": ("Contrastive baselines with class-based negatives",
+                                 f"test mAP@K, {SEED_SD}"),
+    "upstream_baselines_paired_differences": ("Class-based minus uniform negatives", RAW_CI),
+    "ablation_table": ("Ablations", f"test mAP@K, {SEED_SD}"),
+    "ablation_paired_differences": ("BRCD minus each ablation", RAW_CI),
+    "ablation_kept_bit_fraction": ("Kept-bit fraction per ablation variant",
+                                   "mean fraction of bits the masks keep"),
+    "generality_table": ("Hashing models", f"test mAP@K, {SEED_SD}"),
+    "pairs_table": ("Backbone pairs", f"test mAP@K, {SEED_SD}; parameters and batch-1 latency"),
+    "pairs_paired_differences": ("Backbone pairs: BRCD minus KD and minus no KD", RAW_CI),
+    "ladder_table": ("Capacity ladder: BRCD against the teacher - student gap",
+                     "test mAP@K, mean over seeds; BRCD - KD and the share of the teacher - no-KD "
+                     "gap BRCD closes, each with its raw 95 % paired t-interval over seeds"),
+    "convergence": ("Did the runs converge?",
+                    "trained runs (each once), those whose best epoch came before 80 % of their "
+                    "epoch cap, and their median best epoch and epochs run"),
+    "offset_positive_rates": ("Offset positives", "share of augmented views whose teacher code "
+                                                  "moves to another cluster"),
+    "sensitivity_table": ("Sensitivity to alpha, delta and K",
+                          "test mAP@K: mean and std = seed standard deviation over the seeds"),
+    "efficiency_profile_models": ("Efficiency of the profile's models",
+                                  "parameters, multiply-adds, latency and throughput on this CPU"),
+    "efficiency_paper_backbones": ("Efficiency of the paper's backbones",
+                                   "parameters (hash heads included), FLOPs and latency on this CPU"),
+    "precision_radius2": ("Precision within Hamming radius 2",
+                          "one seed of each student (the qualitative notebook's runs)"),
+    # figures
+    "data_samples": ("Sample images", "the first images of each class"),
+    "teacher_training_curves": ("Teacher training curves", "validation mAP@K per epoch"),
+    "mask_kept_bits": ("Kept bits per cluster", "count of consistent bits per cluster and rule"),
+    "main_results": ("Students per method", "test mAP@K, mean over seeds; " + FIG_CI),
+    "ablations": ("Ablations per variant", "test mAP@K, mean over seeds; " + FIG_CI),
+    "generality": ("Hashing models per method", "test mAP@K, mean over seeds; " + FIG_CI
+                   + "; hollow markers: cells with collapsed runs"),
+    "pairs": ("Backbone pairs per method", "test mAP@K, mean over seeds; " + FIG_CI
+              + "; teacher and LSH as reference lines"),
+    "ladder": ("Capacity ladder", "BRCD - KD and the share of the gap BRCD closes against the "
+                                  "teacher - no-KD gap of each student backbone; error bars: 95 % "
+                                  "paired t-intervals over seeds"),
+    "learning_curves": ("Learning curves", "validation mAP@K of no KD, KD and BRCD at the study "
+                                          "code length, one line per seed; dot = the kept epoch"),
+    "cluster_bit_means": ("Per-cluster bit means", "mean of each teacher bit per cluster"),
+    "redundancy_vs_delta": ("Redundancy bits against delta", "redundancy bits per cluster"),
+    "bit_flip_rates": ("Bit flips under augmentation", "per-bit flip rate, one seed"),
+    "bit_balance": ("Bit balance", "fraction of +1 per bit on the database, one seed"),
+    "bit_correlation_teacher": ("Bit correlation: teacher", "Pearson correlation between bits"),
+    "bit_correlation_student_no_KD": ("Bit correlation: student without KD",
+                                      "Pearson correlation between bits, one seed"),
+    "bit_correlation_student_BRCD": ("Bit correlation: BRCD student",
+                                     "Pearson correlation between bits, one seed"),
+    "sensitivity": ("Sensitivity curves", "test mAP@K, mean over seeds; " + FIG_CI),
+    "map_vs_latency": ("mAP against query latency",
+                       "students: mean over seeds with 95 % t-intervals; teacher: one run"),
+    "tsne_codes": ("t-SNE of the codes", "one seed; colour = class (multi-label: the rarest "
+                                         "class of the item)"),
+    "pr_curves": ("Precision-recall curves", "one seed; precision over the queries that "
+                                             "retrieve at least one item"),
+    "precision_at_k": ("Precision at K", "one seed"),
+    "case_study": ("Retrieval case study", "top 10 of a few test queries; green = relevant"),
+}
+
+
+def title_of(stem: str) -> str:
+    """The words a report subheading uses for a table or figure stem (the stem's words where the
+    stem has no title)."""
+    return TITLES.get(stem, (stem.replace("_", " ").capitalize(), ""))[0]
+
+
+def caption_of(stem: str) -> str:
+    """What a table or figure shows, with what its ± or error bars are ("" where not titled)."""
+    return TITLES.get(stem, ("", ""))[1]
+
+
 #: tables and figures a notebook writes only in some profiles (09 measures the paper backbones
 #: off `smoke`; 05's kept-bit fractions need a method that reports them; 04's teacher-seed grid
 #: needs `teacher_seeds`; 06's backbone pairs need `student_backbones` / `teacher_backbones`).
 #: Without a profile every one of them is optional; :func:`optional_outputs` narrows the set to
 #: what the profile does not run.
 OPTIONAL_TABLES = {"efficiency_paper_backbones", "ablation_kept_bit_fraction", "teacher_seeds_table",
-                   "teacher_seeds_paired_differences", "pairs_table", "pairs_paired_differences"}
-OPTIONAL_FIGURES = {"pairs"}
+                   "teacher_seeds_paired_differences", "pairs_table", "pairs_paired_differences",
+                   "ladder_table"}
+OPTIONAL_FIGURES = {"pairs", "ladder"}
 
 
 def optional_outputs(profile=None) -> tuple[set[str], set[str]]:
@@ -73,6 +179,9 @@ def optional_outputs(profile=None) -> tuple[set[str], set[str]]:
     if plan.pair_models(profile):
         tables -= {"pairs_table", "pairs_paired_differences"}
         figures -= {"pairs"}
+    if plan.ladder_models(profile):
+        tables -= {"ladder_table"}
+        figures -= {"ladder"}
     return tables, figures
 
 
@@ -145,6 +254,68 @@ def missing_notebooks(root: str, profile=None) -> list[str]:
     return list(table.loc[table["state"] != "ok", "notebook"])
 
 
+def _key_columns(frame: pd.DataFrame) -> int:
+    """How many leading text columns label a table's rows (repeated when it is split)."""
+    keys = 0
+    for col in frame.columns:
+        if frame[col].dtype == object and keys < 3 and not frame[col].astype(str).str.contains("±").any():
+            keys += 1
+        else:
+            break
+    return max(1, keys)
+
+
+CLAIMS_TABLES = {"claims": "claims", "overall": "claims_overall", "premise": "claims_premise",
+                 "key_lines": "claims_key_lines"}
+
+
+def write_claims_tables(root: str, *, rows=None) -> dict[str, pd.DataFrame]:
+    """Compute the claims of ``root`` and write them as ``tables/claims.csv`` (one row per line),
+    ``claims_overall.csv``, ``claims_premise.csv`` and ``claims_key_lines.csv`` (with Markdown
+    copies); returns the tables as read back from those files, which the report renders."""
+    frames = claims_frames(root, rows=rows)
+    out = {}
+    for key, stem in CLAIMS_TABLES.items():
+        path = os.path.join(root, "tables", f"{stem}.csv")
+        write_frame(frames[key], path)
+        try:
+            back = pd.read_csv(path, dtype={"code_length": str})
+        except pd.errors.EmptyDataError:
+            back = frames[key]
+        out[key] = back
+    return out
+
+
+def write_convergence_table(root: str, *, rows) -> pd.DataFrame:
+    """``tables/convergence.csv`` (and Markdown): per study and role, and over all studies, the
+    trained runs whose best epoch came before 80 % of their cap
+    (:func:`brcd_lib.reporting.convergence.convergence_table`); returns it as read back."""
+    frame = convergence_table(rows)
+    path = os.path.join(root, "tables", "convergence.csv")
+    write_frame(frame, path)
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return frame
+
+
+def _convergence_markdown(frame: pd.DataFrame) -> list[str]:
+    if frame.empty:
+        return ["No trained run of this folder records its epochs (rows written before the "
+                "`best_epoch` / `max_epochs` columns existed).", ""]
+    every = frame[(frame["study"] == "all studies") & (frame["role"] == "all")]
+    lines = []
+    if len(every):
+        r = every.iloc[0]
+        met = "met" if r["share"] >= TARGET_SHARE else "not met"
+        lines += [f"{int(r['inside'])} of {int(r['runs'])} trained runs ({100 * r['share']:.1f} %) "
+                  f"kept a best epoch before {int(100 * CAP_SHARE)} % of their epoch cap "
+                  f"(target: at least {int(100 * TARGET_SHARE)} %: {met}).", ""]
+    lines += [f"*{caption_of('convergence')}* (`tables/convergence.csv`)", "",
+              fit_markdown(frame, keys=2), ""]
+    return lines
+
+
 def write_profile_report(root: str, *, profile) -> str:
     """Write ``<root>/README.md`` and return its path; raises :class:`NothingToReport` when no
     notebook has written anything under ``root``."""
@@ -171,12 +342,16 @@ def write_profile_report(root: str, *, profile) -> str:
             f"`{nb}` ({st})" for nb, st in zip(missing["notebook"], missing["state"]))
             + f" are missing. Run `python -m brcd_lib.reproduce --profile {name} --only {only}`, "
             "then this report again.", ""]
-    contents = ([CLAIMS_TITLE, FINDINGS_TITLE] + (["Provenance"] if run_log else []) + ["Manifest"]
+    contents = ([CLAIMS_TITLE, FINDINGS_TITLE, title_of("convergence")]
+                + (["Provenance"] if run_log else []) + ["Manifest"]
                 + [s[0] for s in sections])
     lines += ["## Contents", ""] + [f"- [{t}](#{anchor(t)})" for t in contents] + [""]
     rows = load_rows(root)
-    lines += claims_markdown(root, rows=rows, heading=_heading)
+    frames = write_claims_tables(root, rows=rows)
+    lines += claims_markdown(root, rows=rows, heading=_heading, profile=profile, frames=frames)
     lines += findings_markdown(root, profile=profile, rows=rows, heading=_heading)
+    lines += _heading(title_of("convergence")) + [""]
+    lines += _convergence_markdown(write_convergence_table(root, rows=rows))
     if run_log:
         lines += _heading("Provenance") + ["",
                   f"- commit: `{run_log.get('commit', 'unknown')}`",
@@ -208,10 +383,15 @@ def write_profile_report(root: str, *, profile) -> str:
             frame = _table(os.path.join(tables, f"{s}.csv"))
             if frame is None or frame.shape[0] == 0:
                 continue
-            lines += [f"### {s}", "", table_markdown(frame), ""]
+            caption = caption_of(s)
+            lines += [f"### {title_of(s)}", "", *([f"*{caption}* (`tables/{s}.csv`)", ""]
+                                                  if caption else []),
+                      fit_markdown(frame, keys=_key_columns(frame)), ""]
         for s in figs:
             if os.path.exists(os.path.join(figures, f"{s}.png")):
-                lines += [f"![{s}](figures/{s}.png)", ""]
+                caption = caption_of(s)
+                lines += [f"![{title_of(s)}](figures/{s}.png)", "",
+                          *([f"*{title_of(s)}: {caption}.*", ""] if caption else [])]
     path = os.path.join(root, "README.md")
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
@@ -232,10 +412,23 @@ def write_results_index(results_root: str) -> str:
                 nbs = json.load(fh).get("notebooks", {})
             n, total = len(nbs), sum(float(e.get("wall_s") or 0) for e in nbs.values())
         lines.append(f"| {prof} | [{prof}/README.md]({prof}/README.md) | {n} | {total:.0f} |")
+    verdicts = {}
     for d in sorted(glob.glob(os.path.join(results_root, "*", "README.md"))):
         root = os.path.dirname(d)
-        claims = claims_markdown(root, heading=lambda t: [f"## {t}: {os.path.basename(root)}"])
-        lines += [""] + claims
+        path = os.path.join(root, "tables", "claims_overall.csv")
+        if os.path.exists(path):
+            overall = pd.read_csv(path)
+        elif load_rows(root):
+            overall = claims_frames(root)["overall"]
+        else:
+            continue
+        verdicts[os.path.basename(root)] = overall.set_index("claim")["overall"]
+    if verdicts:
+        table = pd.DataFrame(verdicts).reset_index().rename(columns={"index": "claim"})
+        lines += ["", f"## {CLAIMS_TITLE}: one verdict per claim and profile", "",
+                  "Each profile's report gives the rule, the premise and every line behind these "
+                  "verdicts (its section \"Claims of the paper, checked\").", "",
+                  fit_markdown(table), ""]
     bench = os.path.join(results_root, "benchmarks")
     if os.path.isdir(bench):
         lines += ["", "Benchmarks: [benchmarks/](benchmarks/) (speed and memory ratios, CSV + Markdown)."]

@@ -63,10 +63,15 @@ def history_frame(records: dict[str, dict]) -> pd.DataFrame:
 def curve_frames(pairs: dict[tuple[str, str], tuple], query_labels, db_labels, *,
                  ks) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Precision-recall (by Hamming radius) and precision@K frames for several
-    (model, paradigm) -> (query_codes, db_codes) pairs."""
+    (model, paradigm) -> (query_codes, db_codes) pairs.
+
+    The precision at a radius is averaged over the queries that retrieve at least one item
+    within it (``zero_hit="skip"``): a query that retrieves nothing has no precision, and
+    counting it as 0 would draw every curve down to precision 0 at recall 0. Where no query
+    retrieves anything the precision is NaN (the figure leaves the point out)."""
     pr_rows, pk_rows = [], []
     for (model, paradigm), (q, db) in pairs.items():
-        pr = pr_curve(q, db, query_labels, db_labels)
+        pr = pr_curve(q, db, query_labels, db_labels, zero_hit="skip")
         pr_rows.append(pd.DataFrame({"model": model, "paradigm": paradigm, "radius": pr["radius"],
                                      "precision": pr["precision"], "recall": pr["recall"]}))
         ks_ok = [k for k in ks if k <= len(db_labels)]
