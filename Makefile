@@ -50,14 +50,23 @@ benchmarks: $(STAMP)
 
 # JupyterLab on the repository root, opening START.md (links to every notebook, report and doc);
 # Markdown opens rendered (.jupyter/lab-settings/overrides.json). The nbstripout git filter named
-# in .gitattributes keeps notebook outputs out of commits.
+# in .gitattributes keeps notebook outputs out of commits; the post-save hook keeps a notebook
+# whose save changed only what the filter strips out of `git status` (docs/lab.md).
 lab: $(STAMP) nbstripout
 	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --port=$(LAB_PORT) \
 	  --LabApp.app_settings_dir="$(CURDIR)/.jupyter/lab-settings" \
+	  --FileContentsManager.post_save_hook=brcd_lib.provenance.lab_post_save \
 	  --LabApp.default_url=/lab/tree/START.md $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# What the filter strips besides outputs and execution counts (nbstripout's own list adds widget
+# state and per-cell execution times): the metadata a kernel, JupyterLab, VS Code or papermill
+# writes when a notebook is merely opened, run or saved, so such a save leaves `git status` clean.
+NBSTRIPOUT_EXTRA_KEYS := metadata.language_info metadata.papermill metadata.vscode \
+  cell.metadata.jupyter cell.metadata.papermill cell.metadata.vscode
 
 nbstripout: $(STAMP)
 	git config filter.nbstripout.clean "'$(abspath $(BIN))/python' -m nbstripout --keep-id"
+	git config filter.nbstripout.extrakeys "$(NBSTRIPOUT_EXTRA_KEYS)"
 	git config filter.nbstripout.smudge cat
 	git config diff.ipynb.textconv "'$(abspath $(BIN))/python' -m nbstripout --keep-id -t"
 

@@ -14,6 +14,8 @@ Benchmarks (name -> module, each with ``get_args_parser()`` / ``main(argv)``):
 * ``retrieval`` exact mAP@K vs a NumPy loop and faiss (``bench_retrieval.py``)
 * ``executors`` a grid's wall time in one process, through ``local`` worker processes and
   through a Dask ``LocalCluster`` (``bench_executors.py``)
+* ``first_output`` seconds from each notebook cell's start to its first output (smoke, fresh
+  kernels, cold cache): no cell may stay silent longer than 2 s
 
 Every number is measured against a baseline of the same run (ratios), never against a constant:
 the CPU is shared, so absolute times move with the machine's load, which each CSV records.
@@ -48,6 +50,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
                   ["--bits", "64", "--n-query", "500", "--n-db", "5000", "--k", "100",
                    "--ref-queries-64", "0", "--repeats", "1", "--large-db", "0"]),
     "executors": ("benchmarks.bench_executors", ["--repeats", "1"]),
+    "first_output": ("benchmarks.bench_first_output", ["--only", "01", "02"]),
 }
 
 

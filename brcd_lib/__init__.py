@@ -43,6 +43,19 @@ _EXPORTS: dict[str, str] = {
 __all__ = [*_EXPORTS, "__version__"]
 
 
+def _say_loading() -> None:
+    """In a Jupyter kernel that has not loaded torch yet, one line before the kit's first heavy
+    import (torch, pandas, matplotlib: several seconds on a busy CPU), so a notebook's setup
+    cell is not silent while it loads."""
+    import sys
+
+    if "ipykernel" in sys.modules and "torch" not in sys.modules:
+        print("loading brcd_lib (torch, pandas, matplotlib) ...", flush=True)
+
+
+_say_loading()
+
+
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:

@@ -100,6 +100,10 @@ def storage_error(exc: OSError, path: PathLike, *, action: str = "write") -> OSE
     elif code in _READ_ONLY:
         msg = (f"cannot {action} {path}: permission denied or read-only file system ({reason}); "
                f"make the folder writable or {_FIX}")
+    elif code == errno.EFBIG:
+        msg = (f"cannot {action} {path}: the file is larger than this process may write "
+               f"({reason}; {_file_size_limit()}); raise the limit (`ulimit -f unlimited` in the "
+               f"shell that starts the run) or {_FIX}")
     elif code in _NOT_A_FOLDER:
         blocker = _first_file_on_path(Path(path))
         where = f"{blocker} is a file, not a folder" if blocker else reason
@@ -107,6 +111,19 @@ def storage_error(exc: OSError, path: PathLike, *, action: str = "write") -> OSE
     else:
         return exc
     return StorageError(msg, errno_=code, path=path)
+
+
+def _file_size_limit() -> str:
+    """The process's file-size limit (``ulimit -f``) in words, or the file system's maximum."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    except (ImportError, OSError, ValueError):
+        return "a file-size limit of the process or the file system's maximum file size"
+    if soft == resource.RLIM_INFINITY:
+        return "the file system's maximum file size; the process has no size limit"
+    return f"the process's file-size limit, `ulimit -f`, is {soft} bytes"
 
 
 def _first_file_on_path(path: Path) -> Path | None:

@@ -79,7 +79,9 @@ def lab(smoke_results, tmp_path_factory):
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
          f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         f"--LabApp.app_settings_dir={settings}", "--allow-root"],
+         f"--LabApp.app_settings_dir={settings}", "--allow-root",
+         # as `make lab` runs it (Makefile): the hook that keeps a filtered save out of git status
+         "--FileContentsManager.post_save_hook=brcd_lib.provenance.lab_post_save"],
         env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
@@ -186,20 +188,44 @@ def test_profile_report_renders_with_contents_and_images(lab, page, smoke_result
     assert last.bounding_box()["y"] < before
 
 
+KERNELSPEC = {"name": "brcd-kit", "display_name": "brcd-kit (.venv)", "language": "python"}
+WIDGET_ERRORS = ("Error displaying widget", "model not found")
+
+
+def _wait_for_idle_kernel(page) -> None:
+    page.wait_for_selector(".jp-NotebookPanel-toolbar .jp-Notebook-ExecutionIndicator[data-status='idle']",
+                           timeout=TIMEOUT_MS)
+    page.locator("#jp-main-statusbar").get_by_text("brcd-kit (.venv) | Idle").wait_for(timeout=TIMEOUT_MS)
+
+
+def _widget_errors(page) -> int:
+    """How many outputs of the open notebook say a widget's model is missing."""
+    texts = page.locator(".jp-NotebookPanel .jp-OutputArea").all_inner_texts()
+    return sum(t.count(WIDGET_ERRORS[0]) + t.count(WIDGET_ERRORS[1]) for t in texts)
+
+
+def _save(page) -> None:
+    page.locator(".jp-NotebookPanel .jp-CodeCell").first.click()
+    page.keyboard.press("Control+s")
+    page.wait_for_function("() => !document.querySelector('.jp-mod-dirty')", timeout=TIMEOUT_MS)
+
+
 def test_progress_bars_are_live_widgets_in_lab(lab, page):
     """A grid's bar in a JupyterLab kernel: an ipywidgets progress bar naming the run, no
-    warning, no stderr block."""
+    warning, no stderr block. Once finished it is text (its inner bars are nothing), so after a
+    page reload no output says "Error displaying widget: model not found" and the saved
+    notebook holds no widget view (issue #27)."""
     url, token, root = lab
     cell = ("import sys, time\n"
             f"sys.path.insert(0, {str(REPO)!r})\n"
             "from brcd_lib.training.progress import tqdm\n"
             "for job in tqdm([{'method': 'brcd', 'bits': 16, 'seed': 0}], desc='main grid'):\n"
-            "    time.sleep(0.2)")
+            "    for epoch in tqdm(range(3), desc='brcd 16 bits seed 0', leave=False):\n"
+            "        time.sleep(0.3)\n"
+            "    time.sleep(1.5)")
     nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": "c1", "metadata": {},
                      "outputs": [], "source": cell}],
-          "metadata": {"kernelspec": {"name": "brcd-kit", "display_name": "brcd-kit (.venv)",
-                                      "language": "python"}},
-          "nbformat": 4, "nbformat_minor": 5}
+          "metadata": {"kernelspec": KERNELSPEC}, "nbformat": 4, "nbformat_minor": 5}
     (root / "progress.ipynb").write_text(json.dumps(nb))
     page.goto(f"{url}/lab/tree/progress.ipynb?reset&token={token}")
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell .cm-content", timeout=TIMEOUT_MS)
@@ -207,9 +233,7 @@ def test_progress_bars_are_live_widgets_in_lab(lab, page):
                        ".jp-NotebookPanel .jp-OutputArea-output .jupyter-widget-hprogress")
     # run the cell once the kernel is idle; a run sent while the session is still connecting can
     # be dropped by Lab, so it is sent again (the cell is idempotent)
-    page.wait_for_selector(".jp-NotebookPanel-toolbar .jp-Notebook-ExecutionIndicator[data-status='idle']",
-                           timeout=TIMEOUT_MS)
-    page.locator("#jp-main-statusbar").get_by_text("brcd-kit (.venv) | Idle").wait_for(timeout=TIMEOUT_MS)
+    _wait_for_idle_kernel(page)
     for attempt in range(4):
         page.locator(".jp-NotebookPanel .jp-Cell .cm-content").first.click()
         page.keyboard.press("Shift+Enter")
@@ -219,9 +243,94 @@ def test_progress_bars_are_live_widgets_in_lab(lab, page):
         except sync_api.TimeoutError:
             if attempt == 3:
                 raise
-    page.wait_for_function(
-        "() => document.querySelector('.jp-NotebookPanel .jp-OutputArea').innerText.includes('1/1')",
-        timeout=TIMEOUT_MS)
+    page.wait_for_function(  # the live widget shows the run it is on
+        "() => document.querySelector('.jp-NotebookPanel .jp-OutputArea').innerText"
+        ".replace(/\\u2007/g, ' ').includes('brcd 16 bits seed 0')", timeout=TIMEOUT_MS)
+    page.wait_for_function(  # finished: the bar's last line, as text
+        "() => document.querySelector('.jp-NotebookPanel .jp-OutputArea').innerText.includes('1/1')"
+        " && !document.querySelector('.jp-NotebookPanel .jp-OutputArea .widget-hprogress, "
+        ".jp-NotebookPanel .jp-OutputArea .jupyter-widget-hprogress')", timeout=TIMEOUT_MS)
     text = page.locator(".jp-NotebookPanel .jp-OutputArea").first.inner_text().replace("\u2007", " ")
     assert "main grid" in text and "brcd 16 bits seed 0" in text and "Warning" not in text
     assert page.locator('.jp-NotebookPanel [data-mime-type="application/vnd.jupyter.stderr"]').count() == 0
+    _wait_for_idle_kernel(page)
+    _save(page)
+    saved = json.loads((root / "progress.ipynb").read_text())
+    mimes = [m for o in saved["cells"][0]["outputs"] for m in o.get("data", {})]
+    assert "application/vnd.jupyter.widget-view+json" not in mimes, mimes
+    page.reload()
+    page.wait_for_selector(".jp-NotebookPanel .jp-OutputArea-output", timeout=TIMEOUT_MS)
+    page.wait_for_timeout(3000)  # widget views would be rendered (and fail) by now
+    assert _widget_errors(page) == 0
+    assert "1/1" in page.locator(".jp-NotebookPanel .jp-OutputArea").first.inner_text()
+
+
+def test_run_all_of_a_smoke_notebook_leaves_no_widget_error_after_a_reload(lab, page, tmp_path):
+    """Issue #27: Run All on 04_main_results (smoke; its runs come from the session's cache),
+    then a page reload: no output says "Error displaying widget" or "model not found"."""
+    url, token, root = lab
+    doc = json.loads((REPO / "notebooks" / "04_main_results.ipynb").read_text())
+    params = next(c for c in doc["cells"] if "parameters" in c["metadata"].get("tags", []))
+    params["source"] = (f"profile = 'smoke'\nresults_root = {str(tmp_path / 'results')!r}\n"
+                        "progress = True\n")
+    (root / "runall").mkdir(exist_ok=True)
+    (root / "runall" / "04_main_results.ipynb").write_text(json.dumps(doc))
+    page.goto(f"{url}/lab/tree/runall/04_main_results.ipynb?reset&token={token}")
+    page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell .cm-content", timeout=TIMEOUT_MS)
+    _wait_for_idle_kernel(page)
+    page.locator(".jp-NotebookPanel .jp-Cell").first.click()
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    last = doc["cells"][-1] if doc["cells"][-1]["cell_type"] == "code" else None
+    n_code = sum(c["cell_type"] == "code" for c in doc["cells"])
+    page.wait_for_function(  # every code cell has run: numbered prompts, none pending
+        "n => { const p = Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell "
+        ".jp-InputPrompt')).map(e => e.innerText); return p.length === n && "
+        "p.every(t => /\\[\\d+\\]/.test(t)); }", arg=n_code, timeout=600_000)
+    assert last is None or page.locator(".jp-NotebookPanel .jp-OutputArea-error").count() == 0
+    errors_before_reload = _widget_errors(page)
+    _wait_for_idle_kernel(page)
+    _save(page)
+    page.reload()
+    page.wait_for_selector(".jp-NotebookPanel .jp-OutputArea-output", timeout=TIMEOUT_MS)
+    page.wait_for_timeout(3000)
+    for button in page.locator(".jp-NotebookPanel .jp-TrimmedOutputs button").all():
+        button.click()  # "Show more outputs"
+    page.wait_for_timeout(1000)
+    print(f"widget errors: {errors_before_reload} after Run All, {_widget_errors(page)} after a "
+          "page reload")
+    assert (errors_before_reload, _widget_errors(page)) == (0, 0)
+    saved = (root / "runall" / "04_main_results.ipynb").read_text()
+    assert "application/vnd.jupyter.widget-view+json" not in saved
+
+
+def test_a_notebook_saved_in_lab_leaves_git_status_clean(lab, page):
+    """Issue #27: in a clone whose filter is configured as `make lab` does, a notebook opened
+    in Lab (its kernel adds language_info) and saved leaves `git status` clean."""
+    url, token, root = lab
+    clone = root / "clone"
+    (clone / "notebooks").mkdir(parents=True)
+    name = "01_data_protocols.ipynb"
+    (clone / "notebooks" / name).write_bytes((REPO / "notebooks" / name).read_bytes())
+    for kept in (".gitattributes", ".gitignore"):  # as a clone has them
+        (clone / kept).write_bytes((REPO / kept).read_bytes())
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "clone"]):
+        subprocess.run(git + cmd, cwd=clone, check=True, capture_output=True)
+    dry = subprocess.run(["make", "-n", "-s", "nbstripout", f"VENV={sys.prefix}"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    for line in dry.splitlines():
+        if line.startswith("git config"):
+            subprocess.run(line, shell=True, cwd=clone, check=True)
+    page.goto(f"{url}/lab/tree/clone/notebooks/{name}?reset&token={token}")
+    page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell .cm-content", timeout=TIMEOUT_MS)
+    _wait_for_idle_kernel(page)
+    page.wait_for_timeout(1000)
+    _save(page)
+    page.wait_for_timeout(2000)  # the post-save hook runs after the file is written
+    on_disk = json.loads((clone / "notebooks" / name).read_text())
+    assert "language_info" in on_disk["metadata"]  # what Lab adds, kept on disk
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True,
+                            text=True, check=True).stdout
+    print(f"git status after a Lab save: {status!r}")
+    assert status == ""

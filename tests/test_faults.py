@@ -121,6 +121,15 @@ def fake_papermill(ctx: Ctx, *, fail: Exception | None = None) -> list[str]:
     return ran
 
 
+def fake_runs(ctx: Ctx) -> tuple[list[str], dict]:
+    """:func:`fake_papermill` over two scratch notebooks: the executed names and the keyword
+    arguments of ``reproduce.run`` (results root, notebook folder, cache folder)."""
+    ran = fake_papermill(ctx)
+    kw = dict(results_root=str(ctx.tmp / "r"), notebook_dir=str(notebook_dir(ctx.tmp)),
+              cache_dir=str(ctx.tmp / "c"))
+    return ran, kw
+
+
 def notebook_dir(tmp: Path, names=("01_a.ipynb", "02_b.ipynb")) -> Path:
     folder = tmp / "notebooks"
     folder.mkdir(exist_ok=True)
@@ -707,10 +716,7 @@ def _(ctx):
 def _(ctx):
     from brcd_lib.experiments import reproduce
 
-    ran = fake_papermill(ctx)
-    nbdir = notebook_dir(ctx.tmp)
-    kw = dict(results_root=str(ctx.tmp / "r"), notebook_dir=str(nbdir),
-              cache_dir=str(ctx.tmp / "c"))
+    ran, kw = fake_runs(ctx)
     reproduce.run("smoke", **kw)
     marker = next((ctx.tmp / "c" / "reproduce").glob("smoke-*.json"))
     marker.write_text("{garbage")
@@ -848,6 +854,346 @@ def _(ctx):
     cached_kmeans(codes, **kw)
     for p in (path, kmeans_cache_path(codes, **kw)):
         assert stat.S_IMODE(os.stat(p).st_mode) == 0o644, p
+
+
+# ==============================================================================================
+# issue #27, a clean first hour: the runner, --compare, settings and library inputs
+# ==============================================================================================
+FIRST_HOUR = "first hour (#27)"
+
+
+def _rows_csv(path: Path, seeds=(0,), value=0.5) -> None:
+    import pandas as pd
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([dict(method=m, variant=m, bits=16, paradigm="symmetric", seed=s, value=value,
+                       status="ok") for m in ("kd", "brcd") for s in seeds]).to_csv(path,
+                                                                                    index=False)
+
+
+def _fake_rerun(ctx, *, seeds=(0,), tables=("main_rows.csv",)) -> list[str]:
+    """reproduce.run replaced by one that writes the fresh tables (no kernel)."""
+    from brcd_lib.experiments import reproduce
+
+    calls = []
+
+    def run(profile, *, results_root=None, **kw):
+        calls.append(results_root)
+        for name in tables:
+            _rows_csv(Path(results_root) / profile / "tables" / name, seeds)
+        return {}
+
+    ctx.mp.setattr(reproduce, "run", run)
+    return calls
+
+
+@fault("compare-missing-table", FIRST_HOUR, "--compare after deleting a committed table "
+       "(main_rows.csv): was PASS, 5 tables, exit 0", CLEAR_ERROR)
+def _(ctx):
+    committed = ctx.tmp / "committed" / "smoke" / "tables"
+    _rows_csv(committed / "teachers_rows.csv")  # main_rows.csv deleted, teachers kept
+    _fake_rerun(ctx, tables=("teachers_rows.csv", "main_rows.csv"))
+    rc, out, _ = reproduce_cli(ctx, "--compare", "--committed-root", str(ctx.tmp / "committed"),
+                               "--results-root", str(ctx.tmp / "fresh"))
+    assert rc == 1
+    assert "PASS teachers" in out and "FAIL main" in out
+    assert f"the committed table {committed / 'main_rows.csv'} is missing" in out
+    assert "restore it (git checkout -- <file>)" in out
+    assert "FAIL: profile smoke, 2 tables" in out
+
+
+@fault("compare-seed-lists", FIRST_HOUR, "--compare after changing a profile's seed list: "
+       "notebooks skipped as finished, old results compared (PASS), and with --force a FAIL that "
+       "never said the seeds differ", CLEAR_ERROR)
+def _(ctx):
+    from brcd_lib.experiments import reproduce
+
+    committed = ctx.tmp / "committed" / "smoke"
+    _rows_csv(committed / "tables" / "main_rows.csv", seeds=(0,))
+    settings = reproduce.profile_settings("smoke")
+    (committed / "run_log.json").write_text(json.dumps(
+        {"notebooks": {}, "settings": {**settings, "seeds": [0]}}))
+    ctx.mp.setattr(reproduce, "profile_settings",
+                   lambda p: {**settings, "seeds": [0, 1]})  # the edited profile
+    _fake_rerun(ctx, seeds=(0, 1))
+    rc, out, _ = reproduce_cli(ctx, "--compare", "--committed-root", str(ctx.tmp / "committed"),
+                               "--results-root", str(ctx.tmp / "fresh"))
+    assert rc == 1
+    assert "seed lists differ: committed 0, rerun 0, 1" in out
+    assert "settings differ from those of the committed results (seeds: [0] -> [0, 1])" in out
+    # the same seeds, settings recorded alike: PASS
+    ctx.mp.setattr(reproduce, "profile_settings", lambda p: {**settings, "seeds": [0]})
+    _fake_rerun(ctx, seeds=(0,))
+    rc, out, _ = reproduce_cli(ctx, "--compare", "--committed-root", str(ctx.tmp / "committed"),
+                               "--results-root", str(ctx.tmp / "fresh2"))
+    assert rc == 0 and "lists differ" not in out and "settings differ" not in out
+
+
+@fault("library-edit-skipped", FIRST_HOUR, "reproduce after editing library code (BRCD "
+       "temperature 0.3 -> 0.9) or a profile's settings: every notebook skipped as finished",
+       CORRECT)
+def _(ctx):
+    from brcd_lib.experiments import reproduce, runstore
+
+    ran, kw = fake_runs(ctx)
+    reproduce.run("smoke", **kw)
+    reproduce.run("smoke", **kw)
+    assert ran == ["01_a.ipynb", "02_b.ipynb"]  # unchanged: skipped
+    ctx.mp.setattr(runstore, "library_fingerprint", lambda: "edited-library")
+    ctx.capsys.readouterr()
+    reproduce.run("smoke", **kw)
+    assert ran[2:] == ["01_a.ipynb", "02_b.ipynb"]
+    assert "[run ] 01_a.ipynb (1/2, profile smoke; the library code (brcd_lib) changed since " \
+           "it finished)" in ctx.capsys.readouterr().out
+    settings = reproduce.profile_settings("smoke")
+    ctx.mp.setattr(reproduce, "profile_settings", lambda p: {**settings, "seeds": [0, 1]})
+    reproduce.run("smoke", **kw)
+    assert ran[4:] == ["01_a.ipynb", "02_b.ipynb"]
+    assert "the profile's settings changed since it finished" in ctx.capsys.readouterr().out
+    log = json.loads((ctx.tmp / "r" / "smoke" / "run_log.json").read_text())
+    assert log["library"] == "edited-library" and log["settings"]["seeds"] == [0, 1]
+
+
+@fault("library-fingerprint", FIRST_HOUR, "the library fingerprint: a code edit anywhere in "
+       "brcd_lib changes it, a docstring or comment edit does not", CORRECT)
+def _(ctx):
+    import shutil
+
+    from brcd_lib.experiments import runstore
+
+    copy = ctx.tmp / "brcd_lib"
+    shutil.copytree(ROOT / "brcd_lib", copy, ignore=shutil.ignore_patterns("*.pt", "__pycache__"))
+    ctx.mp.setattr(runstore, "_PACKAGE", copy)
+    base = runstore.library_fingerprint()
+    brcd = copy / "distill" / "brcd.py"
+    text = brcd.read_text()
+    old = "        temperature: float = 0.3,\n        alpha: float = 0.8,\n        margin"
+    assert old in text
+    brcd.write_text(text.replace('"""BRCD: bit-mask', '"""BRCD (edited docstring): bit-mask', 1)
+                    + "\n# a comment\n")
+    assert runstore.library_fingerprint() == base
+    brcd.write_text(text.replace(old, old.replace("0.3", "0.9")))
+    assert runstore.library_fingerprint() != base
+    brcd.write_text(text)
+    (copy / "reporting" / "report.py").write_text((copy / "reporting" / "report.py").read_text()
+                                                 + "\nX = 1\n")
+    assert runstore.library_fingerprint() != base  # reporting code counts too
+
+
+@fault("compare-symlinked-root", FIRST_HOUR, "--compare --results-root <a symbolic link to the "
+       "committed root>: passed the guard and overwrote the committed main_rows.csv", CLEAR_ERROR)
+def _(ctx):
+    committed = ctx.tmp / "committed"
+    table = committed / "smoke" / "tables" / "main_rows.csv"
+    _rows_csv(table)
+    before = table.read_bytes(), table.stat().st_mtime_ns
+    (ctx.tmp / "link").symlink_to(committed)
+    calls = _fake_rerun(ctx)
+    rc, _, err = reproduce_cli(ctx, "--compare", "--committed-root", str(committed),
+                               "--results-root", str(ctx.tmp / "link"))
+    one_line_error(rc, err, f"the rerun folder {ctx.tmp / 'link' / 'smoke'} (real path "
+                   f"{committed / 'smoke'}) is the committed results", "pass another folder")
+    rc, _, err = reproduce_cli(ctx, "--compare", "--committed-root", str(committed),
+                               "--results-root", str(committed / "smoke" / "x"))
+    one_line_error(rc, err, "lies inside the committed results")
+    assert calls == [] and (table.read_bytes(), table.stat().st_mtime_ns) == before
+
+
+@fault("only-repeated", FIRST_HOUR, "--only 01 --only 03 (ran only 03: the last flag won)",
+       CORRECT)
+def _(ctx):
+    from brcd_lib.experiments import reproduce
+
+    ran = fake_papermill(ctx)
+    nbdir = notebook_dir(ctx.tmp, names=("01_a.ipynb", "02_b.ipynb", "03_c.ipynb"))
+    ctx.mp.setattr(reproduce, "list_notebooks", lambda d=None: sorted(
+        str(p) for p in nbdir.glob("*.ipynb")))
+    rc, _, err = reproduce_cli(ctx, "--only", "01", "--only", "03", "--results-root",
+                               str(ctx.tmp / "r"))
+    assert rc == 0, err
+    assert ran == ["01_a.ipynb", "03_c.ipynb"]
+    assert reproduce.get_args_parser().parse_args(["--only", "1", "2", "--only", "3"]).only == \
+        ["1", "2", "3"]
+
+
+@fault("brcd-one-cluster", FIRST_HOUR, "--set brcd.n_clusters=1: every negative removed, loss "
+       "exactly 0, the no-KD student's metrics returned with exit 0", CLEAR_ERROR)
+def _(ctx):
+    rc, err = train_cli(ctx, "--set", "brcd.n_clusters=1")
+    one_line_error(rc, err, "n_clusters=1 with the cluster-based handling (use_cluster=True) "
+                   "removes every negative", "the BRCD loss is exactly 0",
+                   "--set brcd.n_clusters=10")
+    assert not (ctx.tmp / "cache" / "runs").exists()  # rejected before any training
+    from brcd_lib.distill import get_distiller
+
+    assert get_distiller("brcd", n_clusters=1, use_cluster=False).n_clusters == 1  # no removal
+
+
+@fault("brcd-infinite-temperature", FIRST_HOUR, "brcd_loss(..., temperature=inf): accepted, a "
+       "constant loss without gradient", CLEAR_ERROR)
+def _(ctx):
+    from brcd_lib.distill import BRCDDistiller, brcd_loss
+
+    s = torch.randn(4, 8, requires_grad=True)
+    t, t2 = torch.sign(torch.randn(4, 8)), torch.sign(torch.randn(4, 8))
+    for bad in (float("inf"), float("nan"), 0.0, -0.3, "warm"):
+        with pytest.raises(ValueError, match=r"temperature must be a finite number > 0 \(the "
+                                             r"paper's tau is 0.3\); got "):
+            brcd_loss(s, t, t2, temperature=bad)
+        with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+            BRCDDistiller(temperature=bad)
+    with pytest.raises(ValueError, match="got inf: every logit would be 0, a constant loss"):
+        brcd_loss(s, t, t2, temperature=float("inf"))
+    brcd_loss(s, t, t2, temperature=0.3).backward()
+    assert float(s.grad.abs().sum()) > 0
+
+
+@fault("file-size-limit", FIRST_HOUR, "a file-size limit (ulimit -f): OSError EFBIG, then "
+       "torch.save's RuntimeError", CLEAR_ERROR)
+def _(ctx):
+    import resource
+
+    from brcd_lib.io import StorageError, atomic_save
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    target = ctx.tmp / "cache" / "big.pt"
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, hard))  # Python ignores SIGXFSZ
+    try:
+        with pytest.raises(StorageError) as err:
+            atomic_save({"w": torch.zeros(1 << 20)}, target)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    message = str(err.value)
+    assert message.startswith(f"cannot write {target}: the file is larger than this process may "
+                              "write (File too large; the process's file-size limit, `ulimit -f`, "
+                              "is 1048576 bytes); raise the limit (`ulimit -f unlimited`")
+    assert err.value.errno == errno.EFBIG
+    assert sorted(os.listdir(target.parent)) == []  # no half-written file
+
+
+@fault("n-val-zero", FIRST_HOUR, "--set data.protocol.n_val=0: trained, then failed at the first "
+       "validation (mat1 and mat2 shapes cannot be multiplied)", CLEAR_ERROR)
+def _(ctx):
+    rc, err = train_cli(ctx, "--role", "teacher", "--set", "data.protocol.n_val=0")
+    one_line_error(rc, err, "n_val=0 leaves no validation queries",
+                   "set n_val to 1 or more (e.g. --set data.protocol.n_val=10)")
+    assert not (ctx.tmp / "cache" / "runs").exists()
+    from brcd_lib.data import get_dataset
+
+    with pytest.raises(ValueError, match="n_val=0 leaves no validation queries"):
+        get_dataset("digits", n_val=0, split_dir=str(ctx.tmp / "splits"))
+
+
+@fault("ctrl-c-runner", FIRST_HOUR, "Ctrl-C during python -m brcd_lib.reproduce: a 47-line "
+       "papermill/asyncio traceback and a half-executed *.tmp.ipynb", CLEAR_ERROR)
+def _(ctx):
+    import papermill
+
+    from brcd_lib.experiments import reproduce
+
+    nbdir = notebook_dir(ctx.tmp)
+    ctx.mp.setattr(reproduce, "list_notebooks", lambda d=None: sorted(
+        str(p) for p in nbdir.glob("*.ipynb")))
+
+    def execute(nb, out, **kw):
+        Path(out).write_text("{half")  # papermill writes the copy cell by cell
+        if nb.endswith("02_b.ipynb"):
+            raise KeyboardInterrupt
+        Path(out).write_text(Path(nb).read_text())
+
+    ctx.mp.setattr(papermill, "execute_notebook", execute)
+    rc, _, err = reproduce_cli(ctx, "--results-root", str(ctx.tmp / "r"))
+    one_line_error(rc, err, "python -m brcd_lib.reproduce: interrupted during 02_b.ipynb (its "
+                   "partial executed copy was removed); the notebooks that finished are kept: "
+                   "run the same command again to continue", code=130)
+    left = os.listdir(ctx.tmp / "r" / "smoke" / "notebooks")
+    assert sorted(n for n in left if not n.endswith(".lock")) == ["01_a.ipynb"]
+
+
+@fault("ctrl-c-runner-real", FIRST_HOUR, "Ctrl-C (SIGINT to the process group, as a terminal "
+       "sends it) while a real notebook kernel runs", CLEAR_ERROR, slow=True)
+def _(ctx):
+    import signal
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BRCD_CACHE": str(ctx.tmp / "cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "brcd_lib.reproduce", "--profile", "smoke",
+                             "--only", "02", "--results-root", str(ctx.tmp / "r")], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    assert proc.stdout.readline().startswith("[run ] 02_teachers.ipynb")
+    time.sleep(4)  # the kernel is executing the notebook
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    err = "\n".join(ln for ln in err.splitlines() if "IPKernelApp" not in ln)
+    one_line_error(proc.returncode, err, "interrupted during 02_teachers.ipynb", code=130)
+    assert [n for n in os.listdir(ctx.tmp / "r" / "smoke" / "notebooks")
+            if not n.endswith(".lock")] == []
+
+
+@fault("distill-exports", FIRST_HOUR, "from brcd_lib.distill import brcd_loss (where the README "
+       "places it): ImportError", CORRECT)
+def _(ctx):
+    from brcd_lib.distill import BRCDDistiller, bit_masks, brcd_loss, offset_alpha
+    from brcd_lib.distill import brcd as module
+
+    assert (brcd_loss, bit_masks, offset_alpha, BRCDDistiller) == (
+        module.brcd_loss, module.bit_masks, module.offset_alpha, module.BRCDDistiller)
+    readme = (ROOT / "README.md").read_text()
+    row = next(ln for ln in readme.splitlines() if ln.startswith("| `brcd_lib/distill/` |"))
+    for name in ("brcd_loss", "bit_masks", "offset_alpha"):
+        assert f"`{name}`" in row
+
+
+@fault("class-negatives-replacement", FIRST_HOUR, "negatives='class' drew with replacement "
+       "(26 repeats per row of 500 from a pool of 4,500); the release draws without replacement "
+       "when the pool is large enough", CORRECT)
+def _(ctx):
+    from brcd_lib.distill.memory import MomentumMemory
+
+    labels = torch.nn.functional.one_hot(torch.arange(5000) % 10, 10).float()
+    mem = MomentumMemory(n_items=5000, dim=4, momentum=0.5, seed=0)
+    neg = mem.sample_class_negatives(torch.arange(64), 500, labels)
+    for i, row in enumerate(neg.tolist()):
+        assert len(set(row)) == 500  # k distinct items: the pool (4,500) holds at least k
+        assert all(j % 10 != i % 10 for j in row)
+    small = torch.nn.functional.one_hot(torch.arange(300) % 10, 10).float()  # pool 270 < k
+    mem = MomentumMemory(n_items=300, dim=4, momentum=0.5, seed=0)
+    neg = mem.sample_class_negatives(torch.tensor([0, 1]), 500, small)
+    assert neg.shape == (2, 500) and len(set(neg[0].tolist())) < 270 + 1
+    assert all(j % 10 != 0 for j in neg[0].tolist())
+    # mixed rows: a row whose pool is large enough has distinct draws, the other repeats
+    mixed = torch.zeros(12, 2)
+    mixed[:10, 0] = 1
+    mixed[10:, 1] = 1  # class 1 has 2 items: its rows' pool holds 10, class 0 rows' holds 2
+    neg = MomentumMemory(n_items=12, dim=2, momentum=0.5, seed=1).sample_class_negatives(
+        torch.tensor([0, 10]), 6, mixed)
+    assert set(neg[0].tolist()) <= {10, 11} and len(set(neg[1].tolist())) == 6
+    again = MomentumMemory(n_items=12, dim=2, momentum=0.5, seed=1).sample_class_negatives(
+        torch.tensor([0, 10]), 6, mixed)
+    assert torch.equal(neg, again)  # seeded
+
+
+@fault("executed-copy-parameters", FIRST_HOUR, "executed copies showed two parameter cells "
+       "(profile = \"smoke\", then the injected \"digits\")", CORRECT)
+def _(ctx):
+    from brcd_lib.experiments.reproduce import merge_injected_parameters
+
+    def cell(src, tags, n=None):
+        return {"cell_type": "code", "source": src, "metadata": {"tags": tags}, "outputs": [],
+                "execution_count": n}
+
+    cells = [cell('profile = "smoke"      # smoke, digits\nresults_root = None    # None: ...\n'
+                  'progress = True        # bars', ["parameters"], 1),
+             cell('# Parameters\nprofile = "digits"\nprogress = False\nextra = 3\n',
+                  ["injected-parameters"], 2),
+             cell("x = 1", [], 3)]
+    merged = merge_injected_parameters(cells)
+    assert len(merged) == 2 and merged[1]["source"] == "x = 1"
+    assert "".join(merged[0]["source"]) == ('profile = "digits"     # smoke, digits\n'
+                                            'results_root = None    # None: ...\n'
+                                            'progress = False       # bars\nextra = 3')
+    assert merged[0]["metadata"]["tags"] == ["parameters"] and merged[0]["execution_count"] == 2
+    assert merge_injected_parameters(cells[:1]) == cells[:1]  # nothing injected
 
 
 # ==============================================================================================

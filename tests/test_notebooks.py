@@ -3,6 +3,7 @@ figures and the report into a scratch results folder."""
 from __future__ import annotations
 
 import json
+import re
 import os
 
 import pandas as pd
@@ -135,6 +136,29 @@ def test_executed_copies_carry_this_runs_wall_time_and_portable_paths(smoke_resu
     assert meta["brcd"] == {"profile": "smoke", "notebook": "01_data_protocols.ipynb"}
     assert meta["papermill"]["input_path"] == "notebooks/01_data_protocols.ipynb"
     assert "results_root" not in meta["papermill"]["parameters"]
+
+
+def test_executed_copies_show_one_parameters_cell_with_the_values_used(smoke_results):
+    """Issue #27: papermill's injected-parameters cell is merged into the parameters cell."""
+    for nb in reproduce.list_notebooks():
+        cells = _executed(smoke_results, os.path.basename(nb)[:-6])["cells"]
+        tags = [t for c in cells for t in c["metadata"].get("tags", [])]
+        assert tags.count("parameters") == 1 and "injected-parameters" not in tags, nb
+        params = "".join(next(c["source"] for c in cells
+                              if "parameters" in c["metadata"].get("tags", [])))
+        assert re.search(r'^profile = "smoke" +# ', params, re.M), params
+        assert re.search(r"^progress = (True|False) +# ", params, re.M), params
+
+
+def test_a_grid_says_collapsed_students_once(smoke_results):
+    """Issue #27: no per-run collapse warning in a notebook; a grid's one line says why it is
+    expected on smoke."""
+    for nb in reproduce.list_notebooks():
+        doc = _executed(smoke_results, os.path.basename(nb)[:-6])
+        text = "".join("".join(o.get("text", "")) for o in _outputs(doc))
+        assert "training probably diverged or stalled (check the learning rate" not in text, nb
+        for line in (ln for ln in text.splitlines() if "collapsed codes" in ln):
+            assert "Expected on the smoke profile" in line, line
 
 
 def test_report_has_contents_and_no_dead_links(smoke_results):

@@ -80,7 +80,7 @@ def test_a_changed_committed_file_is_not_used(tmp_path, caplog):
     assert again.ssl_pretrain_info["cache_hit"] is False
     text = caplog.text
     assert "does not match its sidecar" in text and "git checkout" in text
-    assert "pretraining it now" in text and "min on this machine" in text
+    assert "pretraining it now" in text and "on this machine (3 steps)" in text
     # the estimate ran on a copy: the result equals a run without committed folders
     plain = ssl_pretrain(_tiny(), images=images, epochs=1, seed=0, cache_dir=str(tmp_path / "d"), **HP)
     assert all(torch.equal(v, again.state_dict()[k]) for k, v in plain.state_dict().items())

@@ -400,6 +400,17 @@ def check_count(name: str, value: Any, *, minimum: int = 0) -> int:
     return int(value)
 
 
+def check_n_val(value: Any, *, what: str = "n_val") -> int:
+    """Validate the number of validation queries: at least 1, since validation selects the
+    checkpoint and stops training early (0 would train and then fail at the first validation)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) \
+            and value == 0:
+        raise ValueError(f"{what}=0 leaves no validation queries, but training validates every "
+                         f"eval_every epochs (checkpoint selection, early stopping); set {what} "
+                         "to 1 or more (e.g. --set data.protocol.n_val=10)")
+    return check_count(what, value, minimum=1)
+
+
 def check_top_k(top_k: Any) -> int | None:
     """Validate ``top_k`` (a positive int, or None for the whole database)."""
     return None if top_k is None else check_count("top_k", top_k, minimum=1)

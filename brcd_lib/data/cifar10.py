@@ -26,6 +26,7 @@ from .base import (
     assemble_splits,
     candidate_folders,
     check_count,
+    check_n_val,
     check_top_k,
     locate_dataset,
     one_hot,
@@ -196,7 +197,7 @@ def two_pool_splits(*, name: str, pools: Mapping[str, tuple[torch.Tensor, np.nda
 def check_protocol_counts(n_train_per_class: Any, n_val: Any, n_query: Any) -> tuple[int, int, int]:
     """Validate the three counts of :func:`two_pool_splits`."""
     return (check_count("n_train_per_class", n_train_per_class, minimum=1),
-            check_count("n_val", n_val), check_count("n_query", n_query, minimum=1))
+            check_n_val(n_val), check_count("n_query", n_query, minimum=1))
 
 
 def _locate(root: str | os.PathLike | None = None) -> Path:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import HashingSplits, assemble_splits, check_count, check_top_k, one_hot
+from .base import HashingSplits, assemble_splits, check_count, check_n_val, check_top_k, one_hot
 from .registry import register_dataset
 from .splits import draw_per_class, load_or_create_split, partition_per_class
 from .transforms import resize_uint8_images
@@ -54,7 +54,7 @@ def digits(*, root: Any = None, split_dir: Any = None, seed: int = 0, n_query: i
     if root is not None:
         raise ValueError("digits ships with scikit-learn and takes no root; pass root=None")
     n_query = check_count("n_query", n_query, minimum=1)
-    n_val = check_count("n_val", n_val)
+    n_val = check_n_val(n_val)
     n_train_per_class = check_count("n_train_per_class", n_train_per_class, minimum=1)
     if subset is not None:
         subset = check_count("subset", subset, minimum=1)

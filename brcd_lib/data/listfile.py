@@ -34,6 +34,7 @@ from .base import (
     HashingSplits,
     assemble_splits,
     check_count,
+    check_n_val,
     check_top_k,
 )
 from ..paths import data_root
@@ -210,7 +211,7 @@ def _resolve_n_val(validation: str, n_val: Any, n_train: int, val_fraction: floa
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction!r}")
         n_val = max(1, min(check_count("max_val", max_val, minimum=1), int(n_train * val_fraction)))
-    n_val = check_count("n_val", n_val, minimum=1)
+    n_val = check_n_val(n_val)
     if n_val >= n_train:
         raise ValueError(f"n_val={n_val} leaves no training images out of {n_train}; lower n_val")
     return n_val

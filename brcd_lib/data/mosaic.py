@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..io import atomic_write_bytes, sha256_bytes
-from .base import HashingSplits, assemble_splits, check_count, check_top_k
+from .base import HashingSplits, assemble_splits, check_count, check_n_val, check_top_k
 from .fashion_mnist import N_CLASSES, find_fashion_mnist, load_fashion_mnist_pools
 from .registry import DATASETS, register_dataset
 from .splits import default_split_dir, load_or_create_split, random_partition
@@ -107,7 +107,7 @@ def fashion_mosaic(*, root: Any = None, split_dir: Any = None, seed: int = 0,
     """
     n_database = check_count("n_database", n_database, minimum=1)
     n_train = check_count("n_train", n_train, minimum=1)
-    n_val, n_query = check_count("n_val", n_val), check_count("n_query", n_query, minimum=1)
+    n_val, n_query = check_n_val(n_val), check_count("n_query", n_query, minimum=1)
     tiles = check_count("tiles", tiles, minimum=1)
     image_size = check_count("image_size", image_size, minimum=tiles)
     if image_size % tiles:

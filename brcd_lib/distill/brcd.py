@@ -13,6 +13,7 @@ Deviations from the released code (github.com/hly1998/BRCD) are listed in ``docs
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -239,6 +240,23 @@ def _negative_mask(
     return valid & ~same, int(removed.sum())
 
 
+def check_temperature(temperature) -> float:
+    """``temperature`` as a float when it is a finite number > 0; else ``ValueError`` naming it
+    (an infinite tau makes every logit 0: a constant loss without gradient; 0, a negative or a
+    NaN one has no meaning)."""
+    try:
+        tau = float(temperature)
+    except (TypeError, ValueError):
+        raise ValueError(f"temperature must be a finite number > 0 (the paper's tau is 0.3); "
+                         f"got {temperature!r}") from None
+    if not (math.isfinite(tau) and tau > 0):
+        why = (": every logit would be 0, a constant loss that gives the student no gradient"
+               if tau == math.inf else "")
+        raise ValueError(f"temperature must be a finite number > 0 (the paper's tau is 0.3); "
+                         f"got {temperature!r}{why}")
+    return tau
+
+
 def _check_loss_inputs(student, teacher, teacher_other, temperature, mask, cluster, cluster_other):
     for name, t in (("student", student), ("teacher", teacher), ("teacher_other", teacher_other)):
         if not isinstance(t, torch.Tensor) or t.dim() != 2:
@@ -250,8 +268,7 @@ def _check_loss_inputs(student, teacher, teacher_other, temperature, mask, clust
         )
     if student.shape[0] < 1 or student.shape[1] < 1:
         raise ValueError(f"the batch is empty: shape {tuple(student.shape)}")
-    if not float(temperature) > 0:
-        raise ValueError(f"temperature must be > 0; got {temperature}")
+    check_temperature(temperature)
     if mask is not None and (not isinstance(mask, torch.Tensor) or mask.shape != student.shape):
         raise ValueError(
             f"mask must be None or a (B, L) = {tuple(student.shape)} tensor (the mask row of each "
@@ -444,14 +461,19 @@ class BRCDDistiller(Distiller):
         kmeans_max_iter: int = 300,
     ) -> None:
         super().__init__()
-        if not float(temperature) > 0:
-            raise ValueError(f"temperature must be > 0; got {temperature}")
+        check_temperature(temperature)
         if not 0.0 <= float(alpha) <= 1.0:
             raise ValueError(f"alpha must lie in [0, 1]; got {alpha}")
         if not float(margin) >= 0:
             raise ValueError(f"margin must be >= 0; got {margin}")
         if int(n_clusters) < 1:
             raise ValueError(f"n_clusters must be >= 1; got {n_clusters}")
+        if int(n_clusters) == 1 and use_cluster:
+            raise ValueError(
+                "n_clusters=1 with the cluster-based handling (use_cluster=True) removes every "
+                "negative (all items share the anchor's one cluster): the BRCD loss is exactly 0 "
+                "and the student learns nothing from the teacher. Use n_clusters >= 2 (the "
+                "profile's brcd.n_clusters, e.g. --set brcd.n_clusters=10), or use_cluster=False")
         MASK_RULES.entry(mask_rule)  # ValueError naming the valid rules
         if int(n_init) < 1 or int(kmeans_max_iter) < 1:
             raise ValueError(

@@ -8,8 +8,9 @@ is reproducible. Two rules (``negatives=`` of CRD, CRCD and PACKD, checked by
 - ``"uniform"`` (the kit's default, unsupervised): uniform with replacement over every training
   item except the positive itself (:meth:`MomentumMemory.sample_negatives`);
 - ``"class"`` (the BRCD release, RepDistiller's ``mode="exact"`` sampler with ``cls_negative``):
-  uniform with replacement over the training items that share *no* label with the positive
-  (:meth:`MomentumMemory.sample_class_negatives`). For one-hot labels these are the items of the
+  uniform over the training items that share *no* label with the positive, without replacement
+  when they are at least as many as the negatives drawn, with replacement otherwise, as the
+  release (:meth:`MomentumMemory.sample_class_negatives`). For one-hot labels these are the items of the
   other classes, as in the release; for multi-hot labels (MS-COCO, NUS-WIDE) an item is a negative
   when its label set is disjoint from the anchor's, the complement of the mAP relevance rule. A
   row for which every other item shares a label falls back to all other items. The bank holds
@@ -112,10 +113,12 @@ class MomentumMemory(nn.Module):
         return draw + (draw >= index.unsqueeze(1)).long()
 
     def sample_class_negatives(self, index: torch.Tensor, k: int, labels: torch.Tensor) -> torch.Tensor:
-        """(B, k) long tensor of negatives that share no label with ``index[b]``: uniform with
-        replacement over the items ``j`` with ``labels[j] . labels[index[b]] == 0`` (never the row
-        itself); a row without such an item draws from all other items. ``labels``: the (n_items,
-        C) 0/1 float matrix of :func:`label_matrix`."""
+        """(B, k) long tensor of negatives that share no label with ``index[b]``, drawn uniformly
+        from the items ``j`` with ``labels[j] . labels[index[b]] == 0`` (never the row itself):
+        ``k`` distinct items when that pool holds at least ``k``, with replacement otherwise, as
+        the release's ``np.random.choice(pool, k, replace=k > len(pool))``. A row without such an
+        item draws from all other items. ``labels``: the (n_items, C) 0/1 float matrix of
+        :func:`label_matrix`."""
         index = self._check_index(index)
         if int(k) < 1:
             raise ValueError(f"k (number of negatives) must be >= 1; got k={k}.")
@@ -132,7 +135,16 @@ class MomentumMemory(nn.Module):
         if bool(empty.any()):
             allowed[empty] = True
             allowed[rows[empty], index.cpu()[empty]] = False
-        draw = torch.multinomial(allowed.float(), int(k), replacement=True, generator=self._generator)
+        # the release (crd_data / packd_data): np.random.choice(pool, k, replace=k > len(pool)),
+        # i.e. k distinct negatives when the row's pool holds at least k items
+        k = int(k)
+        weights = allowed.float()
+        large = allowed.sum(dim=1) >= k
+        draw = torch.empty(index.numel(), k, dtype=torch.long)
+        for rows_, replace in ((large, False), (~large, True)):
+            if bool(rows_.any()):
+                draw[rows_] = torch.multinomial(weights[rows_], k, replacement=replace,
+                                                generator=self._generator)
         return draw.to(index.device)
 
     # ------------------------------------------------------------------ bank access

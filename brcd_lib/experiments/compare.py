@@ -21,7 +21,8 @@ import os
 import numpy as np
 import pandas as pd
 
-__all__ = ["Z_PASS", "SIGMA_NO_SPREAD", "KEY_COLUMNS", "compare_study", "compare_results", "format_summary"]
+__all__ = ["Z_PASS", "SIGMA_NO_SPREAD", "KEY_COLUMNS", "compare_study", "compare_results",
+           "format_summary", "seed_differences", "settings_differences"]
 
 Z_PASS = 2.0
 SIGMA_NO_SPREAD = 0.01
@@ -58,21 +59,53 @@ def compare_study(committed: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
     return cells.reset_index()
 
 
+SEED_COLUMNS = ("seed", "teacher_seed")
+
+
+def _seed_list(values: pd.Series) -> str:
+    seeds = sorted({int(v) for v in values.dropna()})
+    return ", ".join(map(str, seeds)) or "none"
+
+
+def seed_differences(committed: pd.DataFrame, fresh: pd.DataFrame) -> str:
+    """``"seed lists differ: committed 0, 1, 2, rerun 0, 1"`` (and the same for teacher seeds)
+    when the two row frames of a study were run with other seeds; empty when they agree."""
+    notes = []
+    for col in SEED_COLUMNS:
+        if col in committed.columns and col in fresh.columns:
+            a, b = _seed_list(committed[col]), _seed_list(fresh[col])
+            if a != b:
+                what = col.replace("_", " ")
+                notes.append(f"{what} lists differ: committed {a}, rerun {b}")
+    return "; ".join(notes)
+
+
+def _missing(table: str, note: str) -> dict:
+    return {"table": table, "cells": 0, "max_abs_z": np.nan, "within_1_sigma": np.nan,
+            "missing_cells": np.nan, "result": "FAIL", "note": note}
+
+
 def compare_results(committed_root: str, fresh_root: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every study present in ``committed_root/tables``: the cells (with a ``table`` column) and
-    a summary per table (cells, max |z|, share of cells within one sigma, pass / fail)."""
+    """Every study present in ``committed_root/tables`` or ``fresh_root/tables``: the cells (with
+    a ``table`` column) and a summary per table (cells, max |z|, share of cells within one sigma,
+    pass / fail, and a ``note``: a table on one side only, seed lists that differ). A table the
+    rerun wrote that the committed results lack fails (a deleted committed table is not a pass)."""
     all_cells, summary = [], []
     for name in STUDY_FILES:
         old = os.path.join(committed_root, "tables", name)
-        if not os.path.exists(old):
-            continue
-        table = name.removesuffix("_rows.csv")
         new = os.path.join(fresh_root, "tables", name)
-        if not os.path.exists(new):
-            summary.append({"table": table, "cells": 0, "max_abs_z": np.nan, "within_1_sigma": np.nan,
-                            "missing_cells": np.nan, "result": "FAIL (not rerun)"})
+        table = name.removesuffix("_rows.csv")
+        if not os.path.exists(old) and not os.path.exists(new):
             continue
-        cells = compare_study(pd.read_csv(old), pd.read_csv(new))
+        if not os.path.exists(old):
+            summary.append(_missing(table, f"the committed table {old} is missing (the rerun "
+                                           f"wrote one); restore it (git checkout -- <file>)"))
+            continue
+        if not os.path.exists(new):
+            summary.append(_missing(table, "not rerun: the rerun wrote no " + name))
+            continue
+        committed, fresh = pd.read_csv(old), pd.read_csv(new)
+        cells = compare_study(committed, fresh)
         cells.insert(0, "table", table)
         all_cells.append(cells)
         az = cells["z"].abs()
@@ -80,9 +113,30 @@ def compare_results(committed_root: str, fresh_root: str) -> tuple[pd.DataFrame,
         ok = missing == 0 and bool((az <= Z_PASS).all())
         summary.append({"table": table, "cells": len(cells), "max_abs_z": float(az.max()),
                         "within_1_sigma": float((az <= 1).mean()), "missing_cells": missing,
-                        "result": "PASS" if ok else "FAIL"})
+                        "result": "PASS" if ok else "FAIL",
+                        "note": seed_differences(committed, fresh)})
     cells = pd.concat(all_cells, ignore_index=True) if all_cells else pd.DataFrame()
     return cells, pd.DataFrame(summary)
+
+
+def settings_differences(committed: dict, current: dict, *, limit: int = 8) -> list[str]:
+    """``["seeds: [0, 1, 2] -> [0, 1]", ...]``: the settings (dotted paths) whose committed value
+    differs from the current one (at most ``limit``, then a count)."""
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict) and v:
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    a, b = flat(committed), flat(current)
+    diffs = [f"{k}: {a.get(k, '(absent)')!r} -> {b.get(k, '(absent)')!r}"
+             for k in sorted(set(a) | set(b)) if a.get(k, "(absent)") != b.get(k, "(absent)")]
+    if len(diffs) > limit:
+        diffs = diffs[:limit] + [f"... and {len(diffs) - limit} more"]
+    return diffs
 
 
 def format_summary(summary: pd.DataFrame, cells: pd.DataFrame, *, worst: int = 5) -> str:
@@ -96,6 +150,8 @@ def format_summary(summary: pd.DataFrame, cells: pd.DataFrame, *, worst: int = 5
                          + (f", {int(r['missing_cells'])} missing" if r["missing_cells"] else ""))
         else:
             lines.append(f"{r['result']} {r['table']}")
+        if isinstance(r.get("note"), str) and r["note"]:
+            lines.append(f"     {r['note']}")
     if not cells.empty:
         top = cells.assign(abs_z=cells["z"].abs()).sort_values("abs_z", ascending=False).head(worst)
         lines.append("largest differences:")

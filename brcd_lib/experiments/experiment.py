@@ -9,6 +9,7 @@ interrupted one resumes from its last checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -100,6 +101,56 @@ def collapse_warning(health: dict, *, what: str) -> str | None:
             f"one value on >= 95% of the {health['n']} database items and only "
             f"{health['distinct_codes']} distinct codes remain; training probably diverged or "
             "stalled (check the learning rate and the number of epochs)")
+
+
+class _HoldStudentCollapses(logging.Filter):
+    """Drops the per-run collapse warnings of student runs (a grid says them once, in
+    :func:`collapse_summary`); teacher collapses and every other message pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "collapse_role", None) != "student"
+
+
+@contextlib.contextmanager
+def held_student_collapses():
+    """Within the block, student runs that collapse do not log one warning each; the caller
+    reports them from the rows' ``warnings`` (:func:`collapse_summary`)."""
+    hold = _HoldStudentCollapses()
+    log.addFilter(hold)
+    try:
+        yield
+    finally:
+        log.removeFilter(hold)
+
+
+def collapse_summary(rows: list[dict], *, grid: str, profile: Profile,
+                     n_train: int | None = None, limit: int = 6) -> str | None:
+    """One line for a grid's student runs whose codes collapsed (their rows' ``warnings``), or
+    None when none did: how many, which (the first ``limit``), and either why that is expected
+    (``Profile.collapse_expected``: a profile whose budgets only check the code path) or what to
+    check."""
+    runs, total = [], set()
+    for r in rows:
+        key = (r.get("variant") or r.get("method"), r.get("bits"), r.get("seed"),
+               r.get("teacher_seed"))
+        total.add(key)
+        if "collapsed codes" in str(r.get("warnings") or "") and key not in runs:
+            runs.append(key)
+    if not runs:
+        return None
+    teachers = len({t for *_, t in total}) > 1  # a grid over teacher seeds names them
+    names = [f"{v} {b} bits seed {s}" + (f" teacher seed {t}" if teachers else "")
+             for v, b, s, t in runs[:limit]]
+    more = f" and {len(runs) - limit} more" if len(runs) > limit else ""
+    head = (f"{grid}: {len(runs)} of {len(total)} student runs have collapsed codes (at least "
+            f"half their bits take one value on >= 95% of the database items): "
+            f"{', '.join(names)}{more}; their rows carry the warning (column `warnings`).")
+    if profile.collapse_expected:
+        data = f" on {n_train} training images" if n_train else ""
+        return (f"{head} Expected on the {profile.name} profile: its students train for "
+                f"{profile.student_train.epochs} epochs{data}, enough to check that every "
+                "notebook runs, not to learn codes; its numbers are not results.")
+    return f"{head} Training probably diverged or stalled: check the learning rate and epochs."
 
 
 class Experiment:
@@ -324,7 +375,8 @@ class Experiment:
                                   train=train, distill=None, loop=loop,
                                   metrics={"symmetric": value, "asymmetric": value},
                                   wall_s=time.time() - t0,
-                                  health=self._health(db_codes, f"teacher {bits} bits"))
+                                  health=self._health(db_codes, f"teacher {bits} bits",
+                                                      role="teacher"))
             return TrainOutcome(heads={"symmetric": head},
                                 best_epoch={"symmetric": loop.best_epoch["symmetric"]},
                                 record=record)
@@ -420,7 +472,7 @@ class Experiment:
                                   wall_s=time.time() - t0, extra=extra,
                                   teacher_key=teacher.record["key"],
                                   teacher_seed=teacher.record["seed"],
-                                  health=self._health(db_sym, name))
+                                  health=self._health(db_sym, name, role="student"))
             return TrainOutcome(heads=heads, best_epoch=dict(loop.best_epoch), record=record)
 
         return self.runs.load_or_train(role="student", key=key, net=net, train=fit,
@@ -467,12 +519,13 @@ class Experiment:
         return {"symmetric": self.evaluate(*self.shallow_codes(bits, name, seed=seed))}
 
     # ---------------------------------------------------------------- records
-    def _health(self, db_codes: torch.Tensor, what: str) -> dict:
-        """code_health of a run's database codes; a collapse is logged as a warning."""
+    def _health(self, db_codes: torch.Tensor, what: str, *, role: str) -> dict:
+        """code_health of a run's database codes; a collapse is logged as a warning (a grid
+        holds its students' and says them once: :func:`held_student_collapses`)."""
         health = code_health(db_codes)
         warning = collapse_warning(health, what=what)
         if warning:
-            log.warning("%s", warning)
+            log.warning("%s", warning, extra={"collapse_role": role})
         return {"code_health": health, "warnings": [warning] if warning else []}
 
     def _record(self, *, role, key, bits, seed, model, train, distill, loop, metrics, wall_s,

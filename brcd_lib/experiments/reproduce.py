@@ -76,6 +76,43 @@ def _sha(path: str) -> str:
     return h.hexdigest()[:16]
 
 
+# fields of a profile that change no result: how many processes train, the blurb, whether a
+# grid calls collapsed codes expected
+_NOT_RESULTS = ("workers", "description", "collapse_expected")
+
+
+def profile_settings(profile: str) -> dict:
+    """The profile's settings as plain JSON values (every field but :data:`_NOT_RESULTS`), the
+    record the run log keeps and ``--compare`` checks."""
+    from ..config import canonical_json
+    from .profiles import get_profile
+
+    settings = json.loads(canonical_json(get_profile(profile)))
+    for key in _NOT_RESULTS:
+        settings.pop(key, None)
+    return settings
+
+
+def _state(nb_sha: str, library: str, settings: dict) -> dict:
+    """What a finished notebook's outputs depend on: its code cells, the library and the profile's
+    settings (a marker entry; a notebook is finished while all three are unchanged)."""
+    from ..config import config_hash
+
+    return {"notebook": nb_sha, "library": library, "settings": config_hash(settings)}
+
+
+_STALE = {"notebook": "its code cells changed", "library": "the library code (brcd_lib) changed",
+          "settings": "the profile's settings changed"}
+
+
+def _why_stale(done, state: dict) -> str:
+    """Why a notebook that finished before must run again (``done``: its marker entry)."""
+    if not isinstance(done, dict):
+        return "no record of the code it ran with"
+    return "; ".join(text for key, text in _STALE.items() if done.get(key) != state[key]) \
+        or "its record is incomplete"
+
+
 def _marker_path(profile: str, out_dir: str, cache_dir: str | None) -> str:
     """This machine's record of the notebooks that finished for ``profile`` into ``out_dir``."""
     tag = hashlib.sha256(os.path.abspath(out_dir).encode()).hexdigest()[:8]
@@ -116,6 +153,11 @@ class NotebookFailed(RuntimeError):
     executed copy that holds the traceback."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) while a notebook ran: its partial executed copy is removed; the notebooks
+    that finished before stay finished."""
+
+
 def _read_run_log(path: str) -> dict:
     """The run log at ``path`` ({"notebooks": {}} when missing); a damaged one raises ValueError."""
     if not os.path.exists(path):
@@ -142,8 +184,8 @@ def _damaged_marker(path: str):
 
 
 def _read_marker(path: str) -> dict:
-    """Notebook -> code fingerprint of the notebooks that finished; a damaged file counts as
-    empty (with a warning): it is a cache, the notebooks rerun."""
+    """Notebook -> :func:`_state` of the notebooks that finished; a damaged file counts as empty
+    (with a warning): it is a cache, the notebooks rerun."""
     if not os.path.exists(path):
         return {}
     try:
@@ -155,14 +197,14 @@ def _read_marker(path: str) -> dict:
     return value
 
 
-def _update_marker(path: str, name: str, sha: str | None) -> None:
+def _update_marker(path: str, name: str, state: dict | None) -> None:
     def change(done):
         if not isinstance(done, dict):
             done = {}
-        if sha is None:
+        if state is None:
             done.pop(name, None)
         else:
-            done[name] = sha
+            done[name] = state
         return done
     update_json(path, change, on_damaged=_damaged_marker(path))
 
@@ -268,13 +310,58 @@ def _rewrite_links(text: str, source_dir: str, target_dir: str) -> str:
     return re.sub(r"\[([^\]]*)\]\(([^)\s]+)\)", fix, text)
 
 
+_ASSIGNMENT = re.compile(r"^([A-Za-z_]\w*)(\s*=\s*)(.*?)(\s*#.*)?$")
+
+
+def _cell_lines(cell: dict) -> list[str]:
+    src = cell.get("source", "")
+    return ("".join(src) if isinstance(src, list) else src).split("\n")
+
+
+def _tagged(cells: list[dict], tag: str) -> list[int]:
+    return [i for i, c in enumerate(cells) if tag in (c.get("metadata", {}).get("tags") or [])]
+
+
+def merge_injected_parameters(cells: list[dict]) -> list[dict]:
+    """One parameters cell in an executed copy: the values of papermill's ``injected-parameters``
+    cell written into the notebook's ``parameters`` cell (each assignment keeps its comment; a
+    name the parameters cell lacks is added at its end), and the injected cell removed. A copy
+    with no injected cell, or more than one of either cell, is returned unchanged."""
+    injected, params = _tagged(cells, "injected-parameters"), _tagged(cells, "parameters")
+    if len(injected) != 1 or len(params) != 1:
+        return cells
+    values = {}
+    for line in _cell_lines(cells[injected[0]]):
+        m = _ASSIGNMENT.match(line)
+        if m and not line.startswith("#"):
+            values[m.group(1)] = m.group(3)
+    lines = []
+    for line in _cell_lines(cells[params[0]]):
+        m = _ASSIGNMENT.match(line)
+        if m and m.group(1) in values:
+            head = f"{m.group(1)}{m.group(2)}{values.pop(m.group(1))}"
+            comment = (m.group(4) or "").lstrip()
+            width = len(line) - len(comment) if comment else 0
+            line = f"{head.ljust(width - 1)} {comment}" if comment else head
+        lines.append(line)
+    lines += [f"{name} = {value}" for name, value in values.items()]
+    merged = dict(cells[params[0]])
+    merged["source"] = [t + "\n" for t in lines[:-1]] + [lines[-1]]
+    merged["outputs"] = (cells[params[0]].get("outputs") or []) + \
+        (cells[injected[0]].get("outputs") or [])
+    merged["execution_count"] = cells[injected[0]].get("execution_count")
+    return [merged if i == params[0] else c for i, c in enumerate(cells) if i != injected[0]]
+
+
 def finish_executed(path: str, *, source: str, profile: str, wall_s: float) -> None:
-    """Make an executed notebook portable and current: papermill's input and output paths
+    """Make an executed notebook portable and current: one parameters cell holding the values
+    the run used (:func:`merge_injected_parameters`), papermill's input and output paths
     written relative to the repository, markdown links valid from where the copy lives, the
     header's per-profile wall times replaced by this run's measured time, and a
     ``metadata.brcd`` record (profile, notebook) marking the copy as made by this runner."""
     with open(path, encoding="utf-8") as fh:
         doc = json.load(fh)
+    doc["cells"] = merge_injected_parameters(doc.get("cells", []))
     meta = doc.setdefault("metadata", {})
     pm_meta = meta.get("papermill", {})
     final = path[:-len(".tmp.ipynb")] if path.endswith(".tmp.ipynb") else path
@@ -374,17 +461,24 @@ def _run(profile: str, *, notebooks: list[str], out_dir: str, force: bool, kerne
     ensure_writable_dir(os.path.dirname(marker_path), what="cache folder")
     for path in remove_leftovers(out_dir):
         print(f"[gone] {os.path.relpath(path, out_dir)} (left by a killed run)")
+    from .runstore import library_fingerprint
+
+    library, settings = library_fingerprint(), profile_settings(profile)
     for number, nb in enumerate(notebooks, 1):
         name = os.path.basename(nb)
         target = os.path.join(nb_out, name)
         sha = _sha(nb)
+        state = _state(sha, library, settings)
         with _executing(target, name):
             entry = _read_run_log(log_path)["notebooks"].get(name, {})
-            if (not force and os.path.exists(target) and entry.get("status") == "ok"
-                    and _read_marker(marker_path).get(name) == sha):
+            done = _read_marker(marker_path).get(name)
+            if not force and os.path.exists(target) and entry.get("status") == "ok" \
+                    and done == state:
                 print(f"[skip] {name} (finished; --force reruns it)")
                 continue
-            print(f"[run ] {name} ({number}/{len(notebooks)}, profile {profile})", flush=True)
+            why = (f"; {_why_stale(done, state)} since it finished"
+                   if not force and done is not None and os.path.exists(target) else "")
+            print(f"[run ] {name} ({number}/{len(notebooks)}, profile {profile}{why})", flush=True)
             t0 = time.time()
             tmp = target + ".tmp.ipynb"
             if name in _read_marker(marker_path):
@@ -399,7 +493,13 @@ def _run(profile: str, *, notebooks: list[str], out_dir: str, force: bool, kerne
                 stale = target.replace(".ipynb", ".failed.ipynb")
                 if os.path.exists(stale):
                     os.remove(stale)
+            except KeyboardInterrupt:  # Ctrl-C: no half-executed copy is left behind
+                _discard(tmp)
+                raise Interrupted(name) from None
             except Exception as exc:  # keep the failed copy for inspection, never as the result
+                if getattr(exc, "ename", None) == "KeyboardInterrupt":  # the kernel got Ctrl-C first
+                    _discard(tmp)
+                    raise Interrupted(name) from None
                 failed = target.replace(".ipynb", ".failed.ipynb")
                 if os.path.exists(tmp):
                     finish_executed(tmp, source=nb, profile=profile, wall_s=time.time() - t0)
@@ -411,10 +511,16 @@ def _run(profile: str, *, notebooks: list[str], out_dir: str, force: bool, kerne
             _update_log(log_path, name, {"status": "ok", "wall_s": round(time.time() - t0, 1),
                                          "source_sha": sha, "commit": prov["commit"],
                                          "timestamp": prov["timestamp"]},
-                        top={"profile": profile, **prov})
-            _update_marker(marker_path, name, sha)
+                        top={"profile": profile, **prov, "library": library,
+                             "settings": settings})
+            _update_marker(marker_path, name, state)
             print(f"[done] {name} in {time.time() - t0:.1f} s", flush=True)
     return _read_run_log(log_path)
+
+
+def _discard(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)
 
 
 def _failure_line(name: str, exc: Exception, failed: str) -> str:
@@ -478,7 +584,9 @@ def stamp_wall_times(results_root: str | None = None, notebook_dir: str = NOTEBO
         if new != lines:
             text = "\n".join(new)
             cell["source"] = [t + "\n" for t in text.split("\n")[:-1]] + [text.split("\n")[-1]]
-            atomic_write_text(nb, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+            # sorted keys, as nbformat and the nbstripout filter write a notebook
+            atomic_write_text(nb, json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False)
+                              + "\n")
             changed.append(nb)
     return changed
 
@@ -490,7 +598,7 @@ def compare(profile: str, *, results_root: str | None = None, committed_root: st
     under ``committed_root`` (:mod:`brcd_lib.experiments.compare`), print one PASS / FAIL line per
     table and write ``compare.md`` / ``compare_cells.csv`` next to the fresh results. Returns 0
     when every table passes, 1 otherwise."""
-    from .compare import compare_results, format_summary
+    from .compare import compare_results, format_summary, settings_differences
 
     committed = results_dir(profile, committed_root)
     if not glob.glob(os.path.join(committed, "tables", "*_rows.csv")):
@@ -498,28 +606,55 @@ def compare(profile: str, *, results_root: str | None = None, committed_root: st
             f"no committed rows to compare with in {paths.portable(committed)}/tables; commit the "
             f"results of profile {profile!r} first or point --committed-root at a results root")
     fresh_root = results_root or str(cache_root() / "rerun")
-    if os.path.abspath(results_dir(profile, fresh_root)) == os.path.abspath(committed):
-        raise ValueError("--compare needs a scratch --results-root other than the committed "
-                         f"results ({paths.portable(committed)}): a rerun would overwrite them")
-    run(profile, results_root=fresh_root, **run_kwargs)
     fresh = results_dir(profile, fresh_root)
+    _refuse_same_folder(fresh, committed)
+    committed_settings = _read_run_log(os.path.join(committed, "run_log.json")).get("settings")
+    changed = (settings_differences(committed_settings, profile_settings(profile))
+               if isinstance(committed_settings, dict) else [])
+    if changed:
+        print(f"note: profile {profile}'s settings differ from those of the committed results "
+              f"({'; '.join(changed)}): the rerun cannot reproduce them", flush=True)
+    run(profile, results_root=fresh_root, **run_kwargs)
     cells, summary = compare_results(committed, fresh)
     text = format_summary(summary, cells)
+    if changed:
+        text += ("\nsettings differ from the committed results' (their run_log.json): "
+                 + "; ".join(changed))
     print(text)
     atomic_write_text(os.path.join(fresh, "compare.md"), "```\n" + text + "\n```\n")
     if not cells.empty:
         atomic_write_text(os.path.join(fresh, "compare_cells.csv"), cells.to_csv(index=False))
-    ok = not summary.empty and (summary["result"] == "PASS").all()
+    ok = not summary.empty and (summary["result"] == "PASS").all() and not changed
     print(f"{'PASS' if ok else 'FAIL'}: profile {profile}, {len(summary)} tables, fresh results in "
           f"{paths.portable(fresh)}")
     return 0 if ok else 1
+
+
+def _refuse_same_folder(fresh: str, committed: str) -> None:
+    """``ValueError`` when the rerun's folder is the committed one (also through a symbolic link
+    or ``..``), or lies inside it or around it: the rerun would overwrite the committed results."""
+    a, b = os.path.realpath(fresh), os.path.realpath(committed)
+    if a == b or (os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)):
+        relation = "is"
+    elif os.path.commonpath([a, b]) == b:
+        relation = "lies inside"
+    elif os.path.commonpath([a, b]) == a:
+        relation = "contains"
+    else:
+        return
+    real = f" (real path {a})" if a != os.path.abspath(fresh) else ""
+    raise ValueError(f"--compare needs a scratch --results-root: the rerun folder {fresh}{real} "
+                     f"{relation} the committed results {b}, which a rerun would overwrite; pass "
+                     "another folder, e.g. --results-root /tmp/rerun")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--profile", default=os.environ.get("PROFILE", "digits"),
                    help=f"one of {', '.join(list_profiles())} (default: $PROFILE or digits)")
-    p.add_argument("--only", nargs="*", help="run only notebooks whose name starts with / contains these")
+    p.add_argument("--only", nargs="*", action="extend",
+                   help="run only notebooks whose name starts with / contains these (repeatable: "
+                        "--only 01 --only 03 runs both)")
     p.add_argument("--force", action="store_true", help="rerun notebooks that already finished")
     p.add_argument("--list", action="store_true", help="list the notebooks and exit")
     p.add_argument("--stamp-wall-times", action="store_true",
@@ -570,6 +705,12 @@ def main(argv: list[str] | None = None) -> int:
     except ProfileNotReady as err:
         print(str(err), file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C: one line, not papermill's and asyncio's traceback
+        where = (f" during {exc} (its partial executed copy was removed)"
+                 if isinstance(exc, Interrupted) else "")
+        print(f"\n{prog}: interrupted{where}; the notebooks that finished are kept: run the same "
+              "command again to continue", file=sys.stderr)
+        return 130
     except NotebookFailed as exc:  # the notebook's own error: one line, the copy holds the rest
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1

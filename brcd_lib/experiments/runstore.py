@@ -145,6 +145,26 @@ def code_fingerprint(role: str) -> str:
     return _FINGERPRINTS[role]
 
 
+def library_fingerprint() -> str:
+    """SHA-256 (16 hex digits) of the whole library as it determines a notebook's outputs: every
+    module of ``brcd_lib`` (syntax trees without docstrings and comments, as
+    :func:`code_fingerprint`) and the sidecars of the committed weights (their SHA-256 and
+    recipe). Unlike :data:`CODE_PATHS` nothing is left out: a table or figure also depends on the
+    reporting code. Read on each call (a fraction of a second), so an edit is seen at once."""
+    h = hashlib.sha256()
+    for path in sorted(_PACKAGE.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        h.update(path.relative_to(_PACKAGE).as_posix().encode() + b"\0")
+        try:
+            h.update(_normalised_source(path).encode() + b"\0")
+        except SyntaxError:  # a module being edited: its bytes, so the fingerprint still moves
+            h.update(path.read_bytes() + b"\0")
+    for path in sorted((_PACKAGE / "weights").glob("*.json")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def record_checksum(record: dict) -> str:
     """SHA-256 of a record's content (every field but ``checksum``, canonical JSON)."""
     body = {k: v for k, v in record.items() if k != "checksum"}

@@ -29,7 +29,8 @@ from ..training.progress import run_label
 from . import plan
 from . import rows as rowlib
 from .columns import COLUMNS
-from .experiment import DegenerateTeacher, Experiment, ShallowNotAvailable
+from .experiment import (DegenerateTeacher, Experiment, ShallowNotAvailable, collapse_summary,
+                         held_student_collapses)
 from .runstore import TrainedRun, code_fingerprint
 
 log = logging.getLogger(__name__)
@@ -271,17 +272,21 @@ def _run_jobs(exp: Experiment, jobs: list[plan.Job], desc: str) -> list[dict]:
     unfinished = {o.index: o for o in prefetch_students(exp, [j.kwargs for j in jobs], desc=desc)
                   if not o.ok}
     rows = []
-    for i, job in enumerate(tqdm(jobs, desc=desc, disable=not exp.progress)):
-        try:
-            got = student_rows(exp, **job.kwargs)
-        except Exception as err:
-            if i in unfinished:  # the worker's attempts come first in its log
-                err.add_note(f"run {unfinished[i].name} also failed on the {exp.executor} "
-                             f"executor: {unfinished[i].error} (log: {unfinished[i].log})")
-            raise
-        for r in got:
-            r.update(job.fields)
-            rows.append(r)
+    with held_student_collapses():  # said once below, not run by run
+        for i, job in enumerate(tqdm(jobs, desc=desc, disable=not exp.progress)):
+            try:
+                got = student_rows(exp, **job.kwargs)
+            except Exception as err:
+                if i in unfinished:  # the worker's attempts come first in its log
+                    err.add_note(f"run {unfinished[i].name} also failed on the {exp.executor} "
+                                 f"executor: {unfinished[i].error} (log: {unfinished[i].log})")
+                raise
+            for r in got:
+                r.update(job.fields)
+                rows.append(r)
+    summary = collapse_summary(rows, grid=desc, profile=exp.profile, n_train=len(exp.splits.train))
+    if summary:
+        log.warning("%s", summary)
     return rows
 
 

@@ -244,6 +244,16 @@ def preflight(args: argparse.Namespace) -> Profile:
     command line's changes), the device, the cache and output folders. Raises ``ValueError`` /
     :class:`~brcd_lib.io.StorageError` naming the bad value or path."""
     profile = build_profile(args)
+    if args.role == "student":  # the distiller's settings (e.g. brcd.n_clusters) before training
+        from ..distill import get_distiller
+        from .plan import distill_kwargs
+
+        settings = distill_kwargs(profile, args.method)
+        try:
+            get_distiller(args.method, **settings)
+        except TypeError as err:
+            raise ValueError(f"method {args.method!r} does not take the settings "
+                             f"{settings}: {err}") from None
     check_device(args.device)
     ensure_writable_dir(args.cache_dir or cache_root(), what="cache folder")
     if args.output_dir is not None:

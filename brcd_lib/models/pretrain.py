@@ -327,7 +327,9 @@ def ssl_pretrain(backbone: nn.Module, *, images: torch.Tensor, image_size: int, 
                     "images); pretraining it now: %d epochs of %d images at batch %d%s",
                     ", ".join(os.path.basename(os.path.normpath(d)) for d in weights_dirs),
                     _spec(backbone), epochs, len(images), batch_size,
-                    _estimate_note(backbone, base, batch_size, epochs))
+                    _estimate_note(backbone, base, batch_size, epochs, augment=augment,
+                                   precision=precision, proj_hidden=proj_hidden,
+                                   proj_dim=proj_dim, temperature=temperature))
     if blob is not None:
         backbone.load_state_dict(blob["state_dict"], strict=True)
         backbone.to(device).eval()
@@ -539,21 +541,50 @@ def load_committed_file(backbone: nn.Module, name: str, folders) -> dict[str, An
                             f"<profile>` (see brcd_lib/weights/README or docs/models.md)")
 
 
-def _estimate_note(backbone: nn.Module, base: torch.Tensor, batch_size: int, epochs: int) -> str:
-    """``"; about N min on this machine"`` from one timed SimCLR-sized forward and backward
-    pass of the backbone (two views of one batch); empty when it cannot be timed."""
+def about(seconds: float) -> str:
+    """A rough duration in words: ``under 10 s``, ``about 40 s``, ``about 3 min``,
+    ``about 1.5 h``."""
+    if seconds < 10:
+        return "under 10 s"
+    if seconds < 55:
+        return f"about {5 * round(seconds / 5):.0f} s"
+    if seconds < 90 * 60:
+        return f"about {max(1, round(seconds / 60)):.0f} min"
+    return f"about {seconds / 3600:.1f} h"
+
+
+def _estimate_note(backbone: nn.Module, base: torch.Tensor, batch_size: int, epochs: int, *,
+                   augment: BatchAugment | None = None, precision: str = "fp32",
+                   proj_hidden: int = 256, proj_dim: int = 64, temperature: float = 0.5) -> str:
+    """``"; about N min on this machine (S steps)"``: the SimCLR steps times one timed step of
+    what :func:`train_simclr` computes per batch (two augmented views, the backbone and a
+    projection head under the same precision, the NT-Xent loss, its backward; parameters that
+    do not require a gradient stay so): the faster of two steps timed after an untimed first
+    one that pays the one-off costs; empty when it cannot be timed."""
     import copy
 
-    try:  # on a copy, with the random state restored: the estimate changes nothing
+    try:  # on copies, with the random state restored: the estimate changes nothing
         n = min(batch_size, len(base))
-        probe = copy.deepcopy(backbone).train().requires_grad_(True)
-        x = base[:n].repeat(2, 1, 1, 1).to(next(probe.parameters()).device)
+        probe = copy.deepcopy(backbone).train()
+        device = next(probe.parameters()).device
+        x = base[:n].to(device)
         with torch.random.fork_rng(devices=[]):
-            t0 = time.perf_counter()
-            probe(x).float().sum().backward()
-            step = time.perf_counter() - t0
+            proj = projection_head(int(probe.out_dim), hidden=proj_hidden,
+                                   out_dim=proj_dim).to(device)
+            gen = torch.Generator().manual_seed(0)
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                views = (torch.cat([augment(x, gen), augment(x, gen)]) if augment is not None
+                         else x.repeat(2, 1, 1, 1))
+                with torch.autocast(device.type, dtype=torch.bfloat16,
+                                    enabled=precision == "bf16"):
+                    z = proj(probe(views))
+                z = z.float()
+                nt_xent(z[:n], z[n:], temperature=temperature).backward()
+                times.append(time.perf_counter() - t0)
         steps = epochs * max(1, math.ceil(len(base) / batch_size))
-        return f"; about {step * steps / 60:.0f} min on this machine ({steps} steps)"
+        return f"; {about(min(times[1:]) * steps)} on this machine ({steps} steps)"
     except Exception:  # the estimate is a courtesy, never a failure
         return ""
 

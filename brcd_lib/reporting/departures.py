@@ -228,8 +228,10 @@ DEPARTURES: tuple[Departure, ...] = (
     Departure(
         key="contrastive_negatives", area="baselines",
         release="CRD, CRCD and PACKD draw their 500 negatives from other classes with the training "
-                "labels (`cls_negative`, exact mode)",
-        kit="uniform over all other training items: the baselines stay unsupervised, like BRCD",
+                "labels (`cls_negative`, exact mode), without replacement when a class's pool "
+                "holds at least 500 items (`np.random.choice(pool, k, replace=k > len(pool))`)",
+        kit="uniform over all other training items, with replacement: the baselines stay "
+            "unsupervised, like BRCD",
         why="unsupervised hashing uses no labels in training",
         switch='`negatives="class"` (needs `DistillContext.train_labels`)',
         effect="measured by notebook 04's upstream-baselines study: class-based minus uniform "

@@ -96,7 +96,49 @@ def _bar_class(kind: str):
                 yield item
 
     Bar.__name__ = f"Bar[{kind}]"
-    return Bar
+    return _WidgetBar.over(Bar) if kind == "widget" else Bar
+
+
+class _WidgetBar:
+    """A live widget while it runs, text once it is closed.
+
+    A widget view saved in a notebook refers to a model that lives in the kernel; after a page
+    reload, a restarted kernel or in a copy opened elsewhere it shows "Error displaying widget:
+    model not found". So the bar is displayed with a display id and, when it closes, that output
+    is replaced by the bar's last line as plain text (nothing for ``leave=False`` bars) and the
+    widget models are closed: a notebook keeps no widget view of a finished bar."""
+
+    @staticmethod
+    def over(base):
+        class WidgetBar(base):
+            def __init__(self, *args, **kwargs):
+                kwargs["display"] = False  # displayed below, with a handle to replace it later
+                self._view = None
+                super().__init__(*args, **kwargs)
+                if not self.disable and getattr(self, "container", None) is not None:
+                    from IPython.display import display
+
+                    self._view = display(self.container, display_id=True)
+                    self.displayed = True
+
+            def close(self):
+                view, self._view = getattr(self, "_view", None), None
+                stopped = bool(self.total and self.n < self.total)
+                super().close()
+                if view is None:
+                    return
+                text = ""
+                if self.leave:
+                    text = self.format_meter(**{**self.format_dict, "ncols": 80})
+                    text += " (stopped)" if stopped else ""
+                view.update({"text/plain": text}, raw=True)
+                container = getattr(self, "container", None)
+                for widget in [container, *getattr(container, "children", ())]:
+                    if widget is not None:
+                        widget.close()
+
+        WidgetBar.__name__ = base.__name__
+        return WidgetBar
 
 
 def tqdm(iterable: Any = None, *args: Any, **kwargs: Any):
