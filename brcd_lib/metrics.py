@@ -81,8 +81,8 @@ _MAX_CHUNK_ROWS = 16
 _BYTES_PER_PAIR = 48
 # Top-K ranking of the numpy backend. A chunk of query rows holds about _CHUNK_PAIRS (query, item)
 # distances and at least _MIN_CHUNK_ROWS rows (buffer reused); the selection runs on blocks of at
-# most _SELECT_PAIRS pairs, worst case _TOPK_BYTES_PER_PAIR bytes per pair when every item is a
-# candidate (heavy ties): group index (1/8 x 8), the group's values and test (<= 4 + 1), candidate
+# most _SELECT_PAIRS candidate pairs, _TOPK_BYTES_PER_PAIR bytes per pair in the worst case (every
+# item a candidate): group index (1/8 x 8), the group's values and test (<= 4 + 1), candidate
 # position (8) and value (<= 4), the sort order and the taken positions (8 + 8).
 _CHUNK_PAIRS = 1 << 20
 _MIN_CHUNK_ROWS = 8
@@ -840,18 +840,21 @@ def _run_chunks(work: Callable[[int], tuple], starts: Sequence[int],
 
 
 def _topk_chunk_rows(n_query: int, n_db: int, itemsize: int, memory_budget_mb: float,
-                     threads: int) -> int:
-    """Query rows per chunk of the numpy backend: about ``_CHUNK_PAIRS`` (query, item) pairs and
-    at least ``_MIN_CHUNK_ROWS`` rows (each XOR tile of the database then serves several queries
-    while it is in cache), at least one chunk per thread, and within ``memory_budget_mb`` over
-    all threads: per thread the chunk's distances (``itemsize`` bytes per pair) and candidate
-    groups (1/8 byte per pair) plus one selection block (``_SELECT_PAIRS`` pairs at
-    ``_TOPK_BYTES_PER_PAIR`` bytes, the worst case where every item is a candidate)."""
+                     threads: int) -> tuple[int, int]:
+    """(query rows per chunk, candidate pairs per selection block) of the numpy backend.
+
+    Each thread gets ``memory_budget_mb / threads``: half of it for the chunk's distances
+    (``itemsize`` bytes per pair) and candidate groups (1/8 byte per pair), half for one
+    selection block (``_TOPK_BYTES_PER_PAIR`` bytes per candidate pair, at most
+    ``_SELECT_PAIRS``). A chunk holds about ``_CHUNK_PAIRS`` pairs and at least
+    ``_MIN_CHUNK_ROWS`` rows (each XOR tile of the database then serves several queries while
+    it is in cache) within that, and there is at least one chunk per thread; at least one row is
+    always held."""
     _check_budget(memory_budget_mb)
-    per_thread = memory_budget_mb * 2**20 / threads - _SELECT_PAIRS * _TOPK_BYTES_PER_PAIR
-    budget_rows = int(per_thread // ((itemsize + 0.125) * n_db))
+    half = memory_budget_mb * 2**20 / threads / 2
+    budget_rows = int(half // ((itemsize + 0.125) * n_db))
     rows = min(max(_MIN_CHUNK_ROWS, _CHUNK_PAIRS // n_db), budget_rows, -(-n_query // threads))
-    return max(1, rows)
+    return max(1, rows), int(min(_SELECT_PAIRS, half // _TOPK_BYTES_PER_PAIR))
 
 
 def _numpy_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, device, threads=1,
@@ -870,8 +873,8 @@ def _numpy_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, dev
     n_query, n_db = q_bytes.shape[0], db_bytes.shape[0]
     n_pad = -(-n_db // 64) * 64  # the groups of 8 items of a row fill whole 64-bit words
     itemsize = np.dtype(engine.out_dtype).itemsize
-    step = _topk_chunk_rows(n_query, n_pad, itemsize, memory_budget_mb, threads)
-    block = max(1, min(step, _SELECT_PAIRS // n_pad))
+    step, select_pairs = _topk_chunk_rows(n_query, n_pad, itemsize, memory_budget_mb, threads)
+    block = max(1, min(step, select_pairs // n_pad))
     sample_size = max(_MIN_SAMPLE, n_db // _SAMPLE_FRACTION)
     sampled = top * 8 <= n_db and n_db >= 4 * sample_size
     if sampled:  # a systematic sample of the database, its distances computed per chunk
@@ -899,7 +902,7 @@ def _numpy_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, dev
                                             _CANDIDATE_MARGIN)
             dist = engine.distances(rows, out=dist_buf[:c], scratch=scratch,
                                     thresholds=thresholds, groups=groups_buf[:c])
-            for b0, b1 in _candidate_blocks(groups_buf[:c], _SELECT_PAIRS):
+            for b0, b1 in _candidate_blocks(groups_buf[:c], select_pairs):
                 _topk_from_groups(dist[b0:b1], groups_buf[b0:b1], thresholds[b0:b1], n_db, top,
                                   ranked[b0:b1])
         else:

@@ -281,3 +281,14 @@ def test_default_threads_without_torch_follow_the_cpu_affinity():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.stdout.split() == ["True", "False"], done.stderr
+
+
+def test_memory_budget_is_shared_by_threads_without_starving_the_chunks():
+    # 256 MiB over 16 threads at a million items: each thread still holds several rows
+    rows, select = M._topk_chunk_rows(1000, 1_000_064, 1, 256.0, 16)
+    assert rows >= 4 and select >= 1_000_064 // 8
+    # 2 threads: the usual chunk (at least _MIN_CHUNK_ROWS rows) and the full selection block
+    assert M._topk_chunk_rows(1000, 1_000_064, 1, 256.0, 2) == (M._MIN_CHUNK_ROWS,
+                                                                M._SELECT_PAIRS)
+    # a tiny budget: one row, never zero
+    assert M._topk_chunk_rows(1000, 1_000_064, 1, 0.01, 2)[0] == 1
