@@ -92,6 +92,9 @@ _TOPK_BYTES_PER_PAIR = 36
 # (long inner loops: measured faster than short ones on the same scratch size).
 _TILE_WORDS = 1 << 16
 _TILE_WIDTH = 1 << 13
+# The numpy backend marks top-K candidates inside the distance tile loop when one chunk's
+# distances take more than this (they would be read again from memory, not from cache).
+_FUSED_MIN_BYTES = 4 << 20
 # Threshold sample of stable_topk_rows: max(_MIN_SAMPLE, n_db // _SAMPLE_FRACTION) columns, and
 # the margin above the k/n quantile in binomial standard deviations.
 _MIN_SAMPLE = 512
@@ -583,43 +586,68 @@ class _PopcountHamming:
 
     def distances(self, rows: slice, out: np.ndarray | None = None,
                   scratch: tuple | None = None, thresholds: np.ndarray | None = None,
-                  groups: np.ndarray | None = None) -> np.ndarray:
+                  groups: np.ndarray | None = None, plans: dict | None = None) -> np.ndarray:
         """Hamming distances (c, n_db) of query rows ``rows`` to the whole database, written into
         ``out`` (c, >= n_db) of ``out_dtype`` when given, with ``scratch`` from :meth:`scratch`.
 
         With ``thresholds`` (c,) and ``groups`` (c, ceil(n_db / 8)) bool: ``groups[r, j]`` is
-        set to whether any of the database items 8j..8j+7 lies at distance <= thresholds[r]."""
+        set to whether any of the database items 8j..8j+7 lies at distance <= thresholds[r].
+        ``plans``: a dict the caller keeps with the same ``out``, ``groups`` and ``scratch``
+        buffers from call to call; the views of every tile are then made once, not per call."""
         q = self.q[:, rows]
-        c, n = q.shape[1], self.n_db
+        c = q.shape[1]
         if out is None:
-            out = np.empty((c, n), self.out_dtype)
-        words, counts, marks = scratch if scratch is not None else self.scratch()
-        tile_rows, width = self.tile_shape
-        xor_, count_ = np.bitwise_xor, _popcount_into
+            out = np.empty((c, self.n_db), self.out_dtype)
+        scratch = scratch if scratch is not None else self.scratch()
+        plan = None if plans is None else plans.get(c)
+        if plan is None:
+            plan = self._plan(c, out, scratch, groups if thresholds is not None else None)
+            if plans is not None:
+                plans[c] = plan
+        xor_, count_, add_ = np.bitwise_xor, _popcount_into, np.add
+        less_equal_, not_equal_ = np.less_equal, np.not_equal
+        for r0, r1, tiles in plan:
+            q_rows = [q[w, r0:r1, None] for w in range(q.shape[0])]
+            q0 = q_rows[0]
+            limit = None if thresholds is None else thresholds[r0:r1, None]
+            for d_cols, xor, tile, part, mark, padding, words, group in tiles:
+                xor_(q0, d_cols[0], xor)
+                count_(xor, tile)
+                for w in range(1, len(q_rows)):
+                    xor_(q_rows[w], d_cols[w], xor)
+                    add_(tile, count_(xor, part), tile)
+                if limit is not None:
+                    less_equal_(tile, limit, mark)
+                    if padding is not None:
+                        padding[...] = False
+                    not_equal_(words, 0, group)
+        return out
+
+    def _plan(self, c: int, out: np.ndarray, scratch: tuple, groups: np.ndarray | None):
+        """The views of every tile of ``c`` query rows: [(r0, r1, tiles)], each tile (database
+        word columns, XOR scratch, distance tile, bit-count scratch, candidate marks, their
+        padding to whole words or None, the marks as words, the candidate groups)."""
+        words, counts, marks = scratch
+        tile_rows = self.tile_shape[0]
+        plan = []
         for r0 in range(0, c, tile_rows):
             r1 = min(r0 + tile_rows, c)
             m = r1 - r0
-            q_rows = [q[w, r0:r1, None] for w in range(q.shape[0])]
-            out_rows = out[r0:r1]
-            limit = None if thresholds is None else thresholds[r0:r1, None]
-            group_rows = None if groups is None else groups[r0:r1]
+            tiles = []
             for start, stop, d_cols in self.columns:
                 size, padded = stop - start, -(-(stop - start) // 8) * 8
-                xor = words[: m * size].reshape(m, size)
-                tile = out_rows[:, start:stop]
-                xor_(q_rows[0], d_cols[0], out=xor)
-                count_(xor, out=tile)
-                for w in range(1, len(q_rows)):
-                    xor_(q_rows[w], d_cols[w], out=xor)
-                    np.add(tile, count_(xor, out=counts[: m * size].reshape(m, size)), out=tile)
-                if limit is not None:
-                    mark = marks[: m * padded].reshape(m, padded)
-                    np.less_equal(tile, limit, out=mark[:, :size])
-                    if padded != size:
-                        mark[:, size:] = False
-                    np.not_equal(mark.view(np.uint64), 0,
-                                 out=group_rows[:, start >> 3: (start + padded) >> 3])
-        return out
+                part = None if counts is None else counts[: m * size].reshape(m, size)
+                mark = padding = as_words = group = None
+                if groups is not None:
+                    full = marks[: m * padded].reshape(m, padded)
+                    mark = full[:, :size]
+                    padding = full[:, size:] if padded != size else None
+                    as_words = full.view(np.uint64)
+                    group = groups[r0:r1, start >> 3: (start + padded) >> 3]
+                tiles.append((d_cols, words[: m * size].reshape(m, size), out[r0:r1, start:stop],
+                              part, mark, padding, as_words, group))
+            plan.append((r0, r1, tiles))
+        return plan
 
 
 def hamming_distance(query_codes, db_codes, *, packed: bool = False,
@@ -755,13 +783,17 @@ def _topk_from_groups(dist: np.ndarray, groups: np.ndarray, thresholds: np.ndarr
         values8 = dist.reshape(-1).view(np.uint64)[at].view(np.uint8).reshape(-1, 8)
     else:
         values8 = dist.reshape(-1, 8)[at]
-    if len(thresholds) == 1 or thresholds.min() == thresholds.max():
-        hit = np.less_equal(values8.reshape(-1), thresholds[0])
-    else:  # each group against its row's threshold
-        hit = np.less_equal(values8, thresholds[at // n_groups][:, None]).reshape(-1)
+    values = values8.reshape(-1)
+    if thresholds.min() == thresholds.max():
+        hit = np.less_equal(values, thresholds[0])
+    else:  # each row's groups (consecutive in ``at``) against the row's threshold
+        hit = np.empty(values.size, np.bool_)
+        ends = np.searchsorted(at, np.arange(1, len(thresholds) + 1) * n_groups).tolist()
+        for r, (lo, hi) in enumerate(zip([0] + ends[:-1], ends)):
+            np.less_equal(values[8 * lo: 8 * hi], thresholds[r], out=hit[8 * lo: 8 * hi])
     inside = np.flatnonzero(hit)
     flat = (at[inside >> 3] << 3) | (inside & 7)
-    return _rank_candidates(dist, flat, values8.reshape(-1)[inside], n, k, thresholds, out)
+    return _rank_candidates(dist, flat, values[inside], n, k, thresholds, out)
 
 
 def _candidate_blocks(groups: np.ndarray, max_pairs: int) -> list[tuple[int, int]]:
@@ -877,6 +909,11 @@ def _numpy_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, dev
     block = max(1, min(step, select_pairs // n_pad))
     sample_size = max(_MIN_SAMPLE, n_db // _SAMPLE_FRACTION)
     sampled = top * 8 <= n_db and n_db >= 4 * sample_size
+    # mark candidates inside the tile loop when a chunk's distances are too large to be read
+    # again from cache; otherwise compare the chunk's distances afterwards (stable_topk_rows)
+    fused = sampled and step * n_pad * itemsize > _FUSED_MIN_BYTES
+    if not fused:
+        n_pad = n_db
     if sampled:  # a systematic sample of the database, its distances computed per chunk
         stride = n_db // sample_size
         sample = _PopcountHamming(q_bytes, db_bytes[stride // 2::stride][:sample_size],
@@ -888,25 +925,34 @@ def _numpy_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, dev
         if bufs is None:
             dist = np.empty((step, n_pad), engine.out_dtype)
             dist[:, n_db:] = np.iinfo(engine.out_dtype).max  # padding: never a candidate
-            groups = np.zeros((step, n_pad // 8), np.bool_) if sampled else None
-            bufs = local.buffers = (dist, groups, engine.scratch())
+            marks = (np.zeros((step, n_pad // 8), np.bool_) if fused
+                     else np.empty(-(-block * n_db // 8) * 8, np.bool_))
+            bufs = local.buffers = (dist, marks, engine.scratch(), {})
         return bufs
 
     def work(start: int) -> tuple[slice, object]:
         rows = slice(start, min(start + step, n_query))
         c = rows.stop - rows.start
-        dist_buf, groups_buf, scratch = buffers()
+        dist_buf, marks, scratch, plans = buffers()
         ranked = np.empty((c, top), np.int64)
-        if sampled:
+        if fused:
             thresholds = _sample_thresholds(sample.distances(rows), top, n_db,
                                             _CANDIDATE_MARGIN)
             dist = engine.distances(rows, out=dist_buf[:c], scratch=scratch,
-                                    thresholds=thresholds, groups=groups_buf[:c])
-            for b0, b1 in _candidate_blocks(groups_buf[:c], select_pairs):
-                _topk_from_groups(dist[b0:b1], groups_buf[b0:b1], thresholds[b0:b1], n_db, top,
+                                    thresholds=thresholds, groups=marks[:c], plans=plans)
+            for b0, b1 in _candidate_blocks(marks[:c], select_pairs):
+                _topk_from_groups(dist[b0:b1], marks[b0:b1], thresholds[b0:b1], n_db, top,
                                   ranked[b0:b1])
+        elif sampled:
+            thresholds = _sample_thresholds(sample.distances(rows), top, n_db,
+                                            _CANDIDATE_MARGIN)
+            dist = engine.distances(rows, out=dist_buf[:c], scratch=scratch, plans=plans)
+            for b0 in range(0, c, block):
+                b1 = min(b0 + block, c)
+                stable_topk_rows(dist[b0:b1], top, out=ranked[b0:b1], mask=marks,
+                                 thresholds=thresholds[b0:b1])
         else:
-            dist = engine.distances(rows, out=dist_buf[:c], scratch=scratch)
+            dist = engine.distances(rows, out=dist_buf[:c], scratch=scratch, plans=plans)
             for b0 in range(0, c, block):
                 b1 = min(b0 + block, c)
                 ranked[b0:b1] = np.argsort(dist[b0:b1, :n_db], axis=1, kind="stable")[:, :top]

@@ -239,14 +239,18 @@ def test_multi_hot_label_check_is_blockwise_and_as_strict(monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------------
-# the fused top-K path: padding, many tiles, uint16 distances, split candidate blocks
+# the top-K paths (fused and per chunk): padding, many tiles, uint16 distances, split blocks
 # ------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("length, n_db, n_distinct", [(64, 10_001, 40), (16, 9_999, 300),
                                                       (72, 8_193, 25), (300, 4_100, 20)])
 @pytest.mark.parametrize("tiles", ["default", "tiny"])
-def test_fused_top_k_matches_the_plain_reference(monkeypatch, length, n_db, n_distinct, tiles):
+@pytest.mark.parametrize("fused", [True, False])
+def test_top_k_paths_match_the_plain_reference(monkeypatch, length, n_db, n_distinct, tiles,
+                                               fused):
+    # fused: candidates marked in the tile loop (the path of databases of millions of items)
+    monkeypatch.setattr(M, "_FUSED_MIN_BYTES", 0 if fused else 1 << 60)
     if tiles == "tiny":  # many tiles, a partial last tile, rows split over tiles
         monkeypatch.setattr(M, "_TILE_WORDS", 192)
         monkeypatch.setattr(M, "_TILE_WIDTH", 64)
