@@ -38,7 +38,9 @@ the metric (``import brcd_lib.metrics``, ``from brcd_lib import map_at_k``) and 
 fresh processes, interleaved.
 
 Writes ``retrieval.csv`` (one row per case and arm), ``retrieval.memory.csv`` (memory rows and the
-import times) and ``retrieval.md`` into ``--out-dir`` (default ``results/benchmarks``).
+import times) and ``retrieval.md`` into ``--out-dir`` (default ``results/benchmarks``). With
+``--before <earlier retrieval.csv>`` the Markdown also sets both runs' ratios side by side
+(``--compare-only`` adds that section to an existing ``retrieval.md`` without timing anything).
 
     PYTHONPATH=. python benchmarks/bench_retrieval.py --repeats 7   # everything (~30 min)
     PYTHONPATH=. python benchmarks/bench_retrieval.py --bits 64 --n-query 500 --n-db 5000 \
@@ -669,6 +671,70 @@ def environment() -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+# an earlier run next to this one
+# ---------------------------------------------------------------------------------------------
+
+
+BEFORE_HEADING = "## Against an earlier run"
+
+
+def read_csv_rows(path: Path) -> list[dict]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def before_after(rows: list[dict], before: list[dict], before_path: str) -> str:
+    """Markdown: both call paths' ratios in an earlier run (``--before``) and in this one."""
+    def index(rs):
+        return {(r["case"], r["config"]): r for r in rs}
+
+    def ratio(r):
+        return (f"{float(r['ratio_vs_best_faiss']):.3f} ({float(r['ratio_round_min']):.2f}-"
+                f"{float(r['ratio_round_max']):.2f})")
+
+    def load(r):
+        vals = [float(v) for v in str(r["load_1min_rounds"]).split(";") if v]
+        return f"{min(vals):.1f}-{max(vals):.1f}" if vals else "n/a"
+
+    now, old = index(rows), index(before)
+    lines = [BEFORE_HEADING, "",
+             f"The same cases in `{before_path}` (the run before this one) and here. ratio = "
+             "median / median of that run's best faiss configuration, in brackets the range of "
+             "the per-round ratios. CPU s = median process CPU time of the 1-thread arms: the "
+             "work of one call, which the machine's load moves less than the wall time.", "",
+             "| case | default call: before | default call: now | packed: before | packed: now "
+             "| CPU s, packed 1 thread: before -> now | CPU s, faiss counting 1 thread: before "
+             "-> now | 1-min load: before / now |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for case in dict.fromkeys(r["case"] for r in rows):
+        keys = [(case, DEFAULT_CALL), (case, "packed=True"), (case, "packed=True, threads=1"),
+                (case, "counting, 1 thread")]
+        if not all(k in old and k in now for k in keys):
+            continue
+        cpu = [f"{float(old[k]['cpu_median_s']):.3f} -> {float(now[k]['cpu_median_s']):.3f}"
+               for k in keys[2:]]
+        lines.append(f"| {case} | {ratio(old[keys[0]])} | **{ratio(now[keys[0]])}** | "
+                     f"{ratio(old[keys[1]])} | {ratio(now[keys[1]])} | {cpu[0]} | {cpu[1]} | "
+                     f"{load(old[keys[0]])} / {load(now[keys[0]])} |")
+    return "\n".join(lines) + "\n"
+
+
+def with_section(text: str, section: str) -> str:
+    """``text`` (retrieval.md) with its before/after section replaced by ``section``, or
+    ``section`` put before "## All arms" (at the end when there is none)."""
+    head, sep, tail = text.partition(BEFORE_HEADING)
+    if sep:  # drop the old section up to the next heading
+        rest = tail.split("\n## ", 1)
+        return head + section + (("\n## " + rest[1]) if len(rest) > 1 else "")
+    anchor = text.find("\n## All arms")
+    if anchor < 0:
+        return text.rstrip("\n") + "\n\n" + section
+    return text[:anchor].rstrip("\n") + "\n\n" + section + text[anchor:]
+
+
+# ---------------------------------------------------------------------------------------------
 # driver
 # ---------------------------------------------------------------------------------------------
 
@@ -695,6 +761,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--large-only", action="store_true", help="run only the large case")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", type=Path, default=REPO / "results" / "benchmarks")
+    p.add_argument("--before", type=Path, default=None,
+                   help="retrieval.csv of an earlier run: retrieval.md then sets both runs' "
+                        "ratios side by side")
+    p.add_argument("--compare-only", action="store_true",
+                   help="time nothing: add the --before section to <out-dir>/retrieval.md from "
+                        "<out-dir>/retrieval.csv")
     return p
 
 
@@ -705,6 +777,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--bits must be multiples of 8 (faiss IndexBinaryFlat works on bytes)")
     if args.repeats < 1:
         p.error("--repeats must be >= 1")
+    if args.compare_only and args.before is None:
+        p.error("--compare-only needs --before <earlier retrieval.csv>")
+    if args.before is not None and not args.before.is_file():
+        p.error(f"--before {args.before}: no such file (give the retrieval.csv of an earlier "
+                "run)")
     return args
 
 
@@ -727,6 +804,8 @@ def main(argv=None) -> list[dict]:
     from brcd_lib.io import atomic_write_text
 
     args = parse_args(argv)
+    if args.compare_only:
+        return compare_only(args)
     t_start = time.perf_counter()
     env = dict(environment(), started=time.strftime("%Y-%m-%d %H:%M:%S"),
                load_start=load_average(),
@@ -748,12 +827,35 @@ def main(argv=None) -> list[dict]:
     env.update(load_end=load_average(), elapsed=time.perf_counter() - t_start)
     text = markdown(rows, memory, infos, args, env)
     cell_rows = [{f: _cell(r.get(f)) for f in FIELDS} for r in rows]
+    if args.before is not None:
+        text = with_section(text, before_after(cell_rows, read_csv_rows(args.before),
+                                               _shown(args.before)))
     atomic_write_text(args.out_dir / "retrieval.csv", csv_text(cell_rows, FIELDS))
     if memory:
         mem_rows = [{f: _cell(r.get(f)) for f in MEMORY_FIELDS} for r in memory]
         atomic_write_text(args.out_dir / "retrieval.memory.csv", csv_text(mem_rows, MEMORY_FIELDS))
     atomic_write_text(args.out_dir / "retrieval.md", text)
     print(text)
+    return rows
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+def compare_only(args) -> list[dict]:
+    """``--compare-only``: the before/after section of an existing retrieval.md."""
+    from brcd_lib.io import atomic_write_text
+
+    md_path = args.out_dir / "retrieval.md"
+    rows = read_csv_rows(args.out_dir / "retrieval.csv")
+    section = before_after(rows, read_csv_rows(args.before), _shown(args.before))
+    atomic_write_text(md_path, with_section(md_path.read_text(encoding="utf-8"), section))
+    print(section)
     return rows
 
 

@@ -8,24 +8,33 @@ mean (``zero_hit="count"``, the convention of the BRCD / CIBHash / DeepHash-pyto
 ``zero_hit="skip"`` averages over queries with R > 0 only (the HashNet / TBH convention).
 
 Inputs. Codes are ``numpy`` arrays or ``torch`` tensors of shape (n, L) holding either +-1 or 0/1
-(detected per array; 1 and +1 are the set bit). With ``packed=True`` the database codes are
-``uint8`` arrays (n, ceil(L/8)) as written by :func:`pack_codes` (``np.packbits`` bit order, zero
-padding); query codes may then be packed the same way or given unpacked. Labels are multi-hot
-(n, C) (any non-zero entry is a label) or integer class ids (n,).
+(detected per array; 1 and +1 are the set bit), of any numeric dtype (bfloat16 tensors included).
+They are checked and packed in one pass over blocks of rows (:func:`_pack_checked`): a value that
+is neither 1 nor the array's unset value (0 or -1), NaN, or a mix of both conventions is an error
+naming the value and its position; no temporary of the array's size is made. With
+``packed=True`` the database codes are ``uint8`` arrays (n, ceil(L/8)) as written by
+:func:`pack_codes` (``np.packbits`` bit order, zero padding); query codes may then be packed the
+same way or given unpacked. Labels are multi-hot (n, C >= 2) (any non-zero entry is a label) or
+integer class ids (n,); a single column (n, 1) is refused, since it reads both ways. The module
+imports no torch: NumPy inputs never load it, and tensors are recognised only once the caller has
+imported torch.
 
 Implementation. The default ``numpy`` backend works on chunks of query rows (several at a time
 on ``threads`` threads; NumPy releases the GIL inside its loops). For a chunk it computes the
 Hamming distances with XOR + popcount on machine words (``np.bitwise_count``; a byte lookup table
 on NumPy < 2.0) tile by tile into a reused buffer, so no temporary of size rows x database is
-allocated. The exact stable top-K of each row comes from :func:`stable_topk_rows`: the distances
-of the query to a systematic sample of the database give a per-row threshold a little above the
-K/N quantile; one pass marks the items at or below it, their positions (in index order) and
-distances are extracted, and a stable radix sort of those distances orders them -- equal
-distances keep index order. A row with fewer than K items at or below its threshold raises the
-threshold until it holds K, so the result never depends on the sample. The ``torch`` backend
-(chosen automatically when a code tensor lives on an accelerator) computes distances on the codes'
-device as (L - q.d) / 2 with a matrix product of +-1 codes and ranks with ``torch.topk`` on the
-unique integer key distance * n_db + index. The ``faiss`` backend (by name only) searches a
+allocated. The exact stable top-K of each row: the distances of the query to a systematic sample
+of the database give a per-row threshold a little above the K/N quantile; the items at or below
+it are the candidates, their positions (in index order) and distances are extracted, and a
+stable radix sort of those distances orders them -- equal distances keep index order. On a large
+database (a chunk's distances above ``_FUSED_MIN_BYTES``) the tile loop itself marks, while a
+tile is in cache, the groups of 8 items that hold a candidate, and only those groups are read
+again (:func:`_topk_from_groups`); on a smaller one the chunk's distances are compared afterwards
+(:func:`stable_topk_rows`). A row with fewer than K candidates raises its threshold until it
+holds K, so the result never depends on the sample. The ``torch`` backend (chosen automatically
+when a code tensor lives on an accelerator) computes distances on the codes' device as
+(L - q.d) / 2 with a matrix product of +-1 codes and ranks with ``torch.topk`` on the unique
+integer key distance * n_db + index. The ``faiss`` backend (by name only) searches a
 ``faiss.IndexBinaryFlat``, whose results already follow the (distance, index) order
 (:func:`_faiss_ranking`). Every backend returns identical values;
 ``benchmarks/bench_retrieval.py`` records the timings against faiss.
@@ -563,10 +572,12 @@ class _PopcountHamming:
 
     @staticmethod
     def _words(b: np.ndarray) -> np.ndarray:
-        """(n, B) bytes -> (W, n) words; a single word of the smallest width when B <= 8 (then a
-        view of ``b``, no copy, when B is 1, 2, 4 or 8)."""
+        """(n, B) bytes -> (W, n) words; a single word of 8, 32 or 64 bits when B <= 8 (a view
+        of ``b``, no copy, when B is 1, 4 or 8). Never 16 bits: ``np.bitwise_count`` on uint16
+        took about 12 times as long per element as on uint8, uint32 or uint64 (NumPy 2.4, no
+        SIMD loop for it), so 2- and 3-byte codes are padded to 32 bits."""
         n_bytes = b.shape[1]
-        width = next((w for w in (1, 2, 4, 8) if w >= n_bytes), 8)
+        width = next((w for w in (1, 4, 8) if w >= n_bytes), 8)
         total = -(-n_bytes // width) * width
         if total != n_bytes:
             padded = np.zeros((b.shape[0], total), np.uint8)
@@ -1156,7 +1167,7 @@ def map_at_k(query_codes, db_codes, query_labels, db_labels, k: int | None = Non
 
     query_codes, db_codes: +-1 or 0/1 codes (n, L), numpy or torch; with ``packed=True`` the
         database (and optionally the queries) as ``uint8`` from :func:`pack_codes`.
-    query_labels, db_labels: multi-hot (n, C) or class ids (n,).
+    query_labels, db_labels: multi-hot (n, C), C >= 2, or class ids (n,).
     k: cut-off K; None = whole database; K > database size is clipped.
     zero_hit: ``count`` (BRCD convention: queries with no relevant item in the top K score 0 and
         stay in the mean) or ``skip`` (HashNet/TBH: mean over queries with a hit; NaN if none).
@@ -1166,8 +1177,10 @@ def map_at_k(query_codes, db_codes, query_labels, db_labels, k: int | None = Non
         one query row per thread is always held).
     backend: ``auto``, ``numpy``, ``torch`` or ``faiss`` (see :data:`BACKENDS`); all give the
         same value.
-    threads: CPU threads of the ``numpy`` backend (query chunks in parallel) and of ``faiss``;
-        None = ``torch.get_num_threads()``. The value does not depend on it.
+    threads: CPU threads of the ``numpy`` backend (query chunks in parallel, and the check of
+        large unpacked code arrays) and of ``faiss``; None = ``torch.get_num_threads()`` when
+        torch is already imported, else the CPUs this process may use. The value does not
+        depend on it.
     """
     reduce = _lookup(ZERO_HIT_CONVENTIONS, zero_hit, "zero_hit convention")
     ap, n_hits = _ap_and_hits(query_codes, db_codes, query_labels, db_labels, k, packed=packed,
