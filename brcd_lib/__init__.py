@@ -3,7 +3,8 @@ for Unsupervised Semantic Hashing, WWW 2024).
 
 Public API: the retrieval metric, the BRCD loss and its masks, the registries of datasets,
 backbones, hashing objectives, distillers and profiles. Names are imported on first use, so
-``import brcd_lib`` itself loads nothing heavy.
+``import brcd_lib`` itself loads nothing heavy, and the metric (``from brcd_lib import
+map_at_k``) loads NumPy only, never torch (tests/test_metrics_inputs.py checks it).
 
 Layers (docs/architecture.md), each importing only the ones before it:
 shared leaves (``registry``, ``paths``, ``io``, ``config``, ``provenance``) -> core (``data``,

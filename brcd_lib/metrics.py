@@ -8,24 +8,33 @@ mean (``zero_hit="count"``, the convention of the BRCD / CIBHash / DeepHash-pyto
 ``zero_hit="skip"`` averages over queries with R > 0 only (the HashNet / TBH convention).
 
 Inputs. Codes are ``numpy`` arrays or ``torch`` tensors of shape (n, L) holding either +-1 or 0/1
-(detected per array; 1 and +1 are the set bit). With ``packed=True`` the database codes are
-``uint8`` arrays (n, ceil(L/8)) as written by :func:`pack_codes` (``np.packbits`` bit order, zero
-padding); query codes may then be packed the same way or given unpacked. Labels are multi-hot
-(n, C) (any non-zero entry is a label) or integer class ids (n,).
+(detected per array; 1 and +1 are the set bit), of any numeric dtype (bfloat16 tensors included).
+They are checked and packed in one pass over blocks of rows (:func:`_pack_checked`): a value that
+is neither 1 nor the array's unset value (0 or -1), NaN, or a mix of both conventions is an error
+naming the value and its position; no temporary of the array's size is made. With
+``packed=True`` the database codes are ``uint8`` arrays (n, ceil(L/8)) as written by
+:func:`pack_codes` (``np.packbits`` bit order, zero padding); query codes may then be packed the
+same way or given unpacked. Labels are multi-hot (n, C >= 2) (any non-zero entry is a label) or
+integer class ids (n,); a single column (n, 1) is refused, since it reads both ways. The module
+imports no torch: NumPy inputs never load it, and tensors are recognised only once the caller has
+imported torch.
 
 Implementation. The default ``numpy`` backend works on chunks of query rows (several at a time
 on ``threads`` threads; NumPy releases the GIL inside its loops). For a chunk it computes the
 Hamming distances with XOR + popcount on machine words (``np.bitwise_count``; a byte lookup table
 on NumPy < 2.0) tile by tile into a reused buffer, so no temporary of size rows x database is
-allocated. The exact stable top-K of each row comes from :func:`stable_topk_rows`: the distances
-of the query to a systematic sample of the database give a per-row threshold a little above the
-K/N quantile; one pass marks the items at or below it, their positions (in index order) and
-distances are extracted, and a stable radix sort of those distances orders them -- equal
-distances keep index order. A row with fewer than K items at or below its threshold raises the
-threshold until it holds K, so the result never depends on the sample. The ``torch`` backend
-(chosen automatically when a code tensor lives on an accelerator) computes distances on the codes'
-device as (L - q.d) / 2 with a matrix product of +-1 codes and ranks with ``torch.topk`` on the
-unique integer key distance * n_db + index. The ``faiss`` backend (by name only) searches a
+allocated. The exact stable top-K of each row: the distances of the query to a systematic sample
+of the database give a per-row threshold a little above the K/N quantile; the items at or below
+it are the candidates, their positions (in index order) and distances are extracted, and a
+stable radix sort of those distances orders them -- equal distances keep index order. On a large
+database (a chunk's distances above ``_FUSED_MIN_BYTES``) the tile loop itself marks, while a
+tile is in cache, the groups of 8 items that hold a candidate, and only those groups are read
+again (:func:`_topk_from_groups`); on a smaller one the chunk's distances are compared afterwards
+(:func:`stable_topk_rows`). A row with fewer than K candidates raises its threshold until it
+holds K, so the result never depends on the sample. The ``torch`` backend (chosen automatically
+when a code tensor lives on an accelerator) computes distances on the codes' device as
+(L - q.d) / 2 with a matrix product of +-1 codes and ranks with ``torch.topk`` on the unique
+integer key distance * n_db + index. The ``faiss`` backend (by name only) searches a
 ``faiss.IndexBinaryFlat``, whose results already follow the (distance, index) order
 (:func:`_faiss_ranking`). Every backend returns identical values;
 ``benchmarks/bench_retrieval.py`` records the timings against faiss.
@@ -33,13 +42,14 @@ unique integer key distance * n_db + index. The ``faiss`` backend (by name only)
 from __future__ import annotations
 
 import math
+import os
+import sys
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
-import torch
 
 __all__ = [
     "metric_convention",
@@ -69,22 +79,31 @@ metric_convention: str = (
 )
 
 _DEFAULT_MEMORY_BUDGET_MB = 256.0
+# Input checks: entries per block of rows in the one pass that checks and packs codes (and
+# multi-hot labels); its temporaries are a few blocks.
+_CHECK_BLOCK = 1 << 16
+# ... and entries per thread below which the check runs on one thread.
+_PARALLEL_CHECK_ENTRIES = 1 << 22
 # Radius counts (PR curve, radius precision): rows per chunk and bytes per (query, item) pair
 # held at once (distances, int64 bin keys, relevance).
 _MAX_CHUNK_ROWS = 16
 _BYTES_PER_PAIR = 48
 # Top-K ranking of the numpy backend. A chunk of query rows holds about _CHUNK_PAIRS (query, item)
 # distances and at least _MIN_CHUNK_ROWS rows (buffer reused); the selection runs on blocks of at
-# most _SELECT_PAIRS pairs, worst case _TOPK_BYTES_PER_PAIR bytes per pair when every item is a
-# candidate (heavy ties): mask (1) + candidate index (8) + its word and value (<= 4).
+# most _SELECT_PAIRS candidate pairs, _TOPK_BYTES_PER_PAIR bytes per pair in the worst case (every
+# item a candidate): group index (1/8 x 8), the group's values and test (<= 4 + 1), candidate
+# position (8) and value (<= 4), the sort order and the taken positions (8 + 8).
 _CHUNK_PAIRS = 1 << 20
 _MIN_CHUNK_ROWS = 8
 _SELECT_PAIRS = 1 << 20
-_TOPK_BYTES_PER_PAIR = 13
-# XOR scratch of one tile, in words (1 MiB of uint64), and the tile's width in database columns
+_TOPK_BYTES_PER_PAIR = 36
+# XOR scratch of one tile, in words (512 KiB of uint64), and the tile's width in database columns
 # (long inner loops: measured faster than short ones on the same scratch size).
-_TILE_WORDS = 1 << 17
-_TILE_WIDTH = 1 << 15
+_TILE_WORDS = 1 << 16
+_TILE_WIDTH = 1 << 13
+# The numpy backend marks top-K candidates inside the distance tile loop when one chunk's
+# distances take more than this (they would be read again from memory, not from cache).
+_FUSED_MIN_BYTES = 4 << 20
 # Threshold sample of stable_topk_rows: max(_MIN_SAMPLE, n_db // _SAMPLE_FRACTION) columns, and
 # the margin above the k/n quantile in binomial standard deviations.
 _MIN_SAMPLE = 512
@@ -135,45 +154,171 @@ TIE_RULES: dict[str, str] = {
 # ---------------------------------------------------------------------------------------------
 
 
+def _loaded_torch():
+    """The torch module when it is already imported, else None. A tensor can only exist once
+    torch is imported, so the metric never imports torch itself for NumPy inputs."""
+    return sys.modules.get("torch")
+
+
+def _is_tensor(x) -> bool:
+    torch = _loaded_torch()
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _host_tensor(x, what: str):
+    """``x`` (a tensor) detached and on the CPU; a clear error for the 'meta' device."""
+    if x.device.type == "meta":
+        raise ValueError(
+            f"{what} is a tensor on the 'meta' device, which has a shape but no values; compute "
+            "the codes (and labels) on a real device (cpu or cuda) and evaluate those"
+        )
+    x = x.detach()
+    return x if x.device.type == "cpu" else x.cpu()
+
+
+def _tensor_to_numpy(t, what: str) -> np.ndarray:
+    """A CPU tensor as a NumPy array (shared memory where NumPy has the dtype); floating dtypes
+    NumPy lacks (bfloat16, float8) become float32, which holds their values exactly."""
+    try:
+        return t.numpy()
+    except TypeError:
+        if t.is_floating_point():
+            return t.float().numpy()
+        raise ValueError(
+            f"{what} has dtype {t.dtype}, which NumPy cannot hold; convert it first (e.g. "
+            ".float() for codes, .long() for class ids)"
+        ) from None
+
+
 def _to_numpy(x, what: str) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
     if isinstance(x, np.ndarray):
         return x
+    if _is_tensor(x):
+        return _tensor_to_numpy(_host_tensor(x, what), what)
     raise TypeError(f"{what} must be a numpy array or a torch tensor, got {type(x).__name__}")
 
 
-def _code_bits(codes, what: str) -> np.ndarray:
-    """Validate +-1 or 0/1 codes (n, L) and return the set bits as a bool array."""
-    arr = _to_numpy(codes, what)
+def _code_rows(codes, what: str) -> tuple[object, Callable[[object], np.ndarray]]:
+    """(codes as an array or a CPU tensor, a function turning a block of its rows into NumPy).
+
+    A tensor whose dtype NumPy lacks (bfloat16, float8) is converted block by block, so the
+    check and the packing never hold a converted copy of the whole array."""
+    if isinstance(codes, np.ndarray):
+        return codes, _identity_block
+    if _is_tensor(codes):
+        t = _host_tensor(codes, what)
+        try:
+            return t.numpy(), _identity_block
+        except TypeError:
+            if not t.is_floating_point():
+                raise ValueError(
+                    f"{what} has dtype {t.dtype}, which NumPy cannot hold; convert it first "
+                    "(e.g. .float())"
+                ) from None
+            return t, lambda block: block.float().numpy()
+    raise TypeError(f"{what} must be a numpy array or a torch tensor, got {type(codes).__name__}")
+
+
+def _identity_block(block: np.ndarray) -> np.ndarray:
+    return block
+
+
+def _first_unset(block: np.ndarray, is_set: np.ndarray):
+    """The first entry (row order) of ``block`` that is not > 0, as 0 or -1 (anything else is
+    returned as -1: it is then reported as a bad value)."""
+    value = block[np.unravel_index(int(np.argmin(is_set)), block.shape)]
+    return 0 if value == 0 else -1
+
+
+def _bad_codes(block: np.ndarray, first_row: int, unset, what: str) -> ValueError:
+    """The error for a block holding a value that is neither 1 nor the array's unset value."""
+    unset_value = unset if unset is not None else _first_unset(block, block > 0)
+    bad = ~((block == 1) | (block == unset_value))
+    row, col = (int(i) for i in np.argwhere(bad)[0])
+    value = block[row, col].item()
+    mixed = (f" (the array also holds {unset_value}: +-1 and 0/1 codes cannot be mixed)"
+             if value in (0, -1) else "")
+    return ValueError(
+        f"{what} must hold +-1 or 0/1 values (one convention per array); found {value!r} at row "
+        f"{first_row + row}, column {col}{mixed}; binarise first, e.g. "
+        "torch.where(x >= 0, 1.0, -1.0) (sign(0) = +1)"
+    )
+
+
+def _pack_checked(codes, what: str, threads: int = 1) -> tuple[np.ndarray, int]:
+    """Validate +-1 or 0/1 codes (n, L) and pack them: (``uint8`` (n, ceil(L/8)), L).
+
+    One pass over blocks of rows (about ``_CHECK_BLOCK`` entries each): the set bits (> 0) are
+    packed, and the block's counts of entries equal to 1 and to the unset value (0 or -1, fixed
+    by the first unset entry of the array) must account for every entry, so a value that is
+    neither (0.5, 2, NaN, inf) or a second unset value is an error. No temporary larger than a
+    block is made. A large array is split into ``threads`` row ranges checked in parallel (NumPy
+    releases the GIL), whose unset values must then agree."""
+    arr, to_numpy = _code_rows(codes, what)
     if arr.ndim != 2:
-        raise ValueError(f"{what} must have shape (n, L), got shape {arr.shape}")
-    if arr.shape[1] == 0:
+        raise ValueError(f"{what} must have shape (n, L), got shape {tuple(arr.shape)}")
+    n, length = arr.shape
+    if length == 0:
         raise ValueError(f"{what} has code length 0")
-    if arr.dtype == np.bool_:
-        return arr
-    bits = arr > 0
-    # every entry must be 1 (set), or uniformly either 0 or -1 (unset)
-    unset = arr[~bits]
-    if unset.size:
-        lo, hi = unset.min(), unset.max()
-        ok = (lo == hi) and lo in (0, -1) and bool(np.all(arr[bits] == 1))
-    else:
-        ok = bool(np.all(arr == 1))
-    if not ok:
-        raise ValueError(
-            f"{what} must hold +-1 or 0/1 values (one convention per array); binarise first, e.g. "
-            "torch.where(x >= 0, 1.0, -1.0) (sign(0) = +1)"
-        )
-    return bits
+    if isinstance(arr, np.ndarray) and arr.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must be a numeric array of +-1 or 0/1 codes, got dtype "
+                         f"{arr.dtype}")
+    out = np.empty((n, -(-length // 8)), np.uint8)
+    parts = max(1, min(threads, n * length // _PARALLEL_CHECK_ENTRIES))
+    bounds = [n * i // parts for i in range(parts + 1)]
+    ranges = list(zip(bounds[:-1], bounds[1:]))
+
+    def check(lo_hi, unset=None):
+        return _pack_rows(arr, to_numpy, out, *lo_hi, unset, what)
+
+    if parts == 1:
+        check(ranges[0])
+        return out, length
+    with ThreadPoolExecutor(max_workers=parts, thread_name_prefix="brcd-pack") as pool:
+        unsets = list(pool.map(check, ranges))  # the first failing range raises first
+    found = [u for u in unsets if u is not None]
+    if found and any(u != found[0] for u in found):  # each range alone was consistent
+        first = next(i for i, u in enumerate(unsets) if u is not None and u != found[0])
+        check(ranges[first], found[0])  # raises, naming the first entry of the other value
+    return out, length
+
+
+def _pack_rows(arr, to_numpy, out: np.ndarray, lo: int, hi: int, unset, what: str):
+    """Check and pack rows lo:hi of ``arr`` into ``out`` (see :func:`_pack_checked`); returns
+    the unset value found (0, -1, or ``unset`` / None when every entry was set)."""
+    length = arr.shape[1]
+    step = max(1, _CHECK_BLOCK // length)
+    if isinstance(arr, np.ndarray) and arr.dtype == np.bool_:
+        for start in range(lo, hi, step):
+            stop = min(start + step, hi)
+            out[start:stop] = np.packbits(arr[start:stop], axis=1)
+        return None
+    is_set = np.empty((min(step, hi - lo), length), np.bool_)
+    equal = np.empty_like(is_set)
+    for start in range(lo, hi, step):
+        block = to_numpy(arr[start:min(start + step, hi)])
+        rows = block.shape[0]
+        np.greater(block, 0, out=is_set[:rows])
+        out[start:start + rows] = np.packbits(is_set[:rows], axis=1)
+        n_set = np.count_nonzero(is_set[:rows])
+        if np.count_nonzero(np.equal(block, 1, out=equal[:rows])) != n_set:
+            raise _bad_codes(block, start, unset, what)
+        n_unset = block.size - n_set
+        if n_unset:
+            if unset is None:  # the array's first unset entry decides: 0 or -1
+                unset = _first_unset(block, is_set[:rows])
+            if np.count_nonzero(np.equal(block, unset, out=equal[:rows])) != n_unset:
+                raise _bad_codes(block, start, unset, what)
+    return unset
 
 
 def pack_codes(codes) -> np.ndarray:
     """Pack +-1 or 0/1 codes (n, L) into ``uint8`` (n, ceil(L/8)), ``np.packbits`` bit order.
 
-    The set bit is +1 (or 1); padding bits of the last byte are 0.
+    The set bit is +1 (or 1); padding bits of the last byte are 0. The values are checked as in
+    :func:`map_at_k` (one pass over blocks of rows, no full-size temporary).
     """
-    return np.packbits(_code_bits(codes, "codes"), axis=1)
+    return _pack_checked(codes, "codes")[0]
 
 
 def unpack_codes(packed, code_length: int | None = None) -> np.ndarray:
@@ -208,8 +353,8 @@ def _packed_length(arr: np.ndarray, code_length: int | None, what: str) -> int:
     return length
 
 
-def _packed_bytes(codes, *, packed: bool, code_length: int | None,
-                  what: str) -> tuple[np.ndarray, int]:
+def _packed_bytes(codes, *, packed: bool, code_length: int | None, what: str,
+                  threads: int = 1) -> tuple[np.ndarray, int]:
     """Return (uint8 packed bytes (n, ceil(L/8)), L) for unpacked or packed input."""
     if packed:
         arr = _to_numpy(codes, what)
@@ -220,16 +365,18 @@ def _packed_bytes(codes, *, packed: bool, code_length: int | None,
             )
         length = _packed_length(arr, code_length, what)
         return np.ascontiguousarray(arr), length
-    bits = _code_bits(codes, what)
-    if code_length is not None and bits.shape[1] != code_length:
-        raise ValueError(f"{what} have {bits.shape[1]} bits but code_length={code_length}")
-    return np.packbits(bits, axis=1), bits.shape[1]
+    packed_rows, length = _pack_checked(codes, what, threads)
+    if code_length is not None and length != code_length:
+        raise ValueError(f"{what} have {length} bits but code_length={code_length}")
+    return packed_rows, length
 
 
-def _prepare_codes(query_codes, db_codes, *, packed: bool, code_length: int | None):
-    """Pack both code sets; with ``packed=True`` queries may be packed or unpacked."""
+def _prepare_codes(query_codes, db_codes, *, packed: bool, code_length: int | None,
+                   threads: int = 1):
+    """Pack both code sets (checking unpacked ones on up to ``threads`` threads); with
+    ``packed=True`` queries may be packed or unpacked."""
     db_bytes, length = _packed_bytes(db_codes, packed=packed, code_length=code_length,
-                                     what="db_codes")
+                                     what="db_codes", threads=threads)
     n_bytes = db_bytes.shape[1]
     q_is_packed = False
     if packed:
@@ -237,7 +384,7 @@ def _prepare_codes(query_codes, db_codes, *, packed: bool, code_length: int | No
         q_is_packed = q_arr.ndim == 2 and q_arr.dtype == np.uint8 and q_arr.shape[1] == n_bytes
     q_bytes, q_length = _packed_bytes(query_codes, packed=q_is_packed,
                                       code_length=length if q_is_packed else None,
-                                      what="query_codes")
+                                      what="query_codes", threads=threads)
     if q_length != length:
         raise ValueError(f"query codes have {q_length} bits but database codes have {length}")
     if q_bytes.shape[0] == 0 or db_bytes.shape[0] == 0:
@@ -245,11 +392,15 @@ def _prepare_codes(query_codes, db_codes, *, packed: bool, code_length: int | No
     return q_bytes, db_bytes, length
 
 
-def _device_of(*xs) -> torch.device:
+def _accelerator_of(*xs):
+    """The device of the first tensor that lives on an accelerator, else None (CPU)."""
+    torch = _loaded_torch()
+    if torch is None:
+        return None
     for x in xs:
-        if isinstance(x, torch.Tensor) and x.device.type != "cpu":
+        if isinstance(x, torch.Tensor) and x.device.type not in ("cpu", "meta"):
             return x.device
-    return torch.device("cpu")
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,11 +430,11 @@ class _MultiHot:
     several uint64 words beyond); relevance is a non-empty intersection."""
 
     def __init__(self, query: np.ndarray, db: np.ndarray) -> None:
+        """``query``, ``db``: the labels as ``np.packbits`` bytes (n, ceil(C/8))."""
         self.query, self.db = self._words(query), self._words(db)
 
     @staticmethod
-    def _words(labels: np.ndarray) -> np.ndarray:
-        bits = np.packbits(labels != 0, axis=1)
+    def _words(bits: np.ndarray) -> np.ndarray:
         n_bytes = max(1, bits.shape[1])
         width = next((w for w in (1, 2, 4, 8) if w >= n_bytes), 8)
         n_words = -(-n_bytes // width)
@@ -299,43 +450,72 @@ class _MultiHot:
         return hit if self.query.ndim == 1 else hit.any(axis=-1)
 
 
-def _prepare_labels(query_labels, db_labels, n_query: int, n_db: int):
-    q = _to_numpy(query_labels, "query_labels")
-    d = _to_numpy(db_labels, "db_labels")
-    for arr, n, what in ((q, n_query, "query_labels"), (d, n_db, "db_labels")):
-        if arr.ndim not in (1, 2):
-            raise ValueError(
-                f"{what} must be multi-hot (n, C) or class ids (n,), got shape {arr.shape}"
-            )
-        if arr.shape[0] != n:
-            raise ValueError(f"{what} has {arr.shape[0]} rows but there are {n} codes")
-        if arr.ndim == 1 and not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(f"{what} given as class ids (n,) must be integers, got {arr.dtype}")
-        if arr.ndim == 2 and arr.size and (arr.min() < 0 or arr.max() > 1 or (  # +-1, counts
-                arr.dtype.kind == "f" and not np.isin(arr, (0, 1)).all())):
-            raise ValueError(f"{what} must be multi-hot 0/1 (n, C), got values from {arr.min()} to "
-                             f"{arr.max()}; +-1 labels: pass (labels > 0)")
-    if q.ndim == 1 and d.ndim == 1:
-        return _ClassIds(q.astype(np.int64), d.astype(np.int64))
-    n_classes = q.shape[1] if q.ndim == 2 else d.shape[1]
-    q, d = (_one_hot(x, n_classes, what) if x.ndim == 1 else x
-            for x, what in ((q, "query_labels"), (d, "db_labels")))
-    if q.shape[1] != d.shape[1]:
+def _check_label_shape(arr: np.ndarray, n: int, what: str) -> None:
+    if arr.ndim not in (1, 2):
         raise ValueError(
-            f"query_labels have {q.shape[1]} classes (columns) but db_labels have {d.shape[1]}; "
-            "both must be multi-hot over the same C classes (or integer class ids (n,))"
+            f"{what} must be multi-hot (n, C) or class ids (n,), got shape {arr.shape}"
         )
-    return _MultiHot(q, d)
+    if arr.shape[0] != n:
+        raise ValueError(f"{what} has {arr.shape[0]} rows but there are {n} codes")
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        raise ValueError(
+            f"{what} has shape {arr.shape}: a single column reads either as class ids or as "
+            "multi-hot labels of one class, which rank differently; pass class ids as a 1-D "
+            "array (labels[:, 0] or labels.ravel()), or multi-hot labels with one column per "
+            "class (e.g. np.eye(2)[ids] for two classes)"
+        )
+    if arr.ndim == 1 and not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{what} given as class ids (n,) must be integers, got {arr.dtype}")
 
 
-def _one_hot(ids: np.ndarray, n_classes: int, what: str) -> np.ndarray:
+def _pack_multi_hot(labels: np.ndarray, what: str) -> np.ndarray:
+    """Check multi-hot 0/1 labels (n, C) and pack them (``np.packbits`` bytes, n x ceil(C/8)),
+    block by block (no temporary of the full size)."""
+    n, n_classes = labels.shape
+    out = np.empty((n, -(-n_classes // 8)), np.uint8)
+    step = max(1, _CHECK_BLOCK // max(1, n_classes))
+    for start in range(0, n, step):
+        block = labels[start:start + step]
+        if block.size and (block.min() < 0 or block.max() > 1 or (  # +-1, counts, fractions
+                labels.dtype.kind == "f"
+                and np.count_nonzero(block == 0) + np.count_nonzero(block == 1) != block.size)):
+            raise ValueError(f"{what} must be multi-hot 0/1 (n, C), got values from "
+                             f"{labels.min()} to {labels.max()}; +-1 labels: pass (labels > 0)")
+        out[start:start + block.shape[0]] = np.packbits(block != 0, axis=1)
+    return out
+
+
+def _pack_class_ids(ids: np.ndarray, n_classes: int, what: str) -> np.ndarray:
+    """Class ids (n,) as packed one-hot bytes (n, ceil(C/8)), to meet multi-hot labels."""
     if ids.size and (ids.min() < 0 or ids.max() >= n_classes):
         raise ValueError(
             f"{what}: class ids must lie in 0..{n_classes - 1} to match multi-hot labels"
         )
-    out = np.zeros((ids.shape[0], n_classes), np.uint8)
-    out[np.arange(ids.shape[0]), ids] = 1
+    ids = ids.astype(np.int64)
+    out = np.zeros((ids.shape[0], -(-n_classes // 8)), np.uint8)
+    out[np.arange(ids.shape[0]), ids >> 3] = np.right_shift(128, ids & 7).astype(np.uint8)
     return out
+
+
+def _prepare_labels(query_labels, db_labels, n_query: int, n_db: int):
+    q = _to_numpy(query_labels, "query_labels")
+    d = _to_numpy(db_labels, "db_labels")
+    _check_label_shape(q, n_query, "query_labels")
+    _check_label_shape(d, n_db, "db_labels")
+    if q.ndim == 1 and d.ndim == 1:
+        return _ClassIds(q, d)
+    packed = {what: _pack_multi_hot(x, what) for x, what in
+              ((q, "query_labels"), (d, "db_labels")) if x.ndim == 2}
+    if q.ndim == 2 and d.ndim == 2 and q.shape[1] != d.shape[1]:
+        raise ValueError(
+            f"query_labels have {q.shape[1]} classes (columns) but db_labels have {d.shape[1]}; "
+            "both must be multi-hot over the same C classes (or integer class ids (n,))"
+        )
+    n_classes = q.shape[1] if q.ndim == 2 else d.shape[1]
+    for x, what in ((q, "query_labels"), (d, "db_labels")):
+        if x.ndim == 1:
+            packed[what] = _pack_class_ids(x, n_classes, what)
+    return _MultiHot(packed["query_labels"], packed["db_labels"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,12 +536,14 @@ def _popcount_table(words: np.ndarray) -> np.ndarray:
 _popcount = getattr(np, "bitwise_count", _popcount_table)
 
 
-def _popcount_into(words: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out[...] = popcount(words)``; returns ``out``."""
-    if _HAS_BITWISE_COUNT:
-        return np.bitwise_count(words, out=out)
+def _popcount_into_table(words: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out[...] = popcount(words)`` via the byte table; returns ``out``."""
     out[...] = _popcount_table(words)
     return out
+
+
+# ``_popcount_into(words, out=out)``: the ufunc itself on NumPy >= 2.0 (no Python call per tile)
+_popcount_into = np.bitwise_count if _HAS_BITWISE_COUNT else _popcount_into_table
 
 
 class _PopcountHamming:
@@ -369,21 +551,33 @@ class _PopcountHamming:
 
     The distances of a block of query rows are written into a buffer the caller may reuse, one
     tile at a time: the XOR words of a tile live in a scratch buffer of at most ``_TILE_WORDS``
-    words, so no temporary of size rows x database is ever allocated.
+    words, so no temporary of size rows x database is ever allocated. Given per-row thresholds,
+    the same tile loop also marks, while the tile is in cache, which groups of 8 database items
+    hold an item at or below the row's threshold (the top-K candidates).
     """
 
     def __init__(self, q_bytes: np.ndarray, db_bytes: np.ndarray, code_length: int) -> None:
         self.code_length = code_length
         self.q, self.d = self._words(q_bytes), self._words(db_bytes)
         self.n_db = db_bytes.shape[0]
-        self.out_dtype = np.uint8 if code_length < 256 else np.uint16
+        # one XOR tile: rows of at most _TILE_WIDTH columns (a multiple of 8), _TILE_WORDS words
+        width = max(1, min(self.n_db, _TILE_WIDTH))
+        self.tile_shape = (max(1, _TILE_WORDS // width), width)
+        self.columns = [(start, min(start + width, self.n_db),
+                         [d[None, start:start + width] for d in self.d])
+                        for start in range(0, self.n_db, width)]
+        # the largest value of the type stays above every distance (it marks padding columns)
+        self.out_dtype = next(t for t in (np.uint8, np.uint16, np.uint32)
+                              if code_length < np.iinfo(t).max)
 
     @staticmethod
     def _words(b: np.ndarray) -> np.ndarray:
-        """(n, B) bytes -> (W, n) words; a single word of the smallest width when B <= 8 (then a
-        view of ``b``, no copy, when B is 1, 2, 4 or 8)."""
+        """(n, B) bytes -> (W, n) words; a single word of 8, 32 or 64 bits when B <= 8 (a view
+        of ``b``, no copy, when B is 1, 4 or 8). Never 16 bits: ``np.bitwise_count`` on uint16
+        took about 12 times as long per element as on uint8, uint32 or uint64 (NumPy 2.4, no
+        SIMD loop for it), so 2- and 3-byte codes are padded to 32 bits."""
         n_bytes = b.shape[1]
-        width = next((w for w in (1, 2, 4, 8) if w >= n_bytes), 8)
+        width = next((w for w in (1, 4, 8) if w >= n_bytes), 8)
         total = -(-n_bytes // width) * width
         if total != n_bytes:
             padded = np.zeros((b.shape[0], total), np.uint8)
@@ -392,42 +586,79 @@ class _PopcountHamming:
         words = np.ascontiguousarray(b).view(_WORD_DTYPES[width])
         return np.ascontiguousarray(words.T)
 
-    def _tile_shape(self) -> tuple[int, int]:
-        """(query rows, database columns) of one XOR tile: long rows (the ufunc inner loop runs
-        along them) and at most ``_TILE_WORDS`` words in all."""
-        width = min(self.n_db, _TILE_WIDTH)
-        return max(1, _TILE_WORDS // width), width
 
-    def scratch(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """Scratch buffers for :meth:`distances` (one tile of XOR words, and of bit counts when a
-        code spans several words)."""
-        rows, width = self._tile_shape()
+    def scratch(self) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Scratch buffers for :meth:`distances`: one tile of XOR words, of bit counts (when a
+        code spans several words) and of the candidate test."""
+        rows, width = self.tile_shape
         counts = np.empty(rows * width, np.uint8) if self.q.shape[0] > 1 else None
-        return np.empty(rows * width, self.d.dtype), counts
+        return (np.empty(rows * width, self.d.dtype), counts,
+                np.empty(rows * -(-width // 8) * 8, np.bool_))
 
     def distances(self, rows: slice, out: np.ndarray | None = None,
-                  scratch: tuple[np.ndarray, np.ndarray | None] | None = None) -> np.ndarray:
+                  scratch: tuple | None = None, thresholds: np.ndarray | None = None,
+                  groups: np.ndarray | None = None, plans: dict | None = None) -> np.ndarray:
         """Hamming distances (c, n_db) of query rows ``rows`` to the whole database, written into
-        ``out`` (c, n_db) of ``out_dtype`` when given, with ``scratch`` from :meth:`scratch`."""
+        ``out`` (c, >= n_db) of ``out_dtype`` when given, with ``scratch`` from :meth:`scratch`.
+
+        With ``thresholds`` (c,) and ``groups`` (c, ceil(n_db / 8)) bool: ``groups[r, j]`` is
+        set to whether any of the database items 8j..8j+7 lies at distance <= thresholds[r].
+        ``plans``: a dict the caller keeps with the same ``out``, ``groups`` and ``scratch``
+        buffers from call to call; the views of every tile are then made once, not per call."""
         q = self.q[:, rows]
-        c, n = q.shape[1], self.n_db
+        c = q.shape[1]
         if out is None:
-            out = np.empty((c, n), self.out_dtype)
-        words, counts = scratch if scratch is not None else self.scratch()
-        tile_rows, width = self._tile_shape()
+            out = np.empty((c, self.n_db), self.out_dtype)
+        scratch = scratch if scratch is not None else self.scratch()
+        plan = None if plans is None else plans.get(c)
+        if plan is None:
+            plan = self._plan(c, out, scratch, groups if thresholds is not None else None)
+            if plans is not None:
+                plans[c] = plan
+        xor_, count_, add_ = np.bitwise_xor, _popcount_into, np.add
+        less_equal_, not_equal_ = np.less_equal, np.not_equal
+        for r0, r1, tiles in plan:
+            q_rows = [q[w, r0:r1, None] for w in range(q.shape[0])]
+            q0 = q_rows[0]
+            limit = None if thresholds is None else thresholds[r0:r1, None]
+            for d_cols, xor, tile, part, mark, padding, words, group in tiles:
+                xor_(q0, d_cols[0], xor)
+                count_(xor, tile)
+                for w in range(1, len(q_rows)):
+                    xor_(q_rows[w], d_cols[w], xor)
+                    add_(tile, count_(xor, part), tile)
+                if limit is not None:
+                    less_equal_(tile, limit, mark)
+                    if padding is not None:
+                        padding[...] = False
+                    not_equal_(words, 0, group)
+        return out
+
+    def _plan(self, c: int, out: np.ndarray, scratch: tuple, groups: np.ndarray | None):
+        """The views of every tile of ``c`` query rows: [(r0, r1, tiles)], each tile (database
+        word columns, XOR scratch, distance tile, bit-count scratch, candidate marks, their
+        padding to whole words or None, the marks as words, the candidate groups)."""
+        words, counts, marks = scratch
+        tile_rows = self.tile_shape[0]
+        plan = []
         for r0 in range(0, c, tile_rows):
             r1 = min(r0 + tile_rows, c)
-            for start in range(0, n, width):
-                stop = min(start + width, n)
-                xor = words[: (r1 - r0) * (stop - start)].reshape(r1 - r0, stop - start)
-                tile = out[r0:r1, start:stop]
-                np.bitwise_xor(q[0, r0:r1, None], self.d[0, None, start:stop], out=xor)
-                _popcount_into(xor, tile)
-                for w in range(1, q.shape[0]):
-                    np.bitwise_xor(q[w, r0:r1, None], self.d[w, None, start:stop], out=xor)
-                    part = counts[: xor.size].reshape(xor.shape)
-                    np.add(tile, _popcount_into(xor, part), out=tile)
-        return out
+            m = r1 - r0
+            tiles = []
+            for start, stop, d_cols in self.columns:
+                size, padded = stop - start, -(-(stop - start) // 8) * 8
+                part = None if counts is None else counts[: m * size].reshape(m, size)
+                mark = padding = as_words = group = None
+                if groups is not None:
+                    full = marks[: m * padded].reshape(m, padded)
+                    mark = full[:, :size]
+                    padding = full[:, size:] if padded != size else None
+                    as_words = full.view(np.uint64)
+                    group = groups[r0:r1, start >> 3: (start + padded) >> 3]
+                tiles.append((d_cols, words[: m * size].reshape(m, size), out[r0:r1, start:stop],
+                              part, mark, padding, as_words, group))
+            plan.append((r0, r1, tiles))
+        return plan
 
 
 def hamming_distance(query_codes, db_codes, *, packed: bool = False,
@@ -529,16 +760,67 @@ def stable_topk_rows(dist: np.ndarray, k: int, *, sample_size: int = 2048,
     np.less_equal(dist, threshold[:, None], out=buf[:size].reshape(n_rows, n))
     buf[size:] = False
     flat = _flatnonzero(buf)
-    bounds = np.searchsorted(flat, np.arange(n_rows + 1, dtype=np.int64) * n).tolist()
-    values = dist.ravel()[flat]
-    for r in range(n_rows):
+    return _rank_candidates(dist, flat, dist.ravel()[flat], n, k, threshold, out)
+
+
+def _rank_candidates(dist: np.ndarray, flat: np.ndarray, values: np.ndarray, n: int, k: int,
+                     thresholds: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Fill ``out`` (c, k) with the stable top-k of each row of ``dist`` (c, >= n; a row's
+    entries are its first n) from the candidates: ``flat`` the positions (ascending, in the
+    flattened C-contiguous ``dist``) of every entry <= its row's threshold, ``values`` their
+    distances. The candidates of a row come in column order and a stable sort of their values
+    keeps it among equals; a row with fewer than k candidates takes :func:`_row_topk_from`."""
+    stride = dist.shape[1]
+    bounds = np.searchsorted(flat, np.arange(dist.shape[0] + 1, dtype=np.int64) * stride).tolist()
+    for r in range(dist.shape[0]):
         lo, hi = bounds[r], bounds[r + 1]
         if hi - lo >= k:
             order = np.argsort(values[lo:hi], kind="stable")[:k]
-            np.subtract(flat[lo:hi][order], r * n, out=out[r])
+            np.subtract(flat[lo:hi][order], r * stride, out=out[r])
         else:
-            out[r] = _row_topk_from(dist[r], k, int(threshold[r]) + 1)
+            out[r] = _row_topk_from(dist[r, :n], k, int(thresholds[r]) + 1)
     return out
+
+
+def _topk_from_groups(dist: np.ndarray, groups: np.ndarray, thresholds: np.ndarray, n: int,
+                      k: int, out: np.ndarray) -> np.ndarray:
+    """Stable top-k (``out``, c x k) of each row of ``dist`` (c, 8 * G, C-contiguous; entries
+    from n on are padding above every threshold) given ``groups`` (c, G) from
+    :meth:`_PopcountHamming.distances`: only the groups of 8 items that hold a candidate are
+    read again, and their entries at or below the row's threshold are the candidates."""
+    n_groups = groups.shape[1]
+    at = _flatnonzero(groups.reshape(-1))
+    if dist.dtype == np.uint8:  # a group of 8 distances is one 64-bit word
+        values8 = dist.reshape(-1).view(np.uint64)[at].view(np.uint8).reshape(-1, 8)
+    else:
+        values8 = dist.reshape(-1, 8)[at]
+    values = values8.reshape(-1)
+    if thresholds.min() == thresholds.max():
+        hit = np.less_equal(values, thresholds[0])
+    else:  # each row's groups (consecutive in ``at``) against the row's threshold
+        hit = np.empty(values.size, np.bool_)
+        ends = np.searchsorted(at, np.arange(1, len(thresholds) + 1) * n_groups).tolist()
+        for r, (lo, hi) in enumerate(zip([0] + ends[:-1], ends)):
+            np.less_equal(values[8 * lo: 8 * hi], thresholds[r], out=hit[8 * lo: 8 * hi])
+    inside = np.flatnonzero(hit)
+    flat = (at[inside >> 3] << 3) | (inside & 7)
+    return _rank_candidates(dist, flat, values[inside], n, k, thresholds, out)
+
+
+def _candidate_blocks(groups: np.ndarray, max_pairs: int) -> list[tuple[int, int]]:
+    """Consecutive row ranges of ``groups`` (c, G) whose candidate groups hold at most
+    ``max_pairs`` (query, item) pairs together (a row with more is a range of its own)."""
+    if 8 * np.count_nonzero(groups) <= max_pairs:  # the usual case: one block
+        return [(0, groups.shape[0])]
+    pairs = [8 * np.count_nonzero(row) for row in groups]
+    blocks, b0, total = [], 0, 0
+    for r, p in enumerate(pairs):
+        if r > b0 and total + p > max_pairs:
+            blocks.append((b0, r))
+            b0, total = r, 0
+        total += p
+    blocks.append((b0, len(pairs)))
+    return blocks
 
 
 # ---------------------------------------------------------------------------------------------
@@ -558,9 +840,21 @@ def _check_budget(memory_budget_mb: float) -> None:
         raise ValueError(f"memory_budget_mb must be > 0, got {memory_budget_mb}")
 
 
+def _default_threads() -> int:
+    """Threads when ``threads=None``: torch's intra-op threads when torch is already imported
+    (the kit's notebooks set them), else the CPUs this process may run on."""
+    torch = _loaded_torch()
+    if torch is not None:
+        return max(1, torch.get_num_threads())
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def _resolve_threads(threads: int | None) -> int:
     if threads is None:
-        return max(1, torch.get_num_threads())
+        return _default_threads()
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
     return int(threads)
@@ -589,63 +883,98 @@ def _run_chunks(work: Callable[[int], tuple], starts: Sequence[int],
 
 
 def _topk_chunk_rows(n_query: int, n_db: int, itemsize: int, memory_budget_mb: float,
-                     threads: int) -> int:
-    """Query rows per chunk of the numpy backend: about ``_CHUNK_PAIRS`` (query, item) pairs and
-    at least ``_MIN_CHUNK_ROWS`` rows (each XOR tile of the database then serves several queries
-    while it is in cache), at least one chunk per thread, and within ``memory_budget_mb`` over
-    all threads: per thread the chunk's distances (``itemsize`` bytes per pair) plus one
-    selection block (``_SELECT_PAIRS`` pairs at ``_TOPK_BYTES_PER_PAIR`` bytes, the worst case
-    where every item is a candidate)."""
+                     threads: int) -> tuple[int, int]:
+    """(query rows per chunk, candidate pairs per selection block) of the numpy backend.
+
+    Each thread gets ``memory_budget_mb / threads``: half of it for the chunk's distances
+    (``itemsize`` bytes per pair) and candidate groups (1/8 byte per pair), half for one
+    selection block (``_TOPK_BYTES_PER_PAIR`` bytes per candidate pair, at most
+    ``_SELECT_PAIRS``). A chunk holds about ``_CHUNK_PAIRS`` pairs and at least
+    ``_MIN_CHUNK_ROWS`` rows (each XOR tile of the database then serves several queries while
+    it is in cache) within that, and there is at least one chunk per thread; at least one row is
+    always held."""
     _check_budget(memory_budget_mb)
-    per_thread = memory_budget_mb * 2**20 / threads - _SELECT_PAIRS * _TOPK_BYTES_PER_PAIR
-    budget_rows = int(per_thread // (itemsize * n_db))
+    half = memory_budget_mb * 2**20 / threads / 2
+    budget_rows = int(half // ((itemsize + 0.125) * n_db))
     rows = min(max(_MIN_CHUNK_ROWS, _CHUNK_PAIRS // n_db), budget_rows, -(-n_query // threads))
-    return max(1, rows)
+    return max(1, rows), int(min(_SELECT_PAIRS, half // _TOPK_BYTES_PER_PAIR))
 
 
 def _numpy_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, device, threads=1,
                    per_chunk=_identity):
-    """Popcount distances on CPU + :func:`stable_topk_rows`, ``threads`` chunks at a time.
+    """Popcount distances on CPU + an exact stable top-K, ``threads`` chunks at a time.
 
-    The distances of a chunk of query rows are computed tile by tile into a buffer; the top-K
-    selection then runs on blocks of at most ``_SELECT_PAIRS`` pairs (whole rows). Each thread
-    reuses its own distance, mask and scratch buffers; ``per_chunk`` (e.g. the AP of the chunk)
-    runs on the same thread, so only its (small) result is kept."""
+    Per chunk of query rows: the distances to a systematic sample of the database give each row
+    a candidate threshold (:func:`_sample_thresholds`); the distances to the whole database are
+    computed tile by tile into a buffer, and the same tile loop marks the groups of 8 items that
+    hold a candidate (:meth:`_PopcountHamming.distances`); :func:`_topk_from_groups` then ranks
+    the candidates, on blocks of at most ``_SELECT_PAIRS`` pairs (whole rows). Without a sample
+    (K above n/8, or a small database) a stable argsort ranks whole rows. Each thread reuses its
+    own buffers; ``per_chunk`` (e.g. the AP of the chunk) runs on the same thread, so only its
+    (small) result is kept."""
     engine = _PopcountHamming(q_bytes, db_bytes, code_length)
     n_query, n_db = q_bytes.shape[0], db_bytes.shape[0]
+    n_pad = -(-n_db // 64) * 64  # the groups of 8 items of a row fill whole 64-bit words
     itemsize = np.dtype(engine.out_dtype).itemsize
-    step = _topk_chunk_rows(n_query, n_db, itemsize, memory_budget_mb, threads)
-    block = max(1, min(step, _SELECT_PAIRS // n_db))
+    step, select_pairs = _topk_chunk_rows(n_query, n_pad, itemsize, memory_budget_mb, threads)
+    block = max(1, min(step, select_pairs // n_pad))
     sample_size = max(_MIN_SAMPLE, n_db // _SAMPLE_FRACTION)
     sampled = top * 8 <= n_db and n_db >= 4 * sample_size
+    # mark candidates inside the tile loop when a chunk's distances are too large to be read
+    # again from cache; otherwise compare the chunk's distances afterwards (stable_topk_rows)
+    fused = sampled and step * n_pad * itemsize > _FUSED_MIN_BYTES
+    if not fused:
+        n_pad = n_db
     if sampled:  # a systematic sample of the database, its distances computed per chunk
         stride = n_db // sample_size
         sample = _PopcountHamming(q_bytes, db_bytes[stride // 2::stride][:sample_size],
                                   code_length)
     local = threading.local()
 
+    def buffers():
+        bufs = getattr(local, "buffers", None)
+        if bufs is None:
+            dist = np.empty((step, n_pad), engine.out_dtype)
+            dist[:, n_db:] = np.iinfo(engine.out_dtype).max  # padding: never a candidate
+            marks = (np.zeros((step, n_pad // 8), np.bool_) if fused
+                     else np.empty(-(-block * n_db // 8) * 8, np.bool_))
+            bufs = local.buffers = (dist, marks, engine.scratch(), {})
+        return bufs
+
     def work(start: int) -> tuple[slice, object]:
         rows = slice(start, min(start + step, n_query))
         c = rows.stop - rows.start
-        bufs = getattr(local, "buffers", None)
-        if bufs is None:
-            bufs = local.buffers = (np.empty((step, n_db), engine.out_dtype),
-                                    np.empty(-(-block * n_db // 8) * 8, np.bool_),
-                                    engine.scratch())
-        dist = engine.distances(rows, out=bufs[0][:c], scratch=bufs[2])
-        thresholds = (_sample_thresholds(sample.distances(rows), top, n_db, _CANDIDATE_MARGIN)
-                      if sampled else None)
+        dist_buf, marks, scratch, plans = buffers()
         ranked = np.empty((c, top), np.int64)
-        for b0 in range(0, c, block):
-            b1 = min(b0 + block, c)
-            stable_topk_rows(dist[b0:b1], top, sample_size=0, out=ranked[b0:b1], mask=bufs[1],
-                             thresholds=None if thresholds is None else thresholds[b0:b1])
+        if fused:
+            thresholds = _sample_thresholds(sample.distances(rows), top, n_db,
+                                            _CANDIDATE_MARGIN)
+            dist = engine.distances(rows, out=dist_buf[:c], scratch=scratch,
+                                    thresholds=thresholds, groups=marks[:c], plans=plans)
+            for b0, b1 in _candidate_blocks(marks[:c], select_pairs):
+                _topk_from_groups(dist[b0:b1], marks[b0:b1], thresholds[b0:b1], n_db, top,
+                                  ranked[b0:b1])
+        elif sampled:
+            thresholds = _sample_thresholds(sample.distances(rows), top, n_db,
+                                            _CANDIDATE_MARGIN)
+            dist = engine.distances(rows, out=dist_buf[:c], scratch=scratch, plans=plans)
+            for b0 in range(0, c, block):
+                b1 = min(b0 + block, c)
+                stable_topk_rows(dist[b0:b1], top, out=ranked[b0:b1], mask=marks,
+                                 thresholds=thresholds[b0:b1])
+        else:
+            dist = engine.distances(rows, out=dist_buf[:c], scratch=scratch, plans=plans)
+            for b0 in range(0, c, block):
+                b1 = min(b0 + block, c)
+                ranked[b0:b1] = np.argsort(dist[b0:b1, :n_db], axis=1, kind="stable")[:, :top]
         return rows, per_chunk(rows, ranked)
 
     yield from _run_chunks(work, range(0, n_query, step), threads)
 
 
-def _unpack_torch(b: np.ndarray, code_length: int, device: torch.device) -> torch.Tensor:
+def _unpack_torch(b: np.ndarray, code_length: int, device):
+    import torch
+
     t = torch.from_numpy(b).to(device)
     shifts = torch.arange(7, -1, -1, device=device, dtype=torch.uint8)
     bits = ((t[:, :, None] >> shifts) & 1).reshape(t.shape[0], -1)[:, :code_length]
@@ -659,6 +988,9 @@ def _torch_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, dev
     Materialises both code sets as float32 +-1 on the device (4 * L bytes per item). ``threads``
     is not used (torch's own intra-op threads apply).
     """
+    import torch
+
+    device = torch.device("cpu") if device is None else device
     n_db = db_bytes.shape[0]
     q = _unpack_torch(q_bytes, code_length, device)
     d = _unpack_torch(db_bytes, code_length, device)
@@ -731,13 +1063,13 @@ def _ranking(query_codes, db_codes, top: int | None, *, packed, code_length, mem
              backend, ties, threads=None, per_chunk=_identity):
     _lookup(TIE_RULES, ties, "tie rule")
     _check_budget(memory_budget_mb)
-    device = _device_of(query_codes, db_codes)
+    device = _accelerator_of(query_codes, db_codes)
     if backend == "auto":
-        backend = "torch" if device.type != "cpu" else "numpy"
+        backend = "numpy" if device is None else "torch"
     rank = _lookup(BACKENDS, backend, "backend (or 'auto')")
     threads = _resolve_threads(threads)
     q_bytes, db_bytes, length = _prepare_codes(query_codes, db_codes, packed=packed,
-                                               code_length=code_length)
+                                               code_length=code_length, threads=threads)
     n_db = db_bytes.shape[0]
     if top is None:
         top = n_db
@@ -835,7 +1167,7 @@ def map_at_k(query_codes, db_codes, query_labels, db_labels, k: int | None = Non
 
     query_codes, db_codes: +-1 or 0/1 codes (n, L), numpy or torch; with ``packed=True`` the
         database (and optionally the queries) as ``uint8`` from :func:`pack_codes`.
-    query_labels, db_labels: multi-hot (n, C) or class ids (n,).
+    query_labels, db_labels: multi-hot (n, C), C >= 2, or class ids (n,).
     k: cut-off K; None = whole database; K > database size is clipped.
     zero_hit: ``count`` (BRCD convention: queries with no relevant item in the top K score 0 and
         stay in the mean) or ``skip`` (HashNet/TBH: mean over queries with a hit; NaN if none).
@@ -845,8 +1177,10 @@ def map_at_k(query_codes, db_codes, query_labels, db_labels, k: int | None = Non
         one query row per thread is always held).
     backend: ``auto``, ``numpy``, ``torch`` or ``faiss`` (see :data:`BACKENDS`); all give the
         same value.
-    threads: CPU threads of the ``numpy`` backend (query chunks in parallel) and of ``faiss``;
-        None = ``torch.get_num_threads()``. The value does not depend on it.
+    threads: CPU threads of the ``numpy`` backend (query chunks in parallel, and the check of
+        large unpacked code arrays) and of ``faiss``; None = ``torch.get_num_threads()`` when
+        torch is already imported, else the CPUs this process may use. The value does not
+        depend on it.
     """
     reduce = _lookup(ZERO_HIT_CONVENTIONS, zero_hit, "zero_hit convention")
     ap, n_hits = _ap_and_hits(query_codes, db_codes, query_labels, db_labels, k, packed=packed,

@@ -1312,3 +1312,61 @@ if __name__ == "__main__":
         start, end = doc.find(TALLY_START), doc.find(TALLY_END)
         path.write_text(doc[:start] + tally() + doc[end + len(TALLY_END):])
     print(tally())
+
+
+# ==============================================================================================
+# issue 27, metric faults (items 11 and the two metric parts of 15), from branch retrieval-1m.
+# Plain tests, not yet in FAULTS: registering them (fault(...) before `test_fault`, then
+# `python tests/test_faults.py --write`) changes the tally in docs/reliability.md, which the lead
+# merges once with the other sections.
+#   11  (n, 1) label column: before, read as one-class multi-hot (a silent wrong value);
+#       now a ValueError naming both readings and both fixes.
+#   15  codes on the 'meta' device: before, NotImplementedError from .cpu(); now a ValueError
+#       naming the device and the fix. bfloat16 codes: before, TypeError from .numpy(); now the
+#       same value as float32 codes (converted block by block, exactly).
+# ==============================================================================================
+def _metric_case(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    q = np.where(rng.random((20, 16)) < 0.5, -1.0, 1.0)
+    d = np.where(rng.random((200, 16)) < 0.5, -1.0, 1.0)
+    return q, d, rng.integers(0, 2, 20), rng.integers(0, 2, 200)
+
+
+def test_issue27_11_label_column_is_refused_not_read_as_one_class():
+    from brcd_lib.metrics import map_at_k
+
+    q, d, ql, dl = _metric_case()
+    as_ids = map_at_k(q, d, ql, dl, 50)
+    for q_labels, d_labels, what in ((ql[:, None], dl[:, None], "query_labels"),
+                                     (ql, dl[:, None], "db_labels")):
+        with pytest.raises(ValueError, match=rf"{what} has shape \(\d+, 1\): a single column "
+                                             r"reads either as class ids or as multi-hot labels "
+                                             r"of one class.*labels\[:, 0\] or labels\.ravel\(\)"
+                                             r".*one column per class"):
+            map_at_k(q, d, q_labels, d_labels, 50)
+    # the first fix it names is the class-id reading the user meant
+    assert map_at_k(q, d, ql[:, None][:, 0], dl[:, None].ravel(), 50) == as_ids
+
+
+def test_issue27_15_meta_device_codes_get_a_clear_error():
+    from brcd_lib.metrics import map_at_k
+
+    q, d, ql, dl = _metric_case()
+    meta = torch.empty((20, 16), device="meta")
+    with pytest.raises(ValueError, match=r"query_codes is a tensor on the 'meta' device, which has "
+                                         r"a shape but no values; compute the codes .* on a real "
+                                         r"device \(cpu or cuda\)"):
+        map_at_k(meta, torch.from_numpy(d), ql, dl, 50)
+    with pytest.raises(ValueError, match=r"db_codes is a tensor on the 'meta' device"):
+        map_at_k(torch.from_numpy(q), torch.empty((200, 16), device="meta"), ql, dl, 50)
+
+
+def test_issue27_15_bfloat16_codes_give_the_float32_value():
+    from brcd_lib.metrics import map_at_k
+
+    q, d, ql, dl = _metric_case()
+    want = map_at_k(q, d, ql, dl, 50)
+    got = map_at_k(torch.from_numpy(q).bfloat16(), torch.from_numpy(d).bfloat16(), ql, dl, 50)
+    assert got == want
+    assert map_at_k(torch.from_numpy(q).bfloat16(), torch.from_numpy(d).bfloat16(), ql, dl, 50,
+                    backend="torch") == want

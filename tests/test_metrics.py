@@ -80,9 +80,9 @@ def retrieval_case(draw):
     if draw(st.booleans()):
         ql = rng.integers(0, n_classes, n_q)
         dl = rng.integers(0, n_classes, n_db)
-    else:
-        ql = (rng.random((n_q, n_classes)) < 0.4).astype(np.uint8)
-        dl = (rng.random((n_db, n_classes)) < 0.4).astype(np.uint8)
+    else:  # multi-hot has >= 2 columns: a single column is refused as ambiguous
+        ql = (rng.random((n_q, n_classes + 1)) < 0.4).astype(np.uint8)
+        dl = (rng.random((n_db, n_classes + 1)) < 0.4).astype(np.uint8)
     k = draw(st.one_of(st.none(), st.integers(1, 60)))
     fmt = draw(st.sampled_from(["pm1", "01"]))
     to_torch = draw(st.booleans())

@@ -78,9 +78,11 @@ def pm1(bits: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("multi", [False, True])
 @pytest.mark.parametrize("length, n_distinct", [(16, 12), (64, 40), (8, 5)])
 @pytest.mark.parametrize("margin", [1.0, -10.0])  # -10: every row takes the fallback
+@pytest.mark.parametrize("fused", [False, True])  # True: candidates marked in the tile loop
 def test_map_at_k_matches_plain_reference_with_heavy_ties(monkeypatch, multi, length, n_distinct,
-                                                          margin):
+                                                          margin, fused):
     monkeypatch.setattr(M, "_CANDIDATE_MARGIN", margin)
+    monkeypatch.setattr(M, "_FUSED_MIN_BYTES", 0 if fused else 1 << 60)
     rng = np.random.default_rng(length * 7 + n_distinct + int(multi))
     n_db, n_q = 4096, 12  # n_db >= 4 * sample size: the sampled-threshold path
     d_bits = tied_codes(rng, n_db, length, n_distinct)
