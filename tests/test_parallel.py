@@ -73,9 +73,14 @@ def test_prepare_inputs_builds_the_shared_caches_once(tmp_path):
     files = lambda: sorted((tmp_path / "features").glob("*.pt"))  # noqa: E731
     ex.prepare_inputs(16, method="kd", seed=0)
     plain = files()
-    ex.prepare_inputs(16, method="sskd", seed=1, variant="ignored")
+    ex.prepare_inputs(16, method="sskd", seed=0, variant="ignored")
     rotated = files()
     assert len(rotated) == len(plain) + 6  # rotations 1..3 of the student and the teacher bank
+    # smoke draws a bank per run seed (bank_seed="run"): another seed prepares its own banks
+    assert ex.profile.student_train.bank_seed == "run"
+    ex.prepare_inputs(16, method="kd", seed=1)
+    rotated = files()
+    assert len(rotated) > len(plain) + 6
     ex.prepare_inputs(16, method="sskd", seed=0)
     ex.student(16, method="sskd", seed=0)
     ex.student(16, method="kd", seed=0)

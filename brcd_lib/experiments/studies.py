@@ -122,6 +122,16 @@ def shallow_rows(exp: Experiment, bits: int, name: str, *, seed: int = 0) -> lis
         split_hash=exp.splits.split_hash, provenance=provenance(device="cpu"), columns=columns)
 
 
+def shallow_reference(exp: Experiment, bits: int, name: str = "lsh") -> pd.DataFrame:
+    """:func:`shallow_rows` as a frame for a figure's reference line; empty (with a log line) where
+    the profile's images are read from files and shallow hashers on raw pixels do not apply."""
+    try:
+        return pd.DataFrame(shallow_rows(exp, bits, name))
+    except ShallowNotAvailable as err:
+        log.warning("%s", err)
+        return pd.DataFrame()
+
+
 # --------------------------------------------------------------------------- worker processes
 _WORKER_EXP: Experiment | None = None
 
