@@ -271,8 +271,9 @@ def test_run_all_of_a_smoke_notebook_leaves_no_widget_error_after_a_reload(lab, 
     url, token, root = lab
     doc = json.loads((REPO / "notebooks" / "04_main_results.ipynb").read_text())
     params = next(c for c in doc["cells"] if "parameters" in c["metadata"].get("tags", []))
-    params["source"] = (f"profile = 'smoke'\nresults_root = {str(tmp_path / 'results')!r}\n"
-                        "progress = True\n")
+    # the notebook's own parameters (every name the later cells read), then the test's values
+    params["source"] = "".join(params["source"]).rstrip("\n") + (
+        f"\nprofile = 'smoke'\nresults_root = {str(tmp_path / 'results')!r}\nprogress = True\n")
     (root / "runall").mkdir(exist_ok=True)
     (root / "runall" / "04_main_results.ipynb").write_text(json.dumps(doc))
     page.goto(f"{url}/lab/tree/runall/04_main_results.ipynb?reset&token={token}")
@@ -281,13 +282,20 @@ def test_run_all_of_a_smoke_notebook_leaves_no_widget_error_after_a_reload(lab, 
     page.locator(".jp-NotebookPanel .jp-Cell").first.click()
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-    last = doc["cells"][-1] if doc["cells"][-1]["cell_type"] == "code" else None
     n_code = sum(c["cell_type"] == "code" for c in doc["cells"])
-    page.wait_for_function(  # every code cell has run: numbered prompts, none pending
-        "n => { const p = Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell "
-        ".jp-InputPrompt')).map(e => e.innerText); return p.length === n && "
-        "p.every(t => /\\[\\d+\\]/.test(t)); }", arg=n_code, timeout=600_000)
-    assert last is None or page.locator(".jp-NotebookPanel .jp-OutputArea-error").count() == 0
+    try:
+        page.wait_for_function(  # every code cell has run (numbered prompts, none pending) or one failed
+            "n => { const p = Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell "
+            ".jp-InputPrompt')).map(e => e.innerText); return (p.length === n && "
+            "p.every(t => /\\[\\d+\\]/.test(t))) || "
+            "document.querySelector('.jp-NotebookPanel .jp-OutputArea-error') !== null; }",
+            arg=n_code, timeout=600_000)
+    except sync_api.TimeoutError:
+        pytest.fail("Run All did not finish in 10 min; prompts: " + ", ".join(page.evaluate(
+            "Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell "
+            ".jp-InputPrompt')).map(e => e.innerText)")))
+    errors = page.locator(".jp-NotebookPanel .jp-OutputArea-error")
+    assert errors.count() == 0, f"a cell failed under Run All:\n{errors.first.inner_text()[-2000:]}"
     errors_before_reload = _widget_errors(page)
     _wait_for_idle_kernel(page)
     _save(page)
