@@ -50,7 +50,7 @@ from ..provenance import provenance
 from ..training.parallel import resolve_threads, resolve_workers
 from ..training.progress import ENV_PROGRESS_TO
 from .preflight import ENV_DOWNLOAD, ProfileNotReady, require_profile
-from .profiles import list_profiles
+from .profiles import get_profile, list_profiles
 
 NOTEBOOK_DIR = str(notebooks_dir())
 
@@ -326,6 +326,8 @@ def run(profile: str, *, only: list[str] | None = None, force: bool = False,
     saved_env = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
+        if get_profile(profile).train_together:
+            _train_plan(profile, cache_dir=cache_dir, progress=progress)
         return _run(profile, notebooks=notebooks, out_dir=out_dir, force=force, kernel=kernel,
                     log_output=log_output, cache_dir=cache_dir, progress=progress, pm=pm)
     finally:
@@ -334,6 +336,19 @@ def run(profile: str, *, only: list[str] | None = None, force: bool = False,
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _train_plan(profile: str, *, cache_dir: str | None, progress: bool) -> None:
+    """Profiles with ``train_together``: every run of the notebooks' grids, trained together
+    (:func:`brcd_lib.experiments.together.train_plan`) before the notebooks, which then load
+    them from the run cache."""
+    from .experiment import Experiment
+    from .together import train_plan
+
+    t0 = time.time()
+    print(f"[runs] training the runs of profile {profile} together", flush=True)
+    train_plan(Experiment(profile, cache_dir=cache_dir, progress=progress))
+    print(f"[runs] done in {time.time() - t0:.1f} s", flush=True)
 
 
 def _run(profile: str, *, notebooks: list[str], out_dir: str, force: bool, kernel: str | None,

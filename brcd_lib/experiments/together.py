@@ -33,7 +33,7 @@ from ..training.together import Lockstep
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train_together", "unique_jobs", "teacher_specs", "AHEAD"]
+__all__ = ["train_together", "train_plan", "plan_jobs", "unique_jobs", "teacher_specs", "AHEAD"]
 
 AHEAD = 2
 """Epochs of online banks the feeding process builds beyond the slowest worker."""
@@ -47,15 +47,34 @@ def _student_kwargs(job: dict) -> dict:
     return kw
 
 
-def unique_jobs(jobs: Sequence[dict]) -> list[dict]:
-    """``jobs`` without repeats (same settings = same run; the ``variant`` label aside)."""
+def unique_jobs(jobs: Sequence[dict], profile=None) -> list[dict]:
+    """``jobs`` without repeats: jobs that train the same run (same settings once the profile's
+    defaults are filled in; the ``variant`` label aside) are kept once, the first."""
     seen, out = set(), []
     for job in jobs:
-        key = config_hash(sorted((k, repr(v)) for k, v in job.items() if k != "variant"))
+        key = _run_identity(job, profile)
         if key not in seen:
             seen.add(key)
             out.append(job)
     return out
+
+
+def _run_identity(job: dict, profile) -> str:
+    """What makes a student run (as :meth:`Experiment.student` keys it), defaults filled in."""
+    from . import plan
+
+    kw = _student_kwargs(job)
+    kw.pop("label", None)
+    if profile is not None:
+        method = kw.get("method", "none")
+        kw = {"bits": kw["bits"], "method": method, "seed": kw.get("seed", 0),
+              "settings": plan.distill_kwargs(profile, method, kw.get("distill_kwargs")),
+              "model": kw.get("model") or profile.student,
+              "teacher_model": kw.get("teacher_model") or profile.teacher,
+              "train": kw.get("train") or profile.student_train,
+              "teacher_seed": profile.teacher_seed if kw.get("teacher_seed") is None
+              else kw["teacher_seed"], "weight": kw.get("distill_weight", 1.0)}
+    return config_hash(sorted((k, repr(v)) for k, v in kw.items()))
 
 
 def teacher_specs(exp, jobs: Sequence[dict], teachers: Sequence[dict] = ()) -> list[dict]:
@@ -83,7 +102,7 @@ def train_together(exp, jobs: Sequence[dict], *, teachers: Sequence[dict] = (),
     """Train (or load) the teachers of ``jobs`` and ``teachers`` together, then the student runs
     ``jobs`` together; returns ``(job, error)`` for every unique job (``error`` None when it
     finished). A teacher that fails raises; a student that fails is returned."""
-    jobs = unique_jobs(jobs)
+    jobs = unique_jobs(jobs, exp.profile)
     specs = teacher_specs(exp, jobs, teachers)
     for spec, (_, error) in zip(specs, _in_step(exp, [
             (lambda s=s: exp.teacher(**s)) for s in specs])):
@@ -93,6 +112,28 @@ def train_together(exp, jobs: Sequence[dict], *, teachers: Sequence[dict] = (),
         return _train_in_workers(exp, jobs, workers)
     results = _in_step(exp, [(lambda j=j: exp.student(**_student_kwargs(j))) for j in jobs])
     return [(job, error) for job, (_, error) in zip(jobs, results)]
+
+
+def plan_jobs(profile) -> tuple[list[dict], list[dict]]:
+    """(student jobs, teachers) of every grid of ``profile``'s notebooks
+    (:func:`brcd_lib.experiments.plan.all_jobs`; the teachers of notebook 02 besides the jobs')."""
+    from . import plan
+
+    jobs = [job.kwargs for grid in plan.all_jobs(profile).values() for job in grid]
+    return unique_jobs(jobs, profile), [{"bits": b} for b in profile.bits]
+
+
+def train_plan(exp, *, workers: int | None = None) -> list[tuple[dict, BaseException | None]]:
+    """Train (or load) every run the notebooks of ``exp``'s profile train, together
+    (:func:`train_together`; ``workers``: default the Experiment's). A student that fails is
+    logged and left to its notebook, which records it."""
+    jobs, teachers = plan_jobs(exp.profile)
+    results = train_together(exp, jobs, teachers=teachers,
+                             workers=exp.workers if workers is None else workers)
+    for job, error in results:
+        if error is not None:
+            log.warning("run %s ended with %s (its notebook records it)", job, error)
+    return results
 
 
 # ------------------------------------------------------------------------------------------------
@@ -209,11 +250,36 @@ def _feed_workers(exp, groups: dict[str, dict], coord: str, n_workers: int,
         release(float("inf"))
 
 
+def _check_free_space(exp, groups: dict[str, dict]) -> None:
+    """Stop before any training when the feature cache cannot hold the online banks the workers
+    read (:data:`AHEAD` + 2 epochs at a time)."""
+    from ..io import StorageError
+    from ..training.features import bank_dtype
+
+    per_epoch = 0
+    for group in groups.values():
+        n = len(group["views"])
+        for net, rotations in group["users"].values():
+            copies = 2 + max(rotations - 1, 0)
+            per_epoch += copies * n * int(net.backbone.out_dim) * bank_dtype(net).itemsize
+    need = (AHEAD + 2) * per_epoch
+    folder = os.path.join(exp.cache_dir, "features")
+    os.makedirs(folder, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise StorageError(f"the online banks the worker processes read need about "
+                           f"{need / 2**30:.2f} GiB in {folder} ({AHEAD + 2} epochs of "
+                           f"{per_epoch / 2**20:.0f} MiB); it has {free / 2**30:.2f} GiB free: "
+                           "free space, point BRCD_CACHE elsewhere, or train in one process "
+                           "(workers=1: the banks stay in memory)")
+
+
 def _train_in_workers(exp, jobs: list[dict], workers: int) -> list[tuple[dict, BaseException | None]]:
     """The students in ``workers`` processes, fed their online banks by this process."""
     for job in jobs:  # teachers' codes, clean features, clusters: built once, here
         exp.prepare_inputs(**{k: v for k, v in job.items() if k != "variant"})
     groups = _bank_users(exp, jobs)
+    _check_free_space(exp, groups)
     n = min(workers, len(jobs))
     shares = [(i, jobs[i::n]) for i in range(n)]
     coord = tempfile.mkdtemp(prefix="together-", dir=os.path.join(exp.cache_dir, "features"))
