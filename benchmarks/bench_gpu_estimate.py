@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import statistics
 import sys
@@ -392,7 +393,27 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     rows += [dict(source="grid", device="", backbone=b, quantity="forward_passes_per_run",
                   value=n, unit="images", label="COUNTED", notes=per_run_note if i == 0 else "")
              for i, (b, n) in enumerate(per_run.items())]
+    one = dataclasses.replace(paper, seeds=paper.seeds[:1])  # the grid of the first seed alone
+    one_work = paper_grid.workload(one, run_plan(one), sizes)
+    for quantity, key in (("forward_passes_one_seed", "forward_passes"),
+                          ("forward_passes_per_run_one_seed", "forward_passes_per_run")):
+        rows += [dict(source="grid", device="", backbone=b, quantity=quantity, value=n,
+                      unit="images", label="COUNTED",
+                      notes=f"the same grid with seeds={one.seeds} (as issue #29 counted it)"
+                      if i == 0 else "")
+                 for i, (b, n) in enumerate(one_work[key].items())]
     steps = work["head_steps"]["teacher"] + work["head_steps"]["student"]
+    rows.append(dict(source="grid", device="", backbone="heads", quantity="head_steps_one_seed",
+                     value=one_work["head_steps"]["teacher"] + one_work["head_steps"]["student"],
+                     unit="steps", label="COUNTED", notes=f"seeds={one.seeds}"))
+    bank = work["online_banks"]
+    rows.append(dict(source="grid", device="", backbone="banks", quantity="bank_bytes_per_epoch",
+                     value=bank["bytes_per_epoch"], unit="bytes", label="COUNTED",
+                     notes=f"one epoch of the students' phase: every backbone's 2 views + rotated "
+                           f"copies x 5,000 images x its feature size x {bank['item_bytes']} "
+                           "bytes (bf16); in memory when one process trains the grid, "
+                           f"{bank['disk_bytes_with_workers']:,} bytes on disk at a time when "
+                           "worker processes train the students"))
     rows.append(dict(source="grid", device="", backbone="heads", quantity="head_steps",
                      value=steps, unit="steps", label="COUNTED",
                      notes=f"teachers {work['head_steps']['teacher']:,} + students "

@@ -408,7 +408,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     dry = not gpu
     t_start = time.perf_counter()
     paper = get_profile("paper")
-    backbones = args.backbones or paper_grid.grid_backbones(paper)
+    from brcd_lib.experiments.preflight import run_plan
+
+    backbones = args.backbones or paper_grid.grid_backbones(paper, run_plan(paper))
     cpus = os.cpu_count() or 1
     size = dict(batches=(64, 512), repeats=10, warmup=3, bank_n=5000, aug_n=5120, head_n=5000,
                 epochs=4, processes=args.processes or 8, runs=args.runs or 4,
@@ -443,11 +445,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
         f"{bank['seconds']:.3f} s; passes {bank['passes']}")
     print("3. augmentation", flush=True)
     aug = {}
-    for kind in (("device", "cpu") if gpu else ("device", "cpu")):
+    for kind in ("device", "cpu"):
         workers = size["cpu_workers"] if kind == "cpu" else min(size["cpu_workers"], 8)
         aug[kind] = augment_rate(paper, device=device, kind=kind, n=size["aug_n"],
                                  batch=512 if gpu else 4, workers=workers)
-        add("augmentation", f"paper views drawn {'on ' + device if kind == 'device' else 'per image on the CPU'}",
+        add("augmentation", f"paper views batched on {device}" if kind == "device" else
+            "paper views per image on the CPU",
             aug[kind], "views/s",
             f"{size['aug_n']} images x 2 views; "
             + (f"parameters in {workers} loader processes, batched on the device"

@@ -49,6 +49,7 @@ from ..paths import cache_root
 from .distributed import encode_sharded
 from .encode import compute_features
 from .progress import tqdm
+from .views import SeededView, item_seed, seed_of  # noqa: F401  (re-exported: bank seeds)
 
 log = logging.getLogger(__name__)
 
@@ -383,27 +384,6 @@ BANK_VERSION = 2
 """Version of the view-bank construction, part of every bank key (2: per-image seeded
 augmentations shared by backbones and rotations; 1 drew a view's images in sequence from one
 seed)."""
-
-
-def item_seed(seed: int, view: int, index: int) -> int:
-    """The augmentation seed of view ``view`` of image ``index`` in a bank seeded ``seed``."""
-    digest = hashlib.sha256(f"{int(seed)}:{int(view)}:{int(index)}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
-class SeededView(Dataset):
-    """View ``view`` of every item of ``dataset``: item ``i`` is transformed right after
-    ``torch.manual_seed(item_seed(seed, view, i))``."""
-
-    def __init__(self, dataset, *, seed: int, view: int):
-        self.dataset, self.seed, self.view = dataset, int(seed), int(view)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, i: int):
-        torch.manual_seed(item_seed(self.seed, self.view, i))
-        return self.dataset[i]
 
 
 def _tag(net) -> str:

@@ -1,5 +1,6 @@
-"""The two augmented views of each training image at each epoch of the online pipeline
-(``TrainConfig.feature_views = 0``), and the order of an epoch's batches.
+"""Seeded augmented views: those of the cached view banks (:class:`SeededView`, per bank seed,
+view and image) and the two views of each training image at each epoch of the online pipeline
+(``TrainConfig.feature_views = 0``, :class:`SeededEpoch`), and the order of an epoch's batches.
 
 Both are functions of seeds only:
 
@@ -32,32 +33,58 @@ from torch.utils.data import DataLoader, Dataset
 from ..data.batched_views import ParamRecorder, apply_params, supports
 from ..data.transforms import TwoViews
 
-__all__ = ["AUGMENT_CHOICES", "epoch_seed", "SeededEpoch", "epoch_batches", "loader_permutation",
+__all__ = ["AUGMENT_CHOICES", "seed_of", "item_seed", "SeededView", "epoch_seed", "SeededEpoch", "epoch_batches", "loader_permutation",
            "CpuViews", "DeviceViews", "make_views"]
 
 AUGMENT_CHOICES = ("auto", "cpu", "device")
 
 
-def epoch_seed(seed: int, epoch: int, index: int) -> int:
-    """The seed image ``index`` draws its views of epoch ``epoch`` from (augmentation seed
-    ``seed``)."""
-    digest = hashlib.sha256(f"views:{int(seed)}:{int(epoch)}:{int(index)}".encode()).digest()
+def seed_of(*parts) -> int:
+    """A 63-bit seed from the SHA-256 of ``parts`` joined by ":"."""
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-class SeededEpoch(Dataset):
-    """Item ``i`` of ``dataset`` (whose transform draws the views) drawn right after
-    ``torch.manual_seed(epoch_seed(seed, epoch, i))``."""
+def item_seed(seed: int, view: int, index: int) -> int:
+    """The augmentation seed of view ``view`` of image ``index`` in a bank seeded ``seed``."""
+    return seed_of(int(seed), int(view), int(index))
 
-    def __init__(self, dataset, *, seed: int, epoch: int):
-        self.dataset, self.seed, self.epoch = dataset, int(seed), int(epoch)
+
+class SeededView(Dataset):
+    """View ``view`` of every item of ``dataset``: item ``i`` is transformed right after
+    ``torch.manual_seed(item_seed(seed, view, i))`` (subclasses choose another seed per item by
+    overriding :meth:`item_seed`)."""
+
+    def __init__(self, dataset, *, seed: int, view: int = 0):
+        self.dataset, self.seed, self.view = dataset, int(seed), int(view)
 
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def item_seed(self, i: int) -> int:
+        return item_seed(self.seed, self.view, i)
+
     def __getitem__(self, i: int):
-        torch.manual_seed(epoch_seed(self.seed, self.epoch, i))
+        torch.manual_seed(self.item_seed(i))
         return self.dataset[i]
+
+
+def epoch_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed image ``index`` draws its views of epoch ``epoch`` from (augmentation seed
+    ``seed``)."""
+    return seed_of("views", int(seed), int(epoch), int(index))
+
+
+class SeededEpoch(SeededView):
+    """Item ``i`` of ``dataset`` (whose transform draws the views) drawn right after
+    ``torch.manual_seed(epoch_seed(seed, epoch, i))``."""
+
+    def __init__(self, dataset, *, seed: int, epoch: int):
+        super().__init__(dataset, seed=seed)
+        self.epoch = int(epoch)
+
+    def item_seed(self, i: int) -> int:
+        return epoch_seed(self.seed, self.epoch, i)
 
 
 def loader_permutation(g: torch.Generator, n: int) -> torch.Tensor:
