@@ -21,14 +21,13 @@ import shutil
 import tempfile
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Sequence
 
 from ..config import config_hash
 from ..distill import get_distiller
 from ..io import atomic_write_json
 from ..training import parallel
-from ..training.features import online_key, online_views_id
+from ..training.features import _tag, module_fingerprint, online_key, online_views_id
 from ..training.together import Lockstep
 
 log = logging.getLogger(__name__)
@@ -152,7 +151,7 @@ def _init_worker(profile, cache_dir: str, device: str, coord: str, wait_s: float
     _WORKER.update(exp=exp, coord=coord)
 
 
-def _train_group(group: tuple[int, list[dict]]) -> list[str | None]:
+def _train_group(group: tuple[int, tuple[dict, ...]]) -> list[str | None]:
     """A worker's share of the students, in step; reports its lowest epoch to the feeder."""
     index, jobs = group
     exp, coord = _WORKER["exp"], _WORKER["coord"]
@@ -192,8 +191,6 @@ def _bank_users(exp, jobs: Sequence[dict]) -> dict[str, dict]:
                                      "epochs": 0})
         entry["epochs"] = max(entry["epochs"], train.epochs)
         for n in (net, teacher.net):
-            from ..training.features import _tag, module_fingerprint
-
             fp = module_fingerprint(n.backbone) + _tag(n)
             old = entry["users"].get(fp)
             entry["users"][fp] = (n, max(rotations, old[1] if old else 0))
@@ -281,33 +278,24 @@ def _train_in_workers(exp, jobs: list[dict], workers: int) -> list[tuple[dict, B
     groups = _bank_users(exp, jobs)
     _check_free_space(exp, groups)
     n = min(workers, len(jobs))
-    shares = [(i, jobs[i::n]) for i in range(n)]
+    shares = [(i, tuple(jobs[i::n])) for i in range(n)]
     coord = tempfile.mkdtemp(prefix="together-", dir=os.path.join(exp.cache_dir, "features"))
     stop = threading.Event()
     feeder = threading.Thread(target=_feed_workers, args=(exp, groups, coord, n, stop),
                               daemon=True, name="online-bank-feeder")
-    ctx = parallel.multiprocessing.get_context("spawn")
-    errors: dict[int, list] = {}
+    feeder.start()
     try:
-        with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=parallel._init_worker,
-                                 initargs=(_init_worker, (exp.profile, exp.cache_dir, exp.device,
-                                                          coord, WAIT_S, exp.online,
-                                                          exp.bank_batch), os.getpid())) as pool:
-            futures = {pool.submit(_train_group, share): share[0] for share in shares}
-            feeder.start()
-            for fut, i in futures.items():
-                try:
-                    errors[i] = fut.result()
-                except Exception as exc:  # the worker died: every job of its share failed
-                    errors[i] = [f"{type(exc).__name__}: {exc}"] * len(shares[i][1])
+        done = {share[0]: errors for share, errors in parallel.run_in_workers(
+            _train_group, shares, workers=n, initializer=_init_worker,
+            initargs=(exp.profile, exp.cache_dir, exp.device, coord, WAIT_S, exp.online,
+                      exp.bank_batch), desc="students together", progress=exp.progress)}
     finally:
         stop.set()
-        if feeder.is_alive():
-            feeder.join()
+        feeder.join()
         shutil.rmtree(coord, ignore_errors=True)
     out = []
-    for i, share in shares:
-        for job, err in zip(share, errors[i]):
+    for share in shares:
+        for job, err in zip(share[1], done[share[0]]):
             out.append((job, None if err is None else RuntimeError(err)))
     return out
 
