@@ -365,14 +365,14 @@ def _online_workload(p: Profile, plan: dict, n_train: int, dims: dict[str, int])
         return p.data.split_seed if train.bank_seed == "split" else seed
 
     teacher_bb = p.teacher.backbone.name
-    phases = []  # (epochs, {aug seed: {backbone: rotations}})
+    phases = []  # (phase, epochs, {aug seed: {backbone: rotations}})
     if t_cfg.feature_views == 0:
         groups: dict = {}
         for t in plan["teachers"]:
             out["forward_passes_per_run"][t["backbone"]] += t_cfg.epochs * n_train * 2
             out["augmented_views_per_run"] += t_cfg.epochs * n_train * 2
             groups.setdefault(aug_seed(t_cfg, t["seed"]), {})[t["backbone"]] = 1
-        phases.append((t_cfg.epochs, groups))
+        phases.append(("teachers", t_cfg.epochs, groups))
     if s_cfg.feature_views == 0:
         groups = {}
         for s in plan["students"]:
@@ -384,7 +384,7 @@ def _online_workload(p: Profile, plan: dict, n_train: int, dims: dict[str, int])
             users = groups.setdefault(aug_seed(s_cfg, s["seed"]), {})
             for b in (s["backbone"], t_bb):
                 users[b] = max(users.get(b, 1), s["rotations"])
-        phases.append((s_cfg.epochs, groups))
+        phases.append(("students", s_cfg.epochs, groups))
     if not shared:
         out["forward_passes"] = dict(out["forward_passes_per_run"])
         out["augmented_views"] = out["augmented_views_per_run"]
@@ -392,20 +392,24 @@ def _online_workload(p: Profile, plan: dict, n_train: int, dims: dict[str, int])
     item = 2 if not p.runs_on_cpu and "bf16" in (p.teacher.backbone_precision,
                                                   p.student.backbone_precision) else 4
     per_epoch = 0
-    for epochs, groups in phases:
+    parts = {b: {"teachers": 0, "students": 0, "rotated": 0} for b in dims}
+    for phase, epochs, groups in phases:
         phase_bytes = 0
         for users in groups.values():
             out["augmented_views"] += epochs * n_train * 2
             for b, rotations in users.items():
                 copies = 2 + max(rotations - 1, 0)
                 out["forward_passes"][b] += epochs * n_train * copies
+                parts[b][phase] += epochs * n_train * 2
+                parts[b]["rotated"] += epochs * n_train * (copies - 2)
                 phase_bytes += copies * n_train * dims[b] * item
         per_epoch = max(per_epoch, phase_bytes)
+    out["banks"]["passes_by_part"] = parts
     from .together import AHEAD
 
-    out["banks"] = {"bytes_per_epoch": per_epoch, "memory_bytes": per_epoch,
-                    "disk_bytes_with_workers": (AHEAD + 2) * per_epoch,
-                    "item_bytes": item}
+    out["banks"].update({"bytes_per_epoch": per_epoch, "memory_bytes": per_epoch,
+                         "disk_bytes_with_workers": (AHEAD + 2) * per_epoch,
+                         "item_bytes": item})
     if (p.workers or 0) != 1:  # students in worker processes: a few epochs on disk at a time
         out["disk_bytes"] = (AHEAD + 2) * per_epoch
     return out
