@@ -13,22 +13,11 @@ import torch
 
 from brcd_lib.experiments.experiment import Experiment
 from brcd_lib.experiments.profiles import REHEARSAL_DATA, get_profile
-from brcd_lib.experiments.train import override_profile
 from brcd_lib.training.sources import ImagePairSource, OnlineBankPairSource
 from brcd_lib.training.views import epoch_batches, epoch_seed
-from fakes import tiny_settings, write_fake_dataset
+from fakes import online_cpu_profile, write_fake_dataset
 
-ONLINE = ["teacher_train.feature_views=0", "student_train.feature_views=0",
-          "teacher_train.epochs=4", "teacher_train.eval_every=2", "teacher_train.batch_size=32",
-          "student_train.epochs=6", "student_train.eval_every=3", "student_train.lr=0.01"]
 METHODS = ("kd", "brcd")
-
-
-def cpu_profile():
-    """The smoke profile shrunk to seconds per run (tests/fakes.tiny_settings), on the online
-    pipeline: teacher and students at batch 32 (3 steps per epoch), 100 training images."""
-    return override_profile(get_profile("smoke"),
-                            tiny_settings(student_ssl_epochs=5, student_epochs=4) + ONLINE)
 
 
 def _batches(source, epoch: int, seed: int, batch_size: int) -> list:
@@ -106,7 +95,7 @@ def one_thread():
 
 
 def test_shared_online_banks_equal_the_per_run_pipeline_cpu(tmp_path, one_thread):
-    got, shared = _check_equivalence(cpu_profile(), str(tmp_path), bits=16, seed=0)
+    got, shared = _check_equivalence(online_cpu_profile(), str(tmp_path), bits=16, seed=0)
     assert got["teacher"][0]["symmetric"] > 0.2  # the runs learn something (not collapsed codes)
     # the shared path pushed each epoch's views through each backbone once for all runs: the
     # teacher's 4 epochs (its students read them from memory) and the students' 2 more, the

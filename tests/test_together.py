@@ -15,7 +15,7 @@ from brcd_lib.experiments.profiles import get_profile
 from brcd_lib.experiments.together import plan_jobs, unique_jobs
 from brcd_lib.experiments.preflight import run_plan
 from brcd_lib.training.together import Lockstep, current_epoch, gate
-from test_online_banks import cpu_profile
+from fakes import online_cpu_profile
 
 JOBS = [dict(bits=16, method=m, seed=s) for m in ("kd", "brcd", "sskd") for s in (0, 1)]
 
@@ -101,7 +101,7 @@ def _together_equals_alone(tmp_path, workers: int) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        profile = cpu_profile()
+        profile = online_cpu_profile()
         alone = Experiment(dataclasses.replace(profile, name="alone"), cache_dir=str(tmp_path),
                            device="cpu", progress=False)
         want = _records(alone)

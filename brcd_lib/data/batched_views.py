@@ -2,7 +2,7 @@
 CPU, then applied to a whole batch on any device (a CUDA GPU in the ``paper`` profile).
 
 The per-image transform (:func:`brcd_lib.data.transforms.paper_train_transform`, torchvision
-``v2``) draws its randomness from torch's global generator. :func:`record_params` runs that very
+``v2``) draws its randomness from torch's global generator. :class:`ParamRecorder` runs that very
 transform under ``torch.manual_seed(seed)`` on a small stand-in image whose kernels are replaced
 by recorders, so the parameters it returns are exactly those the CPU transform would draw for the
 same seed and image size (same calls, same order: torchvision's own ``forward`` control flow).
@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-__all__ = ["PARAM_FIELDS", "ParamRecorder", "record_params", "apply_params", "supports"]
+__all__ = ["PARAM_FIELDS", "ParamRecorder", "apply_params", "supports"]
 
 PARAM_FIELDS = ("top", "left", "height", "width", "flip", "jitter", "order0", "order1", "order2",
                 "order3", "brightness", "contrast", "saturation", "hue", "grayscale", "blur",
@@ -114,13 +113,6 @@ class ParamRecorder:
         stand_in = torch.zeros(channels, int(height), int(width), dtype=torch.uint8)
         torch.manual_seed(int(seed))
         return torch.stack([self._one(stand_in) for _ in range(views)])
-
-
-def record_params(transform: v2.Compose, seed: int, height: int, width: int, *,
-                  views: int = 2) -> torch.Tensor:
-    """``(views, 17)`` parameters ``transform`` draws after ``torch.manual_seed(seed)`` for an
-    image of ``height`` x ``width`` (:class:`ParamRecorder`)."""
-    return ParamRecorder(transform)(seed, height, width, views=views)
 
 
 def _settings(transform: v2.Compose) -> dict:
@@ -288,8 +280,3 @@ def apply_params(images: torch.Tensor, params: torch.Tensor, transform: v2.Compo
         std = torch.as_tensor(cfg["std"], dtype=x.dtype, device=dev).view(1, -1, 1, 1)
         x = x.sub_(mean).div_(std)
     return x.contiguous()
-
-
-def stack_params(rows: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Stack per-image ``(17,)`` rows into ``(B, 17)``."""
-    return torch.stack(list(rows))

@@ -18,7 +18,7 @@ import torch
 
 from ..config import DistillConfig, ModelConfig, TrainConfig, config_hash, to_dict
 from ..data import dataset_parameters, get_dataset
-from ..data.transforms import TwoViews, get_transforms
+from ..data.transforms import get_transforms
 from ..distill import get_distiller
 from ..io import ensure_writable_dir, json_safe, remove_stale_temp_files
 from ..metrics import map_at_k
