@@ -15,7 +15,7 @@ EXTRAPOLATED (measured rates x counts):
 4. **heads**: BRCD and CRCD head steps/s at batch 64 on synthetic banks through ``engine.fit``:
    one run alone, and in aggregate: ``--processes`` processes each training ``--runs`` runs in
    step (:class:`~brcd_lib.training.together.Lockstep`), the way
-   :meth:`Experiment.train_together` trains a grid's students;
+   :func:`brcd_lib.experiments.together.train_together` trains a grid's students;
 5. **grid**: the forward passes, augmented views and head steps of the ``paper`` profile's grid
    (``paper_grid.workload``: shared online banks, runs trained together; and the per-run
    pipeline it replaces) x the rates above -> hours.

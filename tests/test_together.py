@@ -1,7 +1,7 @@
 """Runs trained together (issue #29): :class:`brcd_lib.training.together.Lockstep` takes turns
-epoch by epoch with each task's random state its own, and :meth:`Experiment.train_together`
-(one process, and worker processes fed their online banks) gives every run the result of the
-one-run path."""
+epoch by epoch with each task's random state its own, and
+:func:`brcd_lib.experiments.together.train_together` (one process, and worker processes fed their
+online banks) gives every run the result of the one-run path."""
 from __future__ import annotations
 
 import random
@@ -12,7 +12,7 @@ import torch
 
 from brcd_lib.experiments.experiment import Experiment
 from brcd_lib.experiments.profiles import get_profile
-from brcd_lib.experiments.together import plan_jobs, unique_jobs
+from brcd_lib.experiments.together import plan_jobs, train_together, unique_jobs
 from brcd_lib.experiments.preflight import run_plan
 from brcd_lib.training.together import Lockstep, current_epoch, gate
 from fakes import online_cpu_profile
@@ -106,7 +106,7 @@ def _together_equals_alone(tmp_path, workers: int) -> None:
                            device="cpu", progress=False)
         want = _records(alone)
         together = Experiment(profile, cache_dir=str(tmp_path), device="cpu", progress=False)
-        results = together.train_together(JOBS, workers=workers)
+        results = train_together(together, JOBS, workers=workers)
         assert [e for _, e in results] == [None] * len(JOBS)
         passes = dict(together.store.built_passes)
         got = _records(together)  # loaded from the run cache: nothing is trained again

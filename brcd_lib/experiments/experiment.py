@@ -478,17 +478,6 @@ class Experiment:
         rotations = get_distiller(method, **self.distill_config(method, distill_kwargs).kwargs).rotations
         self.source(net, train, teacher.net, rotations, frozen=model.freeze_backbone, seed=seed)
 
-    def train_together(self, jobs, *, teachers=(), workers: int = 1) -> list:
-        """Train (or load) the student runs ``jobs`` (keyword dicts of
-        :func:`brcd_lib.experiments.studies.student_rows`) and their teachers together, teachers
-        first: the runs of each phase go in step so that each epoch's online views pass through
-        every frozen backbone once (:mod:`brcd_lib.experiments.together`; ``workers > 1``:
-        the students in worker processes fed by this one). Each run's result is the one-run
-        path's. Returns ``(job, error)`` per unique job."""
-        from .together import train_together
-
-        return train_together(self, jobs, teachers=teachers, workers=workers)
-
     def pixels(self, set_name: str) -> np.ndarray:
         """Raw pixels of a set as float vectors in [0, 1] (array-backed datasets only)."""
         s = getattr(self.splits, set_name)

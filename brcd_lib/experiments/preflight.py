@@ -37,6 +37,7 @@ from ..paths import cache_root, results_root
 from . import plan
 from .plan import pair_models as _pair_models
 from .profiles import Profile, get_profile
+from ..training.together import AHEAD
 
 __all__ = ["check_device", "Preflight", "check", "run_plan", "ENV_DOWNLOAD", "download_allowed",
            "Readiness", "ProfileNotReady", "check_profile", "require_profile"]
@@ -405,8 +406,6 @@ def _online_workload(p: Profile, plan: dict, n_train: int, dims: dict[str, int])
                 phase_bytes += copies * n_train * dims[b] * item
         per_epoch = max(per_epoch, phase_bytes)
     out["banks"]["passes_by_part"] = parts
-    from .together import AHEAD
-
     out["banks"].update({"bytes_per_epoch": per_epoch, "memory_bytes": per_epoch,
                          "disk_bytes_with_workers": (AHEAD + 2) * per_epoch,
                          "item_bytes": item})

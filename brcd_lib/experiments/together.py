@@ -1,8 +1,9 @@
 """Training the runs of a grid together: the teachers first, then the students, each phase in
 step so that every epoch's online views go through each frozen backbone once.
 
-:func:`train_together` is what :meth:`Experiment.train_together` calls. In one process the runs of
-a phase form one :class:`~brcd_lib.training.together.Lockstep` inside
+:func:`train_together` trains given jobs, :func:`train_plan` every run of a profile's notebooks
+(``python -m brcd_lib.reproduce`` calls it first for profiles with ``train_together``). In one
+process the runs of a phase form one :class:`~brcd_lib.training.together.Lockstep` inside
 :meth:`FeatureStore.sharing() <brcd_lib.training.features.FeatureStore.sharing>`: the first run
 to reach an epoch builds the online banks of every backbone of the phase, the others read them.
 With ``workers > 1`` the students are spread over worker processes (each a Lockstep of its share),
@@ -28,15 +29,12 @@ from ..distill import get_distiller
 from ..io import atomic_write_json
 from ..training import parallel
 from ..training.features import _tag, module_fingerprint, online_key, online_views_id
-from ..training.together import Lockstep
+from ..training.together import AHEAD, Lockstep
+from .experiment import Experiment
 
 log = logging.getLogger(__name__)
 
 __all__ = ["train_together", "train_plan", "plan_jobs", "unique_jobs", "teacher_specs", "AHEAD"]
-
-AHEAD = 2
-"""Epochs of online banks the feeding process builds beyond the slowest worker."""
-
 
 def _student_kwargs(job: dict) -> dict:
     """A grid job (``studies.student_rows`` keywords) as keywords of :meth:`Experiment.student`."""
@@ -143,8 +141,6 @@ _WORKER: dict = {}
 
 def _init_worker(profile, cache_dir: str, device: str, coord: str, wait_s: float,
                  online: str, bank_batch: int | None) -> None:
-    from .experiment import Experiment
-
     exp = Experiment(profile, cache_dir=cache_dir, device=device, progress=False, workers=1,
                      online=online, bank_batch=bank_batch)
     exp.store.online_wait = wait_s  # the feeding process builds the banks

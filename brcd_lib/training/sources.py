@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import torch
 
-from .views import CpuViews, epoch_batches
+from .views import CpuViews, epoch_batches, mix_seed
 
 __all__ = ["PairBatch", "PairSource", "BankPairSource", "ImagePairSource", "OnlineBankPairSource",
            "mix_seed"]
@@ -154,8 +154,3 @@ class OnlineBankPairSource(PairSource):
                 teacher=None if t is None else (t[0, dev].float(), t[1, dev].float()),
                 student_rot=None if s_rot is None else s_rot[:, dev].float(),
                 teacher_rot=None if t_rot is None else t_rot[:, dev].float())
-
-
-def mix_seed(seed: int, epoch: int) -> int:
-    """The seed of (run seed, epoch): batch order, view pairing and augmentations of an epoch."""
-    return (int(seed) * 1_000_003 + int(epoch) * 7_919) % (2**62)

@@ -24,7 +24,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["Lockstep", "gate", "current_epoch"]
+__all__ = ["Lockstep", "gate", "current_epoch", "AHEAD"]
+
+AHEAD = 2
+"""Epochs of online banks a process that feeds worker processes builds beyond the slowest of
+them (:func:`brcd_lib.experiments.together.train_together`); with the epoch being read and the one
+being written, at most ``AHEAD + 2`` epochs of banks are on disk at a time."""
 
 _LOCAL = threading.local()
 

@@ -33,8 +33,9 @@ from torch.utils.data import DataLoader, Dataset
 from ..data.batched_views import ParamRecorder, apply_params, supports
 from ..data.transforms import TwoViews
 
-__all__ = ["AUGMENT_CHOICES", "seed_of", "item_seed", "SeededView", "epoch_seed", "SeededEpoch", "epoch_batches", "loader_permutation",
-           "CpuViews", "DeviceViews", "make_views"]
+__all__ = ["AUGMENT_CHOICES", "seed_of", "item_seed", "SeededView", "epoch_seed", "SeededEpoch",
+           "mix_seed", "epoch_batches", "loader_permutation", "CpuViews", "DeviceViews",
+           "make_views"]
 
 AUGMENT_CHOICES = ("auto", "cpu", "device")
 
@@ -87,6 +88,11 @@ class SeededEpoch(SeededView):
         return epoch_seed(self.seed, self.epoch, i)
 
 
+def mix_seed(seed: int, epoch: int) -> int:
+    """The seed of (run seed, epoch): batch order and view pairing of an epoch."""
+    return (int(seed) * 1_000_003 + int(epoch) * 7_919) % (2**62)
+
+
 def loader_permutation(g: torch.Generator, n: int) -> torch.Tensor:
     """The order ``DataLoader(shuffle=True, generator=g)`` visits ``n`` items in: the loader first
     draws its workers' base seed from ``g``, then its sampler the permutation."""
@@ -99,8 +105,6 @@ def epoch_batches(n: int, *, seed: int, epoch: int, batch_size: int,
     """The index batches of an epoch of run seed ``seed`` (the last partial batch dropped when
     there is at least one full batch); with ``shard=(rank, world)`` rank's contiguous share of
     each."""
-    from .sources import mix_seed
-
     g = torch.Generator().manual_seed(mix_seed(seed, epoch))
     perm = loader_permutation(g, n)
     stop = n - batch_size + 1 if n >= batch_size else 1
