@@ -154,15 +154,16 @@ def measure_forward(paper, backbones: Sequence[str], *, device: str, batch_size:
 
 
 def gpu_rates(path: Path | None) -> tuple[dict[str, float], str, str, dict]:
-    """(images/s per backbone, label, source note, other rates) for the GPU rows: a
-    ``gpu_check.json`` measured on a GPU at ``path``, else the H200 figures of issue #29."""
+    """(images/s per backbone at the banks' forward batch ``gpu_check.BANK_BATCH``, label, source
+    note, other rates) for the GPU rows: a ``gpu_check.json`` measured on a GPU at ``path``, else
+    the H200 figures of issue #29."""
     from benchmarks import gpu_check
 
     if path is not None and path.exists():
         with open(path, encoding="utf-8") as fh:
             check = json.load(fh)
         if check.get("gpu"):
-            ips = {b: max(float(v) for v in per.values())
+            ips = {b: float(per[str(gpu_check.BANK_BATCH)])
                    for b, per in check["rates"]["images_per_s"].items()}
             heads = check["rates"]["head_steps_per_s"]["brcd"]
             return (ips, "MEASURED", f"benchmarks/gpu_check.py on {check['device']} "
@@ -171,8 +172,8 @@ def gpu_rates(path: Path | None) -> tuple[dict[str, float], str, str, dict]:
                                        "heads_aggregate": heads["aggregate"],
                                        "device": check["device"]})
     e = gpu_check.ELSEWHERE
-    return ({b: v[0] for b, v in e["images_per_s"].items()}, "MEASURED ELSEWHERE",
-            gpu_check.ELSEWHERE_SOURCE,
+    return ({b: v[gpu_check.BANK_BATCH] for b, v in e["images_per_s"].items()},
+            "MEASURED ELSEWHERE", f"{gpu_check.ELSEWHERE_SOURCE}; batch {gpu_check.BANK_BATCH}",
             {"augment": e["gpu_augment_images_per_s"], "heads_alone": e["head_steps_per_s"]["brcd"],
              "heads_aggregate": None, "device": "H200 (issue #29)"})
 
