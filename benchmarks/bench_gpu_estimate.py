@@ -1,11 +1,13 @@
-"""How long the paper profile's grid takes: backbone forward passes x seconds per image.
+"""How long the paper profile's grid takes: backbone forward passes x seconds per image, plus
+augmentation and head steps.
 
 Forward passes: every backbone of the ``paper`` profile's notebook sequence, counted without the
-data by ``preflight._workload`` on ``preflight.run_plan("paper")`` and the CIFAR-10
-protocol's split sizes (``benchmarks.paper_grid.forward_passes``; upper bound: every epoch runs,
-no early stopping; the paper profile trains on fresh augmentations, so teachers forward 2 views
-and students 2 + rotations views per training image and epoch through their backbone and their
-own teacher's).
+data by ``preflight._workload`` on ``preflight.run_plan("paper")`` and the CIFAR-10 protocol's
+split sizes (``benchmarks.paper_grid.workload``; upper bound: every epoch runs, no early
+stopping), two ways: as the kit trains the grid (``Profile.train_together``: each epoch's views
+through each frozen backbone once, shared by every run with the same augmentation seed; issue
+#29) and as each run alone would push its views through its two backbones (the per-run
+pipeline, before issue #29).
 
 Seconds per image, from two sources:
 
@@ -14,25 +16,24 @@ Seconds per image, from two sources:
   the backbones it has, the others (e.g. the other teachers of the backbone pairs) measured here
   (1 warm-up call and ``--cpu-repeats`` timed calls of ``net.features`` at ``--batch-size``;
   ``--cpu-source measure`` measures every backbone) -> the CPU time of the grid.
-* GPU: on a CUDA device (``--device cuda``), measured with the paper profile's GPU path (bf16
-  autocast + channels-last from its model configs, ``--batch-size`` 64, ``--gpu-repeats`` timed
-  calls after 3 warm-ups); otherwise an ESTIMATE for each ``--gpu NAME=TFLOPS``: seconds per
-  image = 2 x multiply-adds (``brcd_lib.models.complexity.count_flops``) / (TFLOPS x 1e12 x
-  ``--utilisation``). The default TFLOPS are datasheet dense BF16 Tensor Core peaks and the
-  utilisation an assumption, both stated in every ESTIMATE row.
+* ``gpu``: on a CUDA device (``--device cuda``) measured here with the paper profile's GPU path
+  (bf16 autocast + channels-last, ``--batch-size`` 64, ``--gpu-repeats`` timed calls after 3
+  warm-ups); otherwise the rates of ``gpu_check.json`` when ``benchmarks/gpu_check.py`` ran on a
+  GPU (``--gpu-check``), else the H200 figures of issue #29, labelled MEASURED ELSEWHERE
+  (``gpu_check.ELSEWHERE``). The FLOP-based ESTIMATE rows of earlier versions are gone: they put
+  EfficientNet-B0 34x above the measured rate.
 
-The CPU side of that pipeline is timed too (``--augment-images``): seconds per augmented image of
-the paper training transform (one process, measured here) x the augmented views the grid draws ->
-the data loaders' CPU hours, and divided by the profile's loader workers an ESTIMATE of the wall
-time when the loaders limit the run (assuming cores like this machine's).
+The CPU side of the per-run pipeline is timed too (``--augment-images``): seconds per augmented
+image of the paper training transform (one process, measured here) x the augmented views
+(shared and per run).
 
-``--train-steps N`` (default 3 on CUDA, 0 elsewhere) also times N uncached BRCD student training
-steps of ViT-B/16 -> EfficientNet-B0 (random weights, generated CIFAR-10-shaped images through the
-paper training transform, the paper profile's batch size, loader workers, pinned memory and GPU
-settings) after one warm-up step, and extrapolates them to an epoch, a run and the grid's student
-runs (labelled EXTRAPOLATED).
+``--train-steps N`` (default 3 on CUDA, 0 elsewhere) also times N per-run online BRCD student
+training steps of ViT-B/16 -> EfficientNet-B0 (random weights, generated CIFAR-10-shaped images
+through the paper training transform, the paper profile's batch size, loader workers, pinned
+memory and GPU settings) after one warm-up step, and extrapolates them to an epoch, a run and the
+grid's student runs (labelled EXTRAPOLATED).
 
-    python -m benchmarks.bench_gpu_estimate [--device cuda] [--gpu A100=312 ...] [--out-dir DIR]
+    python -m benchmarks.bench_gpu_estimate [--device cuda] [--gpu-check PATH] [--out-dir DIR]
 
 writes ``gpu_estimate.csv`` and ``gpu_estimate.md``.
 """
@@ -40,6 +41,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
+import json
 import statistics
 import sys
 import time
@@ -54,24 +57,7 @@ from benchmarks import paper_grid  # noqa: E402
 from benchmarks.run import DEFAULT_OUT, machine_notes, markdown_table, write_outputs  # noqa: E402
 
 FIELDS = ["source", "device", "backbone", "quantity", "value", "unit", "label", "notes"]
-# datasheet dense BF16 Tensor Core peaks (the datasheets print twice these "with sparsity"):
-# NVIDIA A100 SXM4 (A100 datasheet) and H100 SXM5 (H100 datasheet); inputs, not measurements
-DEFAULT_GPUS = ("A100-SXM4=312", "H100-SXM5=989")
-DEFAULT_UTILISATION = 0.3  # an assumption: the fraction of the peak a forward pass reaches
 CIFAR_SIZE = 32
-
-
-def parse_gpu(spec: str) -> tuple[str, float]:
-    """``NAME=TFLOPS`` -> (name, TFLOPS); a clear error otherwise."""
-    name, sep, value = str(spec).partition("=")
-    try:
-        tflops = float(value)
-    except ValueError:
-        tflops = float("nan")
-    if not sep or not name.strip() or not tflops > 0 or tflops == float("inf"):
-        raise ValueError(f"--gpu takes NAME=TFLOPS with a positive number (dense BF16 peak), "
-                         f"e.g. A100-SXM4=312; got {spec!r}")
-    return name.strip(), tflops
 
 
 def grid_model(paper, name: str, teachers: Sequence[str] = ()):
@@ -167,37 +153,37 @@ def measure_forward(paper, backbones: Sequence[str], *, device: str, batch_size:
     return out
 
 
-def flops_estimate(paper, backbones: Sequence[str], *, tflops: float, utilisation: float,
-                   teachers: Sequence[str] = ()) -> dict[str, tuple[float, str]]:
-    """{backbone: (images/s, notes)} = peak x utilisation / (2 x multiply-adds per image)."""
-    import torch
+def gpu_rates(path: Path | None) -> tuple[dict[str, float], str, str, dict]:
+    """(images/s per backbone at the banks' forward batch ``gpu_check.BANK_BATCH``, label, source
+    note, other rates) for the GPU rows: a ``gpu_check.json`` measured on a GPU at ``path``, else
+    the H200 figures of issue #29."""
+    from benchmarks import gpu_check
 
-    from benchmarks.nets import network_from_config
-    from brcd_lib.models.complexity import count_flops
-
-    if not 0 < utilisation <= 1:
-        raise ValueError(f"--utilisation must be in (0, 1], got {utilisation}")
-    size = paper.data.image_size
-    out = {}
-    for b in backbones:
-        model, role = grid_model(paper, b, teachers)
-        with torch.device("meta"):
-            net = network_from_config(model, 16, role=role, device="meta", gpu_options=False)
-        macs = count_flops(net.backbone, (3, size, size))
-        ips = tflops * 1e12 * utilisation / (2 * macs)
-        out[b] = (ips, f"ESTIMATE: {tflops:g} TFLOPS (datasheet dense BF16 peak, input --gpu) x "
-                       f"{utilisation:g} (ASSUMED utilisation, input --utilisation) / (2 x "
-                       f"{macs / 1e9:.4g} G multiply-adds per image at {size} px, count_flops); "
-                       "ignores memory-bound layers (depthwise convolutions, normalisation) and "
-                       "the data loader: optimistic for EfficientNet-B0 and MobileNetV2")
-    return out
+    if path is not None and path.exists():
+        with open(path, encoding="utf-8") as fh:
+            check = json.load(fh)
+        if check.get("gpu"):
+            ips = {b: float(per[str(gpu_check.BANK_BATCH)])
+                   for b, per in check["rates"]["images_per_s"].items()}
+            heads = check["rates"]["head_steps_per_s"]["brcd"]
+            return (ips, "MEASURED", f"benchmarks/gpu_check.py on {check['device']} "
+                    f"({path.name})", {"augment": check["rates"]["augment_views_per_s"]["device"],
+                                       "heads_alone": heads["alone"],
+                                       "heads_aggregate": heads["aggregate"],
+                                       "device": check["device"]})
+    e = gpu_check.ELSEWHERE
+    return ({b: v[gpu_check.BANK_BATCH] for b, v in e["images_per_s"].items()},
+            "MEASURED ELSEWHERE", f"{gpu_check.ELSEWHERE_SOURCE}; batch {gpu_check.BANK_BATCH}",
+            {"augment": e["gpu_augment_images_per_s"], "heads_alone": e["head_steps_per_s"]["brcd"],
+             "heads_aggregate": None, "device": "H200 (issue #29)"})
 
 
-def augmentation_rows(paper, plan: dict, sizes: dict, *, images: int) -> list[dict]:
-    """The CPU side of the uncached pipeline: seconds per augmented image (the paper training
+def augmentation_rows(paper, work: dict, *, images: int) -> list[dict]:
+    """The CPU side of the online pipeline: seconds per augmented image (the paper training
     transform on generated CIFAR-10-shaped images, one process, measured here) x the augmented
-    views the grid draws (2 per training image and epoch of every run; the rotated copies are
-    rotations of view 1, not new augmentations)."""
+    views the grid draws, shared (each epoch's views drawn once per augmentation seed) and per
+    run (2 per training image and epoch of every run); the rotated copies are rotations of view
+    1, not new augmentations."""
     import torch
 
     from benchmarks.train_steps import random_images
@@ -212,32 +198,25 @@ def augmentation_rows(paper, plan: dict, sizes: dict, *, images: int) -> list[di
     for i in range(8, len(ds)):
         ds[i]
     per_image = (time.perf_counter() - t0) / images
-    n = sizes["train"]
-    views = (len(plan["teachers"]) * paper.teacher_train.epochs * n * 2
-             + len(plan["students"]) * paper.student_train.epochs * n * 2)
-    cpu_hours = views * per_image / 3600
-    workers = paper.student_train.num_workers
-    return [
-        dict(source="augmentation", device=_device_name("cpu"), backbone="-",
-             quantity="s_per_augmented_image", value=per_image, unit="s", label="MEASURED",
-             notes=f"the paper profile's training transform ({paper.data.transform}, "
-                   f"{CIFAR_SIZE} px uint8 -> {paper.data.image_size} px) on {images} generated "
-                   "images after 8 warm-up, one process"),
-        dict(source="augmentation", device="", backbone="-", quantity="augmented_views",
-             value=views, unit="images", label="COUNTED",
-             notes=f"{len(plan['teachers'])} teacher runs x {paper.teacher_train.epochs} epochs "
-                   f"+ {len(plan['students'])} student runs x {paper.student_train.epochs} "
-                   f"epochs, x {n} training images x 2 views (upper bound, no early stopping)"),
-        dict(source="augmentation", device=_device_name("cpu"), backbone="-",
-             quantity="cpu_hours", value=cpu_hours, unit="h", label="EXTRAPOLATED",
-             notes="augmented_views x s_per_augmented_image: CPU time of the data loaders"),
-        dict(source="augmentation", device="", backbone="-",
-             quantity="loader_bound_hours", value=cpu_hours / workers, unit="h",
-             label="ESTIMATE",
-             notes=f"cpu_hours / {workers} loader workers (the paper profile's num_workers): a "
-                   "lower bound of the grid's wall time when the loaders, not the GPU, limit "
-                   "it; ASSUMES cores as fast as this one and perfect scaling over the workers"),
-    ]
+    cpu = _device_name("cpu")
+    rows = [dict(source="augmentation", device=cpu, backbone="-",
+                 quantity="s_per_augmented_image", value=per_image, unit="s", label="MEASURED",
+                 notes=f"the paper profile's training transform ({paper.data.transform}, "
+                       f"{CIFAR_SIZE} px uint8 -> {paper.data.image_size} px) on {images} "
+                       "generated images after 8 warm-up, one process")]
+    for how, key, note in (("shared", "augmented_views", "each epoch's two views drawn once per "
+                            "augmentation seed and phase (teachers, students)"),
+                           ("per_run", "augmented_views_per_run", "2 views per training image "
+                            "and epoch of every run")):
+        views = work[key]
+        rows += [dict(source="augmentation", device="", backbone=how, quantity="augmented_views",
+                      value=views, unit="images", label="COUNTED",
+                      notes=f"{note} (upper bound, no early stopping)"),
+                 dict(source="augmentation", device=cpu, backbone=how, quantity="cpu_hours",
+                      value=views * per_image / 3600, unit="h", label="EXTRAPOLATED",
+                      notes="augmented_views x s_per_augmented_image: CPU time of the per-image "
+                            "transform (one core)")]
+    return rows
 
 
 def train_step_rows(args, paper, *, runs: int, n_train: int) -> list[dict]:
@@ -263,9 +242,10 @@ def train_step_rows(args, paper, *, runs: int, n_train: int) -> list[dict]:
     ds = random_images(B * n_steps, CIFAR_SIZE, 0)
     transform = get_transforms(paper.data.transform, size=size, train=True)
     workers = args.num_workers if args.num_workers is not None else train.num_workers
+    pinned = train.pin_memory and str(device).startswith("cuda")
     source = ImagePairSource(dataset=ds.with_transform(TwoViews(transform)),
                              student_features=student.features, teacher_features=teacher.features,
-                             device=device, num_workers=workers, pin_memory=train.pin_memory)
+                             device=device, num_workers=workers, pin_memory=pinned)
     distiller = prepared_distiller("brcd", n_train=max(len(ds), n_train),
                                    code_length=args.code_length, seed=0,
                                    kwargs=kit_plan.distill_kwargs(paper, "brcd"), device=device)
@@ -280,7 +260,7 @@ def train_step_rows(args, paper, *, runs: int, n_train: int) -> list[dict]:
     what = (f"uncached BRCD {describe(s_model)} <- {describe(t_model)}, random weights, "
             f"{args.code_length} bits, generated {CIFAR_SIZE} px images through the paper "
             f"training transform to {size} px, batch {B}, {workers} loader workers, pinned memory "
-            f"{source.pin_memory}, backbones {student.feature_tag or 'float32'}")
+            f"{pinned}, backbones {student.feature_tag or 'float32'}")
     return [
         dict(source="train", device=dev, backbone="brcd pair", quantity="step_s", value=step_s,
              unit="s", label="MEASURED",
@@ -315,8 +295,9 @@ def markdown(rows: list[dict], args, elapsed: float, header: list[str]) -> str:
     lines = ["# Paper grid time: forward passes x seconds per image", "",
              f"Generated by `benchmarks/bench_gpu_estimate.py` in {elapsed:.0f} s on "
              f"{machine_notes(args.threads)}. Labels: COUNTED (from the profile, no data), "
-             "MEASURED (timed in a run), EXTRAPOLATED (measured rates x counts), ESTIMATE (from "
-             "FLOPs and input GPU figures, not measured; assumptions in the notes).", ""]
+             "MEASURED (timed in a run of the kit's scripts), MEASURED ELSEWHERE (the H200 "
+             "figures of issue #29, not measured by this kit's scripts), EXTRAPOLATED (rates x "
+             "counts).", ""]
     lines += header + [""]
     lines.append(markdown_table(rows, ["source", "device", "backbone", "quantity", "value", "unit",
                                        "label"], {"value": ".4g"}))
@@ -341,11 +322,10 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="default: <out-dir>/latency.csv")
     p.add_argument("--cpu-repeats", type=int, default=2, help="timed calls after 1 warm-up")
     p.add_argument("--gpu-repeats", type=int, default=10, help="timed calls after 3 warm-ups")
-    p.add_argument("--gpu", action="append", default=None, metavar="NAME=TFLOPS",
-                   help="a GPU for the ESTIMATE (repeatable; default: "
-                        f"{', '.join(DEFAULT_GPUS)}: datasheet dense BF16 Tensor Core peaks)")
-    p.add_argument("--utilisation", type=float, default=DEFAULT_UTILISATION,
-                   help="ASSUMED fraction of the peak a forward pass reaches (ESTIMATE rows)")
+    p.add_argument("--gpu-check", type=Path, default=None,
+                   help="gpu_check.json of benchmarks/gpu_check.py run on a GPU (default: "
+                        "<out-dir>/gpu_check.json; without one measured on a GPU the GPU rows "
+                        "use the H200 figures of issue #29, MEASURED ELSEWHERE)")
     p.add_argument("--augment-images", type=int, default=64,
                    help="images the paper training transform is timed on (0: skip)")
     p.add_argument("--train-steps", type=int, default=None,
@@ -375,14 +355,11 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     args = get_args_parser().parse_args(argv)
     try:
         args.device = check_device(args.device)
-        gpus = [parse_gpu(g) for g in (args.gpu or DEFAULT_GPUS)]
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     for name in ("batch_size", "cpu_repeats", "gpu_repeats", "code_length", "threads"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if not 0 < args.utilisation <= 1:
-        raise SystemExit(f"--utilisation must be in (0, 1], got {args.utilisation}")
     cuda = args.device.startswith("cuda")
     if args.quick:
         args.batch_size, args.train_steps = min(args.batch_size, 8), 0
@@ -398,19 +375,72 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     paper = get_profile("paper")
     plan = run_plan(paper)
     sizes = paper_grid.protocol_sizes(paper)
-    passes = paper_grid.forward_passes(paper, plan, sizes)
+    work = paper_grid.workload(paper, plan, sizes)
+    passes, per_run = work["forward_passes"], work["forward_passes_per_run"]
     runs = paper_grid.student_runs(plan)
     rot = sum(1 for r in runs if r["rotations"])
     count_note = (f"{paper_grid.sizes_note(sizes, paper)}; {len(plan['teachers'])} teacher runs x "
-                  f"{paper.teacher_train.epochs} epochs x 2 views; {len(runs)} student runs x "
-                  f"{paper.student_train.epochs} epochs x (2 + rotations) views through the "
-                  f"student backbone and the run's teacher ({rot} runs with rotations; teachers "
-                  f"{', '.join(sorted({paper_grid.teacher_backbone(r) for r in runs}))}); "
-                  "clean features "
-                  "of the four sets once per backbone; upper bound (no early stopping)")
+                  f"{paper.teacher_train.epochs} epochs, {len(runs)} student runs x "
+                  f"{paper.student_train.epochs} epochs ({len(paper.seeds)} seeds, {rot} runs "
+                  "with SSKD's rotations); shared: per augmentation seed, epoch and backbone the "
+                  "2 views + the most rotated run's extra copies once per phase (teachers, "
+                  "students); clean features of the four sets once per backbone; upper bound "
+                  "(no early stopping)")
+    per_run_note = ("every run pushes 2 views + its rotated copies per training image and epoch "
+                    "through its backbone and its teacher's (the per-run pipeline)")
     rows = [dict(source="grid", device="", backbone=b, quantity="forward_passes", value=n,
                  unit="images", label="COUNTED", notes=count_note if i == 0 else "")
             for i, (b, n) in enumerate(passes.items())]
+    rows += [dict(source="grid", device="", backbone=b, quantity="forward_passes_per_run",
+                  value=n, unit="images", label="COUNTED", notes=per_run_note if i == 0 else "")
+             for i, (b, n) in enumerate(per_run.items())]
+    one = dataclasses.replace(paper, seeds=paper.seeds[:1])  # the grid of the first seed alone
+    one_work = paper_grid.workload(one, run_plan(one), sizes)
+    for quantity, key in (("forward_passes_one_seed", "forward_passes"),
+                          ("forward_passes_per_run_one_seed", "forward_passes_per_run")):
+        rows += [dict(source="grid", device="", backbone=b, quantity=quantity, value=n,
+                      unit="images", label="COUNTED",
+                      notes=f"the same grid with seeds={one.seeds} (as issue #29 counted it)"
+                      if i == 0 else "")
+                 for i, (b, n) in enumerate(one_work[key].items())]
+    k = len(paper.seeds)
+    for b, n in passes.items():
+        before = one_work["forward_passes_per_run"][b]
+        rows += [dict(source="grid", device="", backbone=b, quantity="forward_passes_per_seed",
+                      value=n / k, unit="images", label="COUNTED",
+                      notes=f"forward_passes / {k} seeds"),
+                 dict(source="grid", device="", backbone=b, quantity="fewer_per_seed",
+                      value=before / (n / k), unit="x", label="COUNTED",
+                      notes="forward_passes_per_run_one_seed / forward_passes_per_seed (issue "
+                            "#29's target: >= 50 for vit_b_16)"),
+                 dict(source="grid", device="", backbone=b, quantity="fewer_one_seed",
+                      value=before / one_work["forward_passes"][b], unit="x", label="COUNTED",
+                      notes="a grid of one seed: per-run pipeline / shared")]
+        for part, count in work["online_banks"]["passes_by_part"][b].items():
+            rows.append(dict(source="grid", device="", backbone=b,
+                             quantity=f"forward_passes_{part}", value=count, unit="images",
+                             label="COUNTED",
+                             notes={"teachers": "the teachers' phase: 2 views per image and epoch",
+                                    "students": "the students' phase: 2 views per image and epoch",
+                                    "rotated": "the students' phase: the rotated copies of view 1 "
+                                               "(SSKD: 3 per image and epoch)"}[part]))
+    steps = work["head_steps"]["teacher"] + work["head_steps"]["student"]
+    rows.append(dict(source="grid", device="", backbone="heads", quantity="head_steps_one_seed",
+                     value=one_work["head_steps"]["teacher"] + one_work["head_steps"]["student"],
+                     unit="steps", label="COUNTED", notes=f"seeds={one.seeds}"))
+    bank = work["online_banks"]
+    rows.append(dict(source="grid", device="", backbone="banks", quantity="bank_bytes_per_epoch",
+                     value=bank["bytes_per_epoch"], unit="bytes", label="COUNTED",
+                     notes=f"one epoch of the students' phase: every backbone's 2 views + rotated "
+                           f"copies x 5,000 images x its feature size x {bank['item_bytes']} "
+                           "bytes (bf16); in memory when one process trains the grid, "
+                           f"{bank['disk_bytes_with_workers']:,} bytes on disk at a time when "
+                           "worker processes train the students"))
+    rows.append(dict(source="grid", device="", backbone="heads", quantity="head_steps",
+                     value=steps, unit="steps", label="COUNTED",
+                     notes=f"teachers {work['head_steps']['teacher']:,} + students "
+                           f"{work['head_steps']['student']:,}: epochs x (5,000 // batch 64) "
+                           "steps of every run"))
 
     # ---- CPU: latency.csv where it has the backbone, measured here otherwise
     teachers = sorted({t["backbone"] for t in plan["teachers"]})
@@ -432,23 +462,60 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     cpu_dev = _device_name("cpu") + (" and latency.csv" if lat else "")
     rows += hours_rows("cpu", cpu_dev, cpu_ips, passes, label="MEASURED", ips_notes=cpu_notes)
 
-    # ---- GPU: measured on CUDA, else estimated
+    # ---- GPU: measured on CUDA, else gpu_check.json of a GPU run, else issue #29's H200 figures
     if cuda:
         measured = measure_forward(paper, list(passes), device=args.device,
                                    batch_size=args.batch_size, warmup=3, repeats=args.gpu_repeats,
                                    teachers=teachers)
-        rows += hours_rows("gpu", _device_name(args.device),
-                           {b: v[0] for b, v in measured.items()}, passes, label="MEASURED",
+        ips = {b: v[0] for b, v in measured.items()}
+        rows += hours_rows("gpu", _device_name(args.device), ips, passes, label="MEASURED",
                            ips_notes={b: v[1] for b, v in measured.items()})
-    if not cuda or args.gpu:
-        for name, tflops in gpus:
-            est = flops_estimate(paper, list(passes), tflops=tflops, utilisation=args.utilisation,
-                                 teachers=teachers)
-            rows += hours_rows(f"estimate:{name}", name, {b: v[0] for b, v in est.items()}, passes,
-                               label="ESTIMATE", ips_notes={b: v[1] for b, v in est.items()},
-                               time_label="ESTIMATE")
+        rows += hours_rows("gpu per run", _device_name(args.device), ips, per_run,
+                           label="MEASURED", ips_notes={b: v[1] for b, v in measured.items()})
+    else:
+        ips, label, note, other = gpu_rates(args.gpu_check or (args.out_dir / "gpu_check.json"))
+        notes = {b: f"{label}: {note}" for b in ips}
+        rows += hours_rows("gpu", other["device"], ips, passes, label=label, ips_notes=notes)
+        rows += hours_rows("gpu per run", other["device"], ips, per_run, label=label,
+                           ips_notes=notes)
+        augment_h = work["augmented_views"] / other["augment"] / 3600
+        heads_h = steps / other["heads_alone"] / 3600
+        forward_h = sum(passes[b] / ips[b] for b in passes) / 3600
+        rows += [dict(source="gpu", device=other["device"], backbone="-",
+                      quantity="augment_views_per_s", value=float(other["augment"]),
+                      unit="views/s", label=label,
+                      notes=f"{note}" + ("; BatchAugment at 224 px, batch 512 (the kit's batched "
+                                         "paper views were not timed there)"
+                                         if label == "MEASURED ELSEWHERE" else "")),
+                 dict(source="gpu", device=other["device"], backbone="heads",
+                      quantity="head_steps_per_s", value=float(other["heads_alone"]),
+                      unit="steps/s", label=label, notes=f"BRCD, one run, batch 64; {note}"),
+                 dict(source="gpu", device=other["device"], backbone="all",
+                      quantity="grid_hours_one_run_at_a_time",
+                      value=forward_h + augment_h + heads_h, unit="h", label="EXTRAPOLATED",
+                      notes=f"forward {forward_h:.3g} h + augmentation {augment_h:.3g} h + heads "
+                            f"{heads_h:.3g} h at the one-run rate (no overlap)")]
+        budget = 8 * 3600 - (forward_h + augment_h) * 3600
+        need = steps / budget if budget > 0 else float("inf")
+        rows += [dict(source="gpu", device=other["device"], backbone="heads",
+                      quantity="aggregate_steps_per_s_for_8h", value=need, unit="steps/s",
+                      label="EXTRAPOLATED",
+                      notes="head steps / (8 h - forward - augmentation hours): the aggregate "
+                            "head rate the grid needs to fit in 8 hours"),
+                 dict(source="gpu", device=other["device"], backbone="heads",
+                      quantity="aggregate_for_8h_over_one_run", value=need / other["heads_alone"],
+                      unit="x", label="EXTRAPOLATED",
+                      notes="aggregate_steps_per_s_for_8h / head_steps_per_s of one run")]
+        if other["heads_aggregate"]:
+            heads_agg_h = steps / other["heads_aggregate"] / 3600
+            rows.append(dict(source="gpu", device=other["device"], backbone="all",
+                             quantity="grid_hours_trained_together",
+                             value=forward_h + augment_h + heads_agg_h, unit="h",
+                             label="EXTRAPOLATED",
+                             notes=f"heads at {other['heads_aggregate']:.4g} steps/s in "
+                                   "aggregate"))
     if args.augment_images:
-        rows += augmentation_rows(paper, plan, sizes, images=args.augment_images)
+        rows += augmentation_rows(paper, work, images=args.augment_images)
     if args.train_steps:
         rows += train_step_rows(args, paper, runs=len(runs), n_train=sizes["train"])
 

@@ -114,11 +114,12 @@ def distinct_banks(profile, plan: Mapping, views: int) -> set[tuple[str, int, in
     return banks
 
 
-def forward_passes(profile="paper", plan: Mapping | None = None,
-                   sizes: Mapping[str, int] | None = None) -> dict[str, int]:
-    """{backbone: forward passes} of the profile's notebook sequence: ``preflight._workload`` on
-    stand-in splits of ``sizes`` (default :func:`protocol_sizes`) with every backbone of
-    :func:`grid_backbones` (each student run's passes go to its own teacher)."""
+def workload(profile="paper", plan: Mapping | None = None,
+             sizes: Mapping[str, int] | None = None) -> dict:
+    """``preflight._workload`` of the profile's notebook sequence on stand-in splits of ``sizes``
+    (default :func:`protocol_sizes`) with every backbone of :func:`grid_backbones` (each student
+    run's passes go to its own teacher): forward passes as the runs go and per run alone,
+    augmented views, head steps, online banks' bytes."""
     from types import SimpleNamespace
 
     from brcd_lib.experiments.preflight import _workload, run_plan
@@ -130,7 +131,13 @@ def forward_passes(profile="paper", plan: Mapping | None = None,
     if missing:
         raise ValueError(f"sizes lacks the set(s) {missing}; give all of {list(SETS)}")
     splits = SimpleNamespace(**{s: range(int(sizes[s])) for s in SETS})
-    return dict(_workload(p, plan, splits, grid_backbones(p, plan))["forward_passes"])
+    return _workload(p, plan, splits, grid_backbones(p, plan))
+
+
+def forward_passes(profile="paper", plan: Mapping | None = None,
+                   sizes: Mapping[str, int] | None = None) -> dict[str, int]:
+    """{backbone: forward passes} of the profile's notebook sequence (:func:`workload`)."""
+    return dict(workload(profile, plan, sizes)["forward_passes"])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,8 +8,10 @@ Benchmarks (name -> module, each with ``get_args_parser()`` / ``main(argv)``):
 
 * ``profiles``  wall time of each profile's notebooks vs its budget (reads ``results/*/run_log.json``)
 * ``latency``   parameters, FLOPs, query latency and throughput of teachers vs students
+* ``gpu_check`` the paper profile's GPU path measured (backbones, online banks, augmentation,
+  head steps alone and in aggregate) and the grid's time; a CPU dry run without CUDA
 * ``gpu_estimate`` the paper grid's time: forward passes x seconds per image (CPU measured, GPU
-  measured on CUDA or estimated from FLOPs)
+  measured on CUDA, read from gpu_check.json, or issue #29's H200 figures)
 * ``cache``     cached vs uncached student training: per epoch and end to end, and mAP
 * ``retrieval`` exact mAP@K vs a NumPy loop and faiss (``bench_retrieval.py``)
 * ``executors`` a grid's wall time in one process, through ``local`` worker processes and
@@ -44,7 +46,8 @@ DEFAULT_OUT = REPO / "results" / "benchmarks"
 BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "profiles": ("benchmarks.bench_profiles", []),
     "latency": ("benchmarks.bench_latency", ["--quick"]),
-    "gpu_estimate": ("benchmarks.bench_gpu_estimate", ["--quick"]),  # reads latency.csv
+    "gpu_check": ("benchmarks.gpu_check", ["--backbones", "resnet18"]),
+    "gpu_estimate": ("benchmarks.bench_gpu_estimate", ["--quick"]),  # reads latency.csv, gpu_check
     "cache": ("benchmarks.bench_cache", ["--quick"]),
     "retrieval": ("benchmarks.bench_retrieval",
                   ["--bits", "64", "--n-query", "500", "--n-db", "5000", "--k", "100",

@@ -86,12 +86,18 @@ class TrainConfig:
     feature_views: int = 0  # >0: train the head on a cached bank of this many augmented views
     num_workers: int = 0  # data-loader workers of the online (uncached) pipeline
     pin_memory: bool = field(default=False, metadata=SCHEMA_ADDITION)  # pinned batches (GPU)
-    # whose seed draws the augmentations of the view bank: "split" (one bank for every run, seeded
-    # by the split seed) or "run" (each run seed draws its own bank)
+    # whose seed draws the augmentations of the view bank and of the online views: "split" (one
+    # bank, or one sequence of fresh views, for every run, seeded by the split seed) or "run"
+    # (each run seed draws its own)
     bank_seed: str = field(default="split", metadata=SCHEMA_ADDITION)
     # early stop when the count of non-improving validations "reaches" patience (kit) or
     # "exceeds" it (the released code: one validation later)
     stop_when: str = field(default="reaches", metadata=SCHEMA_ADDITION)
+    # where the online pipeline (feature_views=0) draws its views: "cpu" (the per-image
+    # transform in loader workers), "device" (each image's parameters drawn on the CPU, applied
+    # batched on the training device) or "auto" ("device" on CUDA when it can); both draw the same
+    # parameters from the same seeds (brcd_lib.training.views)
+    augment: str = field(default="auto", metadata=SCHEMA_ADDITION)
 
     def __post_init__(self) -> None:
         """Check every field (the command line's ``--set`` and the flags land here too): whole
@@ -118,6 +124,9 @@ class TrainConfig:
             raise ValueError(f"stop_when must be 'reaches' or 'exceeds', got {self.stop_when!r}")
         if self.bank_seed not in ("split", "run"):
             raise ValueError(f"TrainConfig.bank_seed must be 'split' or 'run', got {self.bank_seed!r}")
+        if self.augment not in ("auto", "cpu", "device"):
+            raise ValueError(f"TrainConfig.augment must be 'auto', 'cpu' or 'device', got "
+                             f"{self.augment!r}")
 
 
 _TRAIN_INT_FIELDS = (

@@ -240,6 +240,23 @@ def tiny_settings(*, student_ssl_epochs: int = 2, student_epochs: int = 4) -> li
     ]
 
 
+ONLINE_SETTINGS = ["teacher_train.feature_views=0", "student_train.feature_views=0",
+                   "teacher_train.epochs=4", "teacher_train.eval_every=2",
+                   "teacher_train.batch_size=32", "student_train.epochs=6",
+                   "student_train.eval_every=3", "student_train.lr=0.01"]
+
+
+def online_cpu_profile():
+    """The smoke profile shrunk to seconds per run (:func:`tiny_settings`) on the online pipeline
+    (``feature_views=0``): teacher and students at batch 32 (3 steps per epoch), 100 training
+    images."""
+    from brcd_lib.experiments.profiles import get_profile
+    from brcd_lib.experiments.train import override_profile
+
+    return override_profile(get_profile("smoke"),
+                            tiny_settings(student_ssl_epochs=5, student_epochs=4) + ONLINE_SETTINGS)
+
+
 def write_idx(path: Path, array: np.ndarray, *, gz: bool) -> None:
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
     payload = header + array.astype(np.uint8).tobytes()

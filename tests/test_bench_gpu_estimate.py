@@ -4,6 +4,7 @@ training steps; fails when the arithmetic or the labels break."""
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 
@@ -25,13 +26,6 @@ def _latency_csv(path, batches=(1, 8, 64)):
                 w.writerow(dict(group="paper", backbone=b, batch_size=batch,
                                 throughput_img_s=(i + 1) * batch, image_size=224, rounds=7,
                                 device="cpu", load_before="1"))
-
-
-def test_parse_gpu():
-    assert ge.parse_gpu("A100=312") == ("A100", 312.0)
-    for bad in ("A100", "=3", "A100=x", "A100=-1", "A100=inf"):
-        with pytest.raises(ValueError, match="NAME=TFLOPS"):
-            ge.parse_gpu(bad)
 
 
 def test_hours_rows_arithmetic():
@@ -56,16 +50,24 @@ def test_read_latency_takes_the_largest_batch_not_above(tmp_path):
     assert ge.read_latency(path, BACKBONES, 0) == {}
 
 
-def test_flops_estimate():
-    from brcd_lib.experiments.profiles import get_profile
+def test_gpu_rates_fall_back_to_the_issue_figures_labelled_elsewhere(tmp_path):
+    from benchmarks import gpu_check
 
-    est = ge.flops_estimate(get_profile("paper"), ["resnet18"], tflops=100.0, utilisation=0.5)
-    ips, note = est["resnet18"]
-    macs = 1.814e9  # torchvision's model card: 1.81 GFLOPS (multiply-adds) at 224 px
-    assert ips == pytest.approx(100e12 * 0.5 / (2 * macs), rel=1e-3)
-    assert "ESTIMATE" in note and "ASSUMED utilisation" in note
-    with pytest.raises(ValueError, match="utilisation"):
-        ge.flops_estimate(get_profile("paper"), ["resnet18"], tflops=1.0, utilisation=0.0)
+    ips, label, note, other = ge.gpu_rates(tmp_path / "absent.json")
+    assert label == "MEASURED ELSEWHERE" and "issue #29" in note
+    assert ips == {b: v[64] for b, v in gpu_check.ELSEWHERE["images_per_s"].items()}
+    assert set(ips) == set(BACKBONES)
+    dry = tmp_path / "dry.json"  # a CPU dry run of gpu_check is not a GPU measurement
+    dry.write_text('{"gpu": false, "rates": {}}')
+    assert ge.gpu_rates(dry)[1] == "MEASURED ELSEWHERE"
+    measured = tmp_path / "gpu.json"
+    measured.write_text(json.dumps({"gpu": True, "device": "cuda (X)", "rates": {
+        "images_per_s": {"vit_b_16": {"64": 10.0, "512": 12.0}},  # JSON keys are strings
+        "augment_views_per_s": {"device": 5.0, "cpu": 1.0},
+        "head_steps_per_s": {"brcd": {"alone": 2.0, "aggregate": 8.0}}}}))
+    ips, label, _, other = ge.gpu_rates(measured)
+    # the banks' forward batch (64, the runs' batch size), not the fastest batch
+    assert (ips, label, other["heads_aggregate"]) == ({"vit_b_16": 10.0}, "MEASURED", 8.0)
 
 
 def test_main_on_the_cpu_with_training_steps(tmp_path, monkeypatch):
@@ -75,8 +77,8 @@ def test_main_on_the_cpu_with_training_steps(tmp_path, monkeypatch):
     monkeypatch.setattr(train_steps, "prepared_distiller", lambda name, *, n_train, **kw:
                         prepare(name, n_train=min(n_train, 64), **kw))
     _latency_csv(tmp_path / "latency.csv")
-    rows = ge.main(["--out-dir", str(tmp_path), "--cpu-source", "latency", "--gpu", "X=100",
-                    "--utilisation", "0.5", "--train-steps", "1", "--student-backbone",
+    rows = ge.main(["--out-dir", str(tmp_path), "--cpu-source", "latency", "--train-steps", "1",
+                    "--student-backbone",
                     "mobilenet_v2", "--teacher-backbone", "resnet18", "--image-size", "32",
                     "--train-batch-size", "2", "--num-workers", "0", "--augment-images", "4"])
     teachers, students = len(PLAN["teachers"]), len(PLAN["students"])
@@ -89,8 +91,12 @@ def test_main_on_the_cpu_with_training_steps(tmp_path, monkeypatch):
         assert cpu[b]["value"] == pytest.approx(passes[b] / ((i + 1) * 64) / 3600)
     total = next(r for r in rows if r["source"] == "cpu" and r["backbone"] == "all")
     assert total["value"] == pytest.approx(sum(r["value"] for r in cpu.values()))
-    est = [r for r in rows if r["source"] == "estimate:X"]
-    assert est and all(r["label"] == "ESTIMATE" for r in est)
+    assert not [r for r in rows if r["label"] == "ESTIMATE"]  # no FLOP estimates any more
+    gpu = {(r["backbone"], r["quantity"]): r for r in rows if r["source"] == "gpu"}
+    assert gpu[("vit_b_16", "images_per_s")]["label"] == "MEASURED ELSEWHERE"
+    per_run = {r["backbone"]: r["value"] for r in rows if r["quantity"] == "forward_passes_per_run"}
+    assert per_run == paper_grid.workload("paper")["forward_passes_per_run"]
+    assert all(per_run[b] >= passes[b] for b in passes)
     train = {r["quantity"]: r for r in rows if r["source"] == "train"}
     step = train["step_s"]["value"]
     assert train["step_s"]["label"] == "MEASURED"
@@ -98,24 +104,20 @@ def test_main_on_the_cpu_with_training_steps(tmp_path, monkeypatch):
     assert train["run_hours"]["value"] == pytest.approx(step * 2500 * 400 / 3600)
     assert train["student_grid_hours"]["value"] == pytest.approx(
         students * train["run_hours"]["value"])
-    aug = {r["quantity"]: r for r in rows if r["source"] == "augmentation"}
+    aug = {(r["backbone"], r["quantity"]): r for r in rows if r["source"] == "augmentation"}
     views = teachers * 200 * 5000 * 2 + students * 400 * 5000 * 2  # 2 views per image, epoch
-    assert aug["augmented_views"]["value"] == views
-    assert aug["cpu_hours"]["value"] == pytest.approx(
-        views * aug["s_per_augmented_image"]["value"] / 3600)
-    assert aug["loader_bound_hours"]["value"] == pytest.approx(aug["cpu_hours"]["value"] / 8)
-    assert aug["loader_bound_hours"]["label"] == "ESTIMATE"
+    assert aug[("per_run", "augmented_views")]["value"] == views
+    shared = 200 * 5000 * 2 + 400 * 5000 * 2  # one augmentation seed: a teachers' and a students' phase
+    assert aug[("shared", "augmented_views")]["value"] == shared
+    assert aug[("per_run", "cpu_hours")]["value"] == pytest.approx(
+        views * aug[("-", "s_per_augmented_image")]["value"] / 3600)
     text = (tmp_path / "gpu_estimate.md").read_text()
-    assert "ESTIMATE" in text and "train 5,000" in text
+    assert "MEASURED ELSEWHERE" in text and "train 5,000" in text
     assert (tmp_path / "gpu_estimate.csv").exists()
 
 
 def test_main_rejects_bad_input(tmp_path):
     with pytest.raises(SystemExit, match="unknown device"):
         ge.main(["--device", "nope", "--out-dir", str(tmp_path)])
-    with pytest.raises(SystemExit, match="NAME=TFLOPS"):
-        ge.main(["--gpu", "A100", "--out-dir", str(tmp_path)])
-    with pytest.raises(SystemExit, match="utilisation"):
-        ge.main(["--utilisation", "2", "--out-dir", str(tmp_path)])
     with pytest.raises(SystemExit, match="lacks the paper group"):
         ge.main(["--cpu-source", "latency", "--out-dir", str(tmp_path)])

@@ -78,9 +78,33 @@ def test_distinct_banks_match_preflight_workload(paper, plan):
     assert from_workload == counted
 
 
-def test_forward_passes_follow_the_uncached_rule(paper, plan):
+def test_forward_passes_follow_the_shared_rule(paper, plan):
+    """Issue #29: the paper profile trains its grid together, so per phase (teachers, students)
+    and epoch each backbone computes the 2 views once, plus the rotated copies (SSKD: 3 beyond
+    view 1) when a run reading it needs them; one augmentation seed (the split seed) for all."""
     sizes = paper_grid.protocol_sizes(paper)
     passes = paper_grid.forward_passes(paper, plan, sizes)
+    n, clean = sizes["train"], sum(sizes.values())
+    expected = {b: clean for b in paper_grid.grid_backbones(paper, plan)}
+    for b in {t["backbone"] for t in plan["teachers"]}:
+        expected[b] += paper.teacher_train.epochs * n * 2
+    extra = {b: 0 for b in expected}
+    for s in paper_grid.student_runs(plan):
+        for b in (s["backbone"], paper_grid.teacher_backbone(s)):
+            extra[b] = max(extra[b], max(s["rotations"] - 1, 0))
+    for b in expected:
+        if b in {x for s in paper_grid.student_runs(plan)
+                 for x in (s["backbone"], paper_grid.teacher_backbone(s))}:
+            expected[b] += paper.student_train.epochs * n * (2 + extra[b])
+    assert passes == expected
+    # issue #29's target: ViT-B/16 per seed at least 50x fewer than the per-run 282M of one seed
+    assert passes["vit_b_16"] == 65_000 + 200 * 5_000 * 2 + 400 * 5_000 * (2 + 3)
+    assert len(paper.seeds) == 5 and passes["vit_b_16"] / len(paper.seeds) * 50 <= 282_065_000
+
+
+def test_forward_passes_per_run_follow_the_uncached_rule(paper, plan):
+    sizes = paper_grid.protocol_sizes(paper)
+    passes = paper_grid.workload(paper, plan, sizes)["forward_passes_per_run"]
     n, clean = sizes["train"], sum(sizes.values())
     expected = {b: clean for b in paper_grid.grid_backbones(paper, plan)}
     for t in plan["teachers"]:
@@ -94,7 +118,10 @@ def test_forward_passes_follow_the_uncached_rule(paper, plan):
     # the same as preflight's own count on stand-in splits
     splits = SimpleNamespace(**{s: range(v) for s, v in sizes.items()})
     assert passes == _workload(paper, plan, splits, paper_grid.grid_backbones(paper, plan))[
-        "forward_passes"]
+        "forward_passes_per_run"]
+    one = run_plan(dataclasses.replace(paper, seeds=paper.seeds[:1]))
+    assert paper_grid.workload(paper, one, sizes)["forward_passes_per_run"]["vit_b_16"] == \
+        282_065_000  # one seed of the grid, as issue #29 counted it
     with pytest.raises(ValueError, match="lacks"):
         paper_grid.forward_passes(paper, plan, {"train": 1})
     with pytest.raises(ValueError, match="teacher backbone"):

@@ -64,6 +64,8 @@ SWITCH_CHECKS = {
     "early_stopping": lambda: (TrainConfig(stop_when="exceeds").stop_when == "exceeds"
                                == PAPER.student_train.stop_when == PAPER.teacher_train.stop_when),
     "feature_bank": lambda: TrainConfig(feature_views=0).feature_views == 0 == PAPER.student_train.feature_views,
+    "online_views_shared": lambda: (TrainConfig(bank_seed="run").bank_seed == "run"
+                                    and PAPER.student_train.bank_seed == "split"),
     "contrastive_negatives": lambda: all(get_distiller(n, negatives="class").reads_labels
                                          for n in ("crd", "crcd", "packd")),
     "sp_on_codes": lambda: get_distiller("sp", variant="upstream").variant == "upstream",

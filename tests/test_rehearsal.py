@@ -36,8 +36,12 @@ def test_rehearsal_is_the_paper_profile_with_cpu_settings(name):
         t, pt = getattr(r, f"{role}_train"), getattr(PAPER, f"{role}_train")
         assert (t.lr, t.batch_size, t.patience) == (pt.lr, pt.batch_size, pt.patience)
     for f in ("student_backbones", "objectives", "generality_methods", "pair_methods", "methods",
-              "seeds", "teacher_seed", "method_kwargs"):
+              "teacher_seed", "method_kwargs", "train_together"):
         assert getattr(r, f) == getattr(PAPER, f), f
+    # the paper's five seeds (issue #29), of which the rehearsal runs the first two: enough for
+    # the claims table's paired intervals
+    assert len(PAPER.seeds) == 5 and PAPER.seeds[0] == PAPER.teacher_seed == 8888
+    assert r.seeds == PAPER.seeds[:2]
     assert r.teacher_backbones == tuple(t for t in PAPER.teacher_backbones if t != "vit_l_16")
     assert (r.data.image_size, r.data.transform) == (224, "paper")
     assert {k: v for k, v in r.brcd.items() if k != "n_clusters"} == {
@@ -113,7 +117,16 @@ def test_paper_rehearsal_runs_every_notebook(tmp_path, monkeypatch, name):
     for table in ("main_table", "ablation_table", "generality_table", "sensitivity_table",
                   "efficiency_paper_backbones", "pr_curves"):
         assert (results / name / "tables" / f"{table}.csv").exists(), table
-    assert "## Manifest" in (results / name / "README.md").read_text()
+    report = (results / name / "README.md").read_text()
+    assert "## Manifest" in report
+    # the claims table, over the main grid's two seeds (pairs for its intervals)
+    from brcd_lib.reporting.findings import CLAIMS_TITLE
+    import pandas as pd
+
+    assert CLAIMS_TITLE in report
+    main = pd.read_csv(results / name / "tables" / "main_rows.csv")
+    students = main[~main["method"].isin(["teacher", "LSH", "ITQ"])]
+    assert set(students["seed"]) == set(get_profile(name).seeds)
 
     # the preflight's disk estimate bounds what the run wrote to its cache (and is not far off)
     estimate = preflight.check(name, cache_dir=str(tmp_path / "cache"), results=str(results),

@@ -19,7 +19,7 @@ import torch
 
 from ..config import DistillConfig, ModelConfig, TrainConfig, config_hash, to_dict
 from ..data import dataset_parameters, get_dataset
-from ..data.transforms import TwoViews, get_transforms
+from ..data.transforms import get_transforms
 from ..distill import get_distiller
 from ..io import ensure_writable_dir, json_safe, remove_stale_temp_files
 from ..metrics import map_at_k
@@ -30,9 +30,10 @@ from ..paths import cache_root, weights_root
 from ..provenance import provenance
 from ..training import engine
 from ..training.executors import ExecutorSpec, resolve_executor
-from ..training.features import FeatureStore, module_fingerprint
+from ..training.features import FeatureStore, as_stored, module_fingerprint, online_views_id
 from ..training.parallel import resolve_workers, torch_threads
-from ..training.sources import BankPairSource, ImagePairSource, PairSource
+from ..training.sources import BankPairSource, ImagePairSource, OnlineBankPairSource, PairSource
+from ..training.views import make_views
 from .preflight import check_device, download_allowed
 from . import plan
 from .profiles import Profile, get_profile
@@ -159,7 +160,8 @@ class Experiment:
     def __init__(self, profile: Profile | str = "digits", *, cache_dir: str | None = None,
                  device: str | None = None, progress: bool = True, resume: bool = True,
                  workers: int | None = None, download: bool | None = None,
-                 executor: str | ExecutorSpec | None = None):
+                 executor: str | ExecutorSpec | None = None, online: str = "shared",
+                 bank_batch: int | None = None):
         self.profile = profile if isinstance(profile, Profile) else get_profile(profile)
         # CPU cores for grids (worker processes) and serial phases (threads): training.parallel
         self.workers = resolve_workers(workers, profile_workers=self.profile.workers)
@@ -176,6 +178,13 @@ class Experiment:
         self.store = FeatureStore(cache_dir=self.cache_dir,
                                   num_workers=self.workers if self.workers > 1 else 0)
         self.runs = RunStore(root=os.path.join(self.cache_dir, "runs", self.profile.name))
+        # the online pipeline (feature_views=0, frozen backbones): "shared" reads each epoch's
+        # views from banks built once per backbone (FeatureStore.online_bank), "per_run" pushes
+        # them through the backbones in every run; both give the same features. bank_batch: the
+        # banks' forward batch (None: the run's batch size, which keeps the CPU's bits)
+        if online not in ("shared", "per_run"):
+            raise ValueError(f"online must be 'shared' or 'per_run', got {online!r}")
+        self.online, self.bank_batch = online, bank_batch
         self._splits = None
         self._backbones: dict[str, torch.nn.Module] = {}
         self._teachers: dict[str, TrainedRun] = {}
@@ -308,8 +317,11 @@ class Experiment:
     def source(self, net, train: TrainConfig, teacher=None, rotations: int = 0, *,
                frozen: bool = True, seed: int = 0) -> PairSource:
         """The training pairs of a run with seed ``seed``: cached view banks
-        (``train.feature_views > 0`` and a frozen backbone) or fresh augmentations through the
-        backbones; with ``rotations`` the rotated copies of view 1 a distiller such as SSKD reads."""
+        (``train.feature_views > 0`` and a frozen backbone) or fresh augmentations, drawn from
+        (augmentation seed, epoch, image) (:mod:`brcd_lib.training.views`) and read from shared
+        online banks (frozen backbones, ``online="shared"``) or pushed through the backbones by
+        the run itself; with ``rotations`` the rotated copies of view 1 a distiller such as SSKD
+        reads."""
         if train.feature_views > 0 and frozen:
             bank_seed = self.bank_seed(train, seed)
 
@@ -324,11 +336,41 @@ class Experiment:
                 t_rot = torch.stack([bank(teacher, r) for r in range(rotations)]).to(self.device)
             return BankPairSource(student_bank=sb, teacher_bank=tb, student_rot=s_rot,
                                   teacher_rot=t_rot)
-        ds = self.splits.train.with_transform(TwoViews(self.transform(train=True)))
-        return ImagePairSource(dataset=ds, student_features=net.features,
-                               teacher_features=None if teacher is None else teacher.features,
-                               rotations=rotations, device=self.device,
-                               num_workers=train.num_workers, pin_memory=train.pin_memory)
+        views = self.train_views(train)
+        aug_seed = self.bank_seed(train, seed)
+        if frozen and self.online == "shared":
+            return self._online_source(net, teacher, rotations, train, views, aug_seed)
+        return ImagePairSource(views=views, aug_seed=aug_seed,
+                               student_features=lambda x: as_stored(net, net.features(x)),
+                               teacher_features=None if teacher is None else
+                               (lambda x: as_stored(teacher, teacher.features(x))),
+                               rotations=rotations, device=self.device)
+
+    def train_views(self, train: TrainConfig):
+        """How the online pipeline draws the training images' views (``train.augment``)."""
+        return make_views(self.splits.train, self.transform(train=True), augment=train.augment,
+                          device=self.device, num_workers=train.num_workers,
+                          pin_memory=train.pin_memory)
+
+    def _online_source(self, net, teacher, rotations: int, train: TrainConfig, views,
+                       aug_seed: int) -> OnlineBankPairSource:
+        users = [(net, rotations)] + ([] if teacher is None else [(teacher, rotations)])
+        options = dict(seed=aug_seed, split_hash=self.splits.split_hash,
+                       transform_desc=self._transform_desc(True),
+                       batch=self.bank_batch or train.batch_size)
+        views_id = online_views_id(kind=views.kind, **options)
+        for user in users:  # runs trained together build every backbone in one pass
+            self.store.share(*user, views_id)
+
+        def fetch(epoch: int) -> dict:
+            banks = self.store.online_bank(users, views, epoch=epoch, device=self.device,
+                                           progress=self.progress, **options)
+            s, t = banks[0], (banks[1] if teacher is not None else None)
+            return {"student": s["views"], "teacher": None if t is None else t["views"],
+                    "student_rot": s["rot"] if rotations else None,
+                    "teacher_rot": t["rot"] if rotations and t is not None else None}
+
+        return OnlineBankPairSource(n=len(views), fetch=fetch)
 
     def evaluate(self, query_codes, db_codes, *, queries: str = "query") -> float:
         """mAP@K of ``query_codes`` (of the set ``queries``: "query" or "val") against

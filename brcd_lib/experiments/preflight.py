@@ -17,6 +17,7 @@ profile an estimate of the real run's time and disk.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -36,6 +37,7 @@ from ..paths import cache_root, results_root
 from . import plan
 from .plan import pair_models as _pair_models
 from .profiles import Profile, get_profile
+from ..training.together import AHEAD
 
 __all__ = ["check_device", "Preflight", "check", "run_plan", "ENV_DOWNLOAD", "download_allowed",
            "Readiness", "ProfileNotReady", "check_profile", "require_profile"]
@@ -137,6 +139,19 @@ class Preflight:
                 per = ", ".join(f"{k} {v:,}" for k, v in e["forward_passes"].items())
                 lines.append(f"  backbone forward passes at {e['image_size']} px (upper bound, no "
                              f"early stopping): {per}")
+                if e.get("forward_passes_per_run") not in (None, e["forward_passes"]):
+                    per = ", ".join(f"{k} {v:,}" for k, v in e["forward_passes_per_run"].items())
+                    lines.append(f"  (each run pushing its own views through both backbones "
+                                 f"would be: {per})")
+            if e.get("head_steps"):
+                h = e["head_steps"]
+                lines.append(f"  head steps: teachers {h['teacher']:,}, students {h['student']:,}"
+                             " (upper bound)")
+            if e.get("online_banks"):
+                b = e["online_banks"]
+                lines.append(f"  online banks: {b['bytes_per_epoch'] / 2**20:,.0f} MiB per epoch "
+                             f"(in memory; {b['disk_bytes_with_workers'] / 2**20:,.0f} MiB on disk "
+                             "at a time when worker processes train the students)")
             if e.get("disk_bytes") is not None:
                 lines.append(f"  disk: about {e['disk_bytes'] / 2**30:.1f} GiB of caches "
                              f"(features, view banks, checkpoints; upper bound)")
@@ -241,6 +256,13 @@ def check(profile: Profile | str = "paper", *, cache_dir: str | None = None,
                            "student_runs": len(plan["students"]), "image_size": p.data.image_size}
     if splits is not None:
         est.update(_workload(p, plan, splits, backbones))
+        if len(p.seeds) > 1:  # the same grid with the first seed alone
+            one = dataclasses.replace(p, seeds=p.seeds[:1], focus_seeds=None, aux_seeds=None,
+                                      generality_seeds=None)
+            w = _workload(one, run_plan(one), splits, backbones)
+            est["per_seed"] = {"seeds": 1, "forward_passes": w["forward_passes"],
+                               "forward_passes_per_run": w["forward_passes_per_run"],
+                               "head_steps": w["head_steps"]}
         if measure:
             try:
                 est["throughput"] = {b: _throughput(b, p.data.image_size, device)
@@ -284,14 +306,9 @@ def _workload(p: Profile, plan: dict, splits, backbones: list[str]) -> dict:
     for b, v, _ in banks:
         passes[b] += v * n["train"]
         disk += v * n["train"] * dims[b] * 4
-    for t in plan["teachers"]:
-        if p.teacher_train.feature_views == 0:  # fresh augmentations: 2 views per image and epoch
-            passes[t["backbone"]] += p.teacher_train.epochs * n["train"] * 2
-    for s in plan["students"]:
-        if p.student_train.feature_views == 0:  # 2 views + the rotated copies of view 1
-            k = p.student_train.epochs * n["train"] * (2 + s["rotations"])
-            passes[s["backbone"]] += k
-            passes[s.get("teacher_backbone", teacher_bb)] += k
+    online = _online_workload(p, plan, n["train"], dims)
+    for b, k in online["forward_passes"].items():
+        passes[b] += k
     configs = {p.teacher.backbone.name: p.teacher.backbone, p.student.backbone.name: p.student.backbone}
     for pair in _pair_models(p):  # the backbone pairs' other backbones
         for role in ("teacher", "student"):
@@ -307,7 +324,94 @@ def _workload(p: Profile, plan: dict, splits, backbones: list[str]) -> dict:
         for r in runs:
             disk += 8 * 4 * _head_parameters(model, r["backbone"], r["bits"], dims[r["backbone"]]
                                              if r["backbone"] in dims else None)
-    return {"forward_passes": passes, "disk_bytes": disk, "sizes": n}
+    disk += online["disk_bytes"]
+    per_run = dict(passes)
+    for b, k in online["forward_passes"].items():
+        per_run[b] += online["forward_passes_per_run"][b] - k
+    return {"forward_passes": passes, "disk_bytes": disk, "sizes": n,
+            "forward_passes_per_run": per_run, "augmented_views": online["augmented_views"],
+            "augmented_views_per_run": online["augmented_views_per_run"],
+            "head_steps": online["head_steps"], "online_banks": online["banks"]}
+
+
+def _steps(n: int, batch_size: int) -> int:
+    """Steps of an epoch of ``n`` items (the last partial batch dropped when one is full)."""
+    return max(n // batch_size, 1 if n else 0)
+
+
+def _online_workload(p: Profile, plan: dict, n_train: int, dims: dict[str, int]) -> dict:
+    """The online pipeline's share of the workload (``feature_views = 0``): forward passes per
+    backbone as the runs go (``forward_passes``) and as each run alone would push its views
+    through both backbones (``forward_passes_per_run``: 2 views + the rotated copies of view 1
+    per image and epoch), augmented views, head steps (every run, upper bound: no early
+    stopping) and the online banks' bytes.
+
+    With ``Profile.train_together`` (and frozen backbones) the runs of each phase -- teachers,
+    then students -- share their views: per augmentation seed (``Experiment.bank_seed``: the
+    split seed, or each run's seed), epoch and backbone the views are augmented once and each
+    backbone computes 2 views + the rotated copies the most rotated run needs (copy 0 is view
+    1); the teachers' phase is counted apart from the students' (its banks are not kept)."""
+    t_cfg, s_cfg = p.teacher_train, p.student_train
+    shared = p.train_together and p.teacher.freeze_backbone and p.student.freeze_backbone
+    zero = {b: 0 for b in dims}
+    out = {"forward_passes": dict(zero), "forward_passes_per_run": dict(zero),
+           "augmented_views": 0, "augmented_views_per_run": 0,
+           "head_steps": {"teacher": 0, "student": 0}, "disk_bytes": 0, "banks": {}}
+    out["head_steps"]["teacher"] = sum(t_cfg.epochs * _steps(n_train, t_cfg.batch_size)
+                                       for _ in plan["teachers"])
+    out["head_steps"]["student"] = sum(s_cfg.epochs * _steps(n_train, s_cfg.batch_size)
+                                       for _ in plan["students"])
+
+    def aug_seed(train, seed):
+        return p.data.split_seed if train.bank_seed == "split" else seed
+
+    teacher_bb = p.teacher.backbone.name
+    phases = []  # (phase, epochs, {aug seed: {backbone: rotations}})
+    if t_cfg.feature_views == 0:
+        groups: dict = {}
+        for t in plan["teachers"]:
+            out["forward_passes_per_run"][t["backbone"]] += t_cfg.epochs * n_train * 2
+            out["augmented_views_per_run"] += t_cfg.epochs * n_train * 2
+            groups.setdefault(aug_seed(t_cfg, t["seed"]), {})[t["backbone"]] = 1
+        phases.append(("teachers", t_cfg.epochs, groups))
+    if s_cfg.feature_views == 0:
+        groups = {}
+        for s in plan["students"]:
+            k = s_cfg.epochs * n_train * (2 + s["rotations"])
+            t_bb = s.get("teacher_backbone", teacher_bb)
+            out["forward_passes_per_run"][s["backbone"]] += k
+            out["forward_passes_per_run"][t_bb] += k
+            out["augmented_views_per_run"] += s_cfg.epochs * n_train * 2
+            users = groups.setdefault(aug_seed(s_cfg, s["seed"]), {})
+            for b in (s["backbone"], t_bb):
+                users[b] = max(users.get(b, 1), s["rotations"])
+        phases.append(("students", s_cfg.epochs, groups))
+    if not shared:
+        out["forward_passes"] = dict(out["forward_passes_per_run"])
+        out["augmented_views"] = out["augmented_views_per_run"]
+        return out
+    item = 2 if not p.runs_on_cpu and "bf16" in (p.teacher.backbone_precision,
+                                                  p.student.backbone_precision) else 4
+    per_epoch = 0
+    parts = {b: {"teachers": 0, "students": 0, "rotated": 0} for b in dims}
+    for phase, epochs, groups in phases:
+        phase_bytes = 0
+        for users in groups.values():
+            out["augmented_views"] += epochs * n_train * 2
+            for b, rotations in users.items():
+                copies = 2 + max(rotations - 1, 0)
+                out["forward_passes"][b] += epochs * n_train * copies
+                parts[b][phase] += epochs * n_train * 2
+                parts[b]["rotated"] += epochs * n_train * (copies - 2)
+                phase_bytes += copies * n_train * dims[b] * item
+        per_epoch = max(per_epoch, phase_bytes)
+    out["banks"]["passes_by_part"] = parts
+    out["banks"].update({"bytes_per_epoch": per_epoch, "memory_bytes": per_epoch,
+                         "disk_bytes_with_workers": (AHEAD + 2) * per_epoch,
+                         "item_bytes": item})
+    if (p.workers or 0) != 1:  # students in worker processes: a few epochs on disk at a time
+        out["disk_bytes"] = (AHEAD + 2) * per_epoch
+    return out
 
 
 def _head_parameters(model, backbone: str, bits: int, out_dim: int | None) -> int:

@@ -85,6 +85,12 @@ class Profile:
     # collapse are expected there, and a grid says so once instead of warning run by run
     collapse_expected: bool = False
 
+    # train every run of the notebooks' grids together before the notebooks run
+    # (brcd_lib.experiments.together.train_plan: teachers, then students, each phase in step, so
+    # that each epoch's fresh views pass through every frozen backbone once); the notebooks then
+    # load the runs from the run cache
+    train_together: bool = False
+
     def __post_init__(self) -> None:
         if self.undistilled_head not in UNDISTILLED_HEADS:
             raise ValueError(f"Profile.undistilled_head must be one of {', '.join(UNDISTILLED_HEADS)}, "
@@ -308,11 +314,17 @@ def _paper() -> Profile:
                                   num_workers=8, pin_memory=True, stop_when="exceeds"),
         student_train=TrainConfig(epochs=400, batch_size=64, lr=1e-3, eval_every=10, patience=5,
                                   num_workers=8, pin_memory=True, stop_when="exceeds"),
-        seeds=(8888,), teacher_seed=8888,
+        # the release's seed first, then four more: five student seeds for the claims table's
+        # paired intervals (change `seeds` for fewer or others); the teacher keeps the release's
+        seeds=(8888, 8889, 8890, 8891, 8892), teacher_seed=8888,
         brcd={"n_clusters": 10, "margin": 0.5, "alpha": 0.8, "n_init": 30},  # released k-means restarts
         student_backbones=("efficientnet_b0", "mobilenet_v2", "resnet18"),
         teacher_backbones=("vit_b_16", "vit_b_32", "vit_l_16"),
         runs_on_cpu=False,
+        # the online views' features are computed once per frozen backbone and epoch for every
+        # run of the grid (bank_seed="split": every seed sees the same fresh views; "run" draws
+        # them per seed); the grid's runs train together first (train_plan)
+        train_together=True,
     )
 
 
@@ -330,11 +342,13 @@ def _rehearsal(name: str, data: DataConfig, description: str) -> Profile:
     """The ``paper`` profile with only what a CPU rehearsal must change: tiny generated data
     (``data``; found through ``$BRCD_DATA``), random weights (``pretrained=False``), schedules of
     2 epochs validated every epoch, cached banks of 2 augmented views (the paper trains on fresh
-    augmentations; that path is rehearsed by ``tests/test_paper_configs.py``), one code length
+    augmentations; that path is rehearsed by ``tests/test_paper_configs.py`` and
+    ``tests/test_online_banks.py``), the paper's first two seeds (two are enough for the claims
+    table's paired intervals; the head runs multiply with the seeds), one code length
     (16 bits: ITQ needs at least 16 training images), K = 2 clusters, short sensitivity grids and
     latency at batch 1 (databases of at least 10 items: notebook 10's smallest K), and the
     teacher-size axis without ViT-L/16. Backbones, heads, objectives, methods, the other
-    generality axes, lr, batch size, patience, seeds and margins stay the paper's."""
+    generality axes, lr, batch size, patience, the teacher's seed and margins stay the paper's."""
     paper = _paper()
 
     def model(m: ModelConfig) -> ModelConfig:
@@ -348,6 +362,7 @@ def _rehearsal(name: str, data: DataConfig, description: str) -> Profile:
         teacher=model(paper.teacher), student=model(paper.student),
         teacher_train=schedule(paper.teacher_train), student_train=schedule(paper.student_train),
         bits=(16,), sensitivity_bits=16, brcd={**paper.brcd, "n_clusters": 2},
+        seeds=paper.seeds[:2],
         elbow_ks=(2, 3), alphas=(0.0, 1.0), margins=(0.5,), cluster_counts=(2, 3),
         runs_on_cpu=True, workers=1, efficiency_batch_sizes=(1,),
         # the teacher-size axis without ViT-L/16 (300M parameters: minutes per image batch on a

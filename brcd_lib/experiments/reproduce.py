@@ -51,7 +51,7 @@ from ..training.executors import ENV_EXECUTOR, executor_workers, resolve_executo
 from ..training.parallel import resolve_threads, resolve_workers
 from ..training.progress import ENV_PROGRESS_TO
 from .preflight import ENV_DOWNLOAD, ProfileNotReady, require_profile
-from .profiles import list_profiles
+from .profiles import get_profile, list_profiles
 
 NOTEBOOK_DIR = str(notebooks_dir())
 
@@ -425,6 +425,8 @@ def run(profile: str, *, only: list[str] | None = None, force: bool = False,
             if address:  # the kernels connect to the cluster started here
                 os.environ[ENV_EXECUTOR] = f"dask:{address}"
                 print(f"[dask] executor {spec}: scheduler {address}", flush=True)
+            if get_profile(profile).train_together:
+                _train_plan(profile, cache_dir=cache_dir, progress=progress)
             return _run(profile, notebooks=notebooks, out_dir=out_dir, force=force,
                         kernel=kernel, log_output=log_output, cache_dir=cache_dir,
                         progress=progress, pm=pm)
@@ -450,6 +452,19 @@ def _shared_cluster(spec, profile: str):
         yield cluster.scheduler_address
     finally:
         cluster.close()
+
+
+def _train_plan(profile: str, *, cache_dir: str | None, progress: bool) -> None:
+    """Profiles with ``train_together``: every run of the notebooks' grids, trained together
+    (:func:`brcd_lib.experiments.together.train_plan`) before the notebooks, which then load
+    them from the run cache."""
+    from .experiment import Experiment
+    from .together import train_plan
+
+    t0 = time.time()
+    print(f"[runs] training the runs of profile {profile} together", flush=True)
+    train_plan(Experiment(profile, cache_dir=cache_dir, progress=progress))
+    print(f"[runs] done in {time.time() - t0:.1f} s", flush=True)
 
 
 def _run(profile: str, *, notebooks: list[str], out_dir: str, force: bool, kernel: str | None,

@@ -188,6 +188,24 @@ DEPARTURES: tuple[Departure, ...] = (
         effect="measured: `results/benchmarks/structure.md`, step 4 (no KD at 32 bits with "
                "either head, 5 seeds, validation and test)",
         docs="docs/models.md"),
+    Departure(
+        key="online_views_shared", area="training",
+        release="every run draws its own fresh augmentations from its own random stream (views "
+                "that differ between runs and between seeds)",
+        kit="fresh views at every epoch as released, but each a function of (augmentation seed, "
+            "epoch, image, view); with the default `bank_seed=\"split\"` (the `paper` profile) "
+            "the augmentation seed is the split seed, so every run of a grid (the teacher and "
+            "each student seed) sees the same views at the same epoch, and "
+            "each view's features are computed once per frozen backbone and shared (on a GPU "
+            "stored in bfloat16, the precision the backbone ran in; the per-run pipeline rounds "
+            "them the same way)",
+        why="GPU-hours: the paper grid's forward passes fall by orders of magnitude "
+            "(`results/benchmarks/gpu_estimate.md`); the seeds still differ in head "
+            "initialisation, batch order, k-means and negatives",
+        switch='`TrainConfig(bank_seed="run")` draws the views per run seed (5x the forward '
+               'passes of 5 seeds)',
+        effect=NOT_MEASURED,
+        docs="docs/performance.md, brcd_lib/training/views.py"),
     # ------------------------------------------------------------------------------ evaluation
     Departure(
         key="ranking_ties", area="evaluation",

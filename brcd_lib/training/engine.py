@@ -28,7 +28,7 @@ from .progress import tqdm
 from ..distill.base import DistillBatch, DistillContext, Distiller
 from ..io import atomic_save
 from ..models.hash_layers import sign_pm1
-from . import distributed
+from . import distributed, together
 from .sources import PairBatch, PairSource
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,7 @@ def fit(*, name: str, net: nn.Module, objective: nn.Module, source: PairSource, 
                initial=start_epoch, total=epochs)
     epoch = start_epoch
     for epoch in bar:
+        together.gate(epoch)  # runs trained together hand over here (a no-op for one run)
         net.train()
         if distiller is not None:
             distiller.train()

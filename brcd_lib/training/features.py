@@ -13,16 +13,31 @@ constant. Two caches follow from that:
   image index: independent of batch size, loader workers and order), and is shared by every
   backbone and every rotation that reads the bank (:meth:`FeatureStore.augmented`).
 
+* **online banks** (``TrainConfig.feature_views = 0``, the paper's fresh augmentations): the
+  features of the two views every training image gets at each epoch
+  (:mod:`brcd_lib.training.views`: a function of the augmentation seed, the epoch and the image
+  only), built epoch by epoch when the first run asks for them and read by every run with that
+  augmentation seed (:meth:`FeatureStore.online_bank`). Exact: each run still sees fresh views at
+  every epoch, the very views its per-run online pipeline would draw. The images of an epoch are
+  augmented once for every backbone that shares them (:meth:`FeatureStore.sharing`), and pushed
+  through each backbone in batches of the runs' batch size (padded), so that on the CPU the
+  features are bitwise those of the per-run pipeline.
+
 Entries live in memory and on disk (``<cache>/features/<key>.pt``); the key hashes the backbone's
 weights, the split, the set, the transform and the number of views, so a changed input is a miss,
-never a silent reuse. Files are written atomically and verified on load.
+never a silent reuse. Files are written atomically and verified on load. Online banks are kept in
+memory (a byte-bounded LRU, on the training device), and on disk only when asked
+(``persist``).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
-from typing import Callable
+import time
+from collections import OrderedDict
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -33,6 +48,8 @@ from ..models.pretrain import state_fingerprint, tensor_fingerprint
 from ..paths import cache_root
 from .distributed import encode_sharded
 from .encode import compute_features
+from .progress import tqdm
+from .views import SeededView, item_seed, seed_of  # noqa: F401  (re-exported: bank seeds)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +79,12 @@ class FeatureStore:
         self.num_workers = num_workers  # data-loader workers that draw the augmented images
         self._memory: dict[str, torch.Tensor] = {}
         self._augmented: tuple[str, torch.Tensor] | None = None  # the last augmented images
+        self._online: OrderedDict[str, torch.Tensor] = OrderedDict()  # online banks (LRU)
+        self._sharing: list[dict] | None = None  # backbones that augment together (sharing())
+        self.online_memory = ONLINE_MEMORY_BUDGET
+        self.online_wait: float | None = None  # seconds to wait for another process's bank files
+        self.online_persist = False  # write online banks to disk
+        self.built_passes: dict[str, int] = {}  # online-bank forward passes made, per backbone
 
     def get(self, key: str, build: Callable[[], torch.Tensor]) -> torch.Tensor:
         if key in self._memory:
@@ -142,6 +165,210 @@ class FeatureStore:
         return self.get(key, build)
 
 
+    # ------------------------------------------------------------------ online banks
+    @contextlib.contextmanager
+    def sharing(self) -> Iterator[None]:
+        """Within the block, every backbone a run asks :meth:`online_bank` for (or
+        :meth:`share` names) is built together with the others of the same views: the images of
+        an epoch are augmented once for all of them."""
+        outer, self._sharing = self._sharing, []
+        try:
+            yield
+        finally:
+            self._sharing = outer
+
+    def share(self, net, rotations: int, views_id: str) -> None:
+        """Note that ``net`` (with ``rotations`` rotated copies) reads the views ``views_id``
+        (inside :meth:`sharing` only; elsewhere a no-op)."""
+        if self._sharing is None:
+            return
+        fp = module_fingerprint(net.backbone) + _tag(net)
+        for user in self._sharing:
+            if user["id"] == views_id and user["fp"] == fp:
+                user["rotations"] = max(user["rotations"], rotations)
+                return
+        self._sharing.append({"id": views_id, "fp": fp, "net": net, "rotations": rotations})
+
+    def online_bank(self, users: Sequence[tuple[object, int]], views, *, seed: int, epoch: int,
+                    split_hash: str, transform_desc: str, batch: int, device: str = "cpu",
+                    progress: bool = True) -> list[dict]:
+        """Features of the two views of every training image at ``epoch`` for each
+        ``(net, rotations)`` of ``users``: ``{"views": (2, n, d), "rot": (R, n, d) or None}``
+        (``rot[0]`` = ``views[0]``; ``rot[r]`` = view 1 rotated by r x 90 degrees). Built (or
+        loaded) once per backbone, augmentation seed and epoch; backbones noted by :meth:`share`
+        for the same views are built in the same pass. Stored as :func:`bank_dtype` of the net."""
+        views_id = online_views_id(seed=seed, split_hash=split_hash,
+                                   transform_desc=transform_desc, kind=views.kind, batch=batch)
+        for net, rotations in users:
+            self.share(net, rotations, views_id)
+        wanted = [(net, max(int(rotations), 1)) for net, rotations in users]
+        group = list(wanted)
+        if self._sharing is not None:
+            group += [(u["net"], max(u["rotations"], 1)) for u in self._sharing
+                      if u["id"] == views_id]
+        missing, present = {}, []
+        for net, rotations in group:
+            for r in range(rotations):
+                key = online_key(net, views_id=views_id, epoch=epoch, rotation=r)
+                if key in missing:
+                    continue
+                if self._online_lookup(key) is None:
+                    missing[key] = (net, r)
+                else:
+                    present.append(key)
+        if missing:
+            if self.online_wait is not None:
+                self._wait_for(missing, epoch)
+            else:
+                self._build_online(missing, views, seed=seed, epoch=epoch, batch=batch,
+                                   device=device, progress=progress)
+        if self.online_persist:  # banks already in memory go to disk too (other processes read)
+            for key in present:
+                self._persist(key, self._online[key])
+        out = []
+        for net, rotations in wanted:
+            parts = [self._online_lookup(online_key(net, views_id=views_id, epoch=epoch,
+                                                    rotation=r)) for r in range(rotations)]
+            first = parts[0]
+            out.append({"views": first,
+                        "rot": None if rotations < 2 else
+                        torch.stack([first[0], *[p[0] for p in parts[1:]]])})
+        return out
+
+    def _online_lookup(self, key: str) -> torch.Tensor | None:
+        if key in self._online:
+            self._online.move_to_end(key)
+            return self._online[key]
+        path = os.path.join(self.cache_dir, f"{key}.pt")
+        if not os.path.exists(path):
+            return None
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a file being replaced, or a damaged one: treated as missing
+            log.debug("online bank %s unreadable (%s)", path, exc)
+            return None
+        if blob.get("key") != key or blob["sha256"] != _tensor_sha(blob["value"]):
+            log.warning("online bank %s does not match its key or hash; ignored", path)
+            return None
+        self._remember(key, blob["value"].to(blob.get("device", "cpu")))
+        return self._online[key]
+
+    def _remember(self, key: str, value: torch.Tensor) -> None:
+        self._online[key] = value
+        self._online.move_to_end(key)
+        total = sum(t.numel() * t.element_size() for t in self._online.values())
+        while total > self.online_memory and len(self._online) > 1:
+            _, old = self._online.popitem(last=False)
+            total -= old.numel() * old.element_size()
+
+    def _wait_for(self, missing: dict, epoch: int) -> None:
+        """Wait for another process to write the banks ``missing`` (``online_wait`` seconds)."""
+        deadline = time.monotonic() + float(self.online_wait)
+        pending = dict(missing)
+        while pending:
+            pending = {k: v for k, v in pending.items() if self._online_lookup(k) is None}
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waited {self.online_wait:.0f} s for the online banks of "
+                                   f"epoch {epoch + 1} ({len(pending)} missing in "
+                                   f"{self.cache_dir}); the process that builds them stopped")
+            time.sleep(0.05)
+
+    @torch.inference_mode()
+    def _build_online(self, missing: dict, views, *, seed: int, epoch: int, batch: int,
+                      device: str, progress: bool) -> None:
+        """Draw the epoch's views once and push them through every backbone of ``missing``
+        in batches of exactly ``batch`` images (the last one padded with copies of its last
+        image): the batch shapes of the per-run pipeline, hence its kernels and its bits."""
+        n = len(views)
+        batch = max(1, min(int(batch), n))
+        nets: dict[str, tuple[object, list[tuple[str, int]]]] = {}
+        for key, (net, r) in missing.items():
+            fp = module_fingerprint(net.backbone) + _tag(net)
+            nets.setdefault(fp, (net, []))[1].append((key, r))
+        chunks = []
+        for start in range(0, n, batch):
+            chunk = list(range(start, min(start + batch, n)))
+            chunks.append(chunk + [chunk[-1]] * (batch - len(chunk)))
+        out: dict[str, list[torch.Tensor]] = {key: [] for key in missing}
+        for (x1, x2), idx in tqdm(views.draw(seed=seed, epoch=epoch, batches=chunks, device=device),
+                                  total=len(chunks), desc=f"online views, epoch {epoch + 1}",
+                                  disable=not progress, leave=False):
+            keep = len(set(idx.tolist()))  # the padded copies at the end are dropped
+            for fp, (net, wanted) in nets.items():
+                dtype = bank_dtype(net)
+                for key, r in wanted:
+                    if r == 0:
+                        f = torch.stack([net.features(x1), net.features(x2)])[:, :keep]
+                    else:
+                        f = net.features(torch.rot90(x1, r, dims=(2, 3)))[:keep].unsqueeze(0)
+                    name = getattr(net.backbone, "name", type(net.backbone).__name__)
+                    self.built_passes[name] = self.built_passes.get(name, 0) + f.shape[0] * keep
+                    out[key].append(f.to(dtype))
+        for key, parts in out.items():
+            value = torch.cat(parts, dim=1)
+            if self.online_persist:
+                self._persist(key, value)
+            self._remember(key, value)
+
+    def _persist(self, key: str, value: torch.Tensor) -> None:
+        """Write an online bank to ``<cache>/features/<key>.pt`` unless the file exists."""
+        path = os.path.join(self.cache_dir, f"{key}.pt")
+        if os.path.exists(path):
+            return
+        os.makedirs(self.cache_dir, exist_ok=True)
+        cpu = value.cpu()
+        atomic_save({"key": key, "sha256": _tensor_sha(cpu), "value": cpu,
+                     "device": str(value.device)}, path)
+
+    def drop_online(self, keys: Sequence[str]) -> int:
+        """Delete the online banks ``keys`` (their files and memory copies); returns how many
+        files were removed. The process that feeds worker processes calls it once every worker
+        is past their epoch."""
+        removed = 0
+        for key in keys:
+            self._online.pop(key, None)
+            path = os.path.join(self.cache_dir, f"{key}.pt")
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+                removed += 1
+        return removed
+
+
+ONLINE_MEMORY_BUDGET = 4 << 30
+"""Bytes of online banks :meth:`FeatureStore.online_bank` keeps in memory (on the device the
+banks were built on); a run holds the banks of its current epoch, runs trained together share
+them."""
+
+ONLINE_VERSION = 1
+"""Version of the online-bank construction, part of every online key."""
+
+
+def online_views_id(*, seed: int, split_hash: str, transform_desc: str, kind: str, batch: int) -> str:
+    """What determines an epoch's views and their forward batches (without the backbone)."""
+    return _key("online-views", ONLINE_VERSION, split_hash, transform_desc, kind, batch, seed)
+
+
+def online_key(net, *, views_id: str, epoch: int, rotation: int) -> str:
+    """Content key of the online bank of ``net``'s backbone for one epoch and rotation."""
+    return _key("online", views_id, module_fingerprint(net.backbone) + _tag(net), int(epoch),
+                int(rotation))
+
+
+def bank_dtype(net) -> torch.dtype:
+    """The dtype online banks of ``net`` are stored in: bfloat16 when its backbone runs under
+    bf16 autocast (the GPU path), float32 otherwise (exact on the CPU)."""
+    return torch.bfloat16 if getattr(net, "backbone_precision", "fp32") == "bf16" else torch.float32
+
+
+def as_stored(net, feats: torch.Tensor) -> torch.Tensor:
+    """``feats`` rounded as an online bank stores them (:func:`bank_dtype`), back in float32: the
+    per-run online pipeline feeds its heads these values, so both paths see the same numbers."""
+    dtype = bank_dtype(net)
+    return feats if dtype == torch.float32 else feats.to(dtype).float()
+
+
 AUGMENTED_MEMORY_BUDGET = 2 << 30
 """Bytes of augmented images :meth:`FeatureStore.views` keeps in memory to share them between
 backbones and rotations; larger banks (224 px images) are drawn again per backbone, with the same
@@ -157,27 +384,6 @@ BANK_VERSION = 2
 """Version of the view-bank construction, part of every bank key (2: per-image seeded
 augmentations shared by backbones and rotations; 1 drew a view's images in sequence from one
 seed)."""
-
-
-def item_seed(seed: int, view: int, index: int) -> int:
-    """The augmentation seed of view ``view`` of image ``index`` in a bank seeded ``seed``."""
-    digest = hashlib.sha256(f"{int(seed)}:{int(view)}:{int(index)}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
-class SeededView(Dataset):
-    """View ``view`` of every item of ``dataset``: item ``i`` is transformed right after
-    ``torch.manual_seed(item_seed(seed, view, i))``."""
-
-    def __init__(self, dataset, *, seed: int, view: int):
-        self.dataset, self.seed, self.view = dataset, int(seed), int(view)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, i: int):
-        torch.manual_seed(item_seed(self.seed, self.view, i))
-        return self.dataset[i]
 
 
 def _tag(net) -> str:

@@ -6,22 +6,24 @@ deterministically given (seed, epoch):
 
 * :class:`BankPairSource` draws two different views per image from cached banks of augmented
   views' backbone features (``TrainConfig.feature_views > 0``; fast, frozen backbones);
-* :class:`ImagePairSource` augments the images afresh every step and runs the backbones.
+* :class:`ImagePairSource` augments the images afresh every step and runs the backbones;
+* :class:`OnlineBankPairSource` reads the same fresh views' features from banks computed once
+  per frozen backbone and epoch for every run with the same augmentation seed.
 
 Both accept ``shard=(rank, world_size)`` (:class:`brcd_lib.training.distributed.ShardedPairSource`)
 to produce one rank's contiguous share of every global batch.
 """
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-__all__ = ["PairBatch", "PairSource", "BankPairSource", "ImagePairSource", "mix_seed"]
+from .views import CpuViews, epoch_batches, mix_seed
+
+__all__ = ["PairBatch", "PairSource", "BankPairSource", "ImagePairSource", "OnlineBankPairSource",
+           "mix_seed"]
 
 
 @dataclass
@@ -86,31 +88,32 @@ class BankPairSource(PairSource):
 
 
 class ImagePairSource(PairSource):
-    """Fresh augmentations every step: images -> backbones (the uncached path)."""
+    """Fresh augmentations every step: images -> backbones (the per-run online path).
 
-    def __init__(self, *, dataset, student_features: Callable, teacher_features: Callable | None,
-                 rotations: int = 0, device: str = "cpu", num_workers: int = 0,
-                 pin_memory: bool = False):
-        self.dataset, self.n = dataset, len(dataset)
+    ``dataset`` yields ``((view1, view2), index)``; or ``views`` draws them
+    (:mod:`brcd_lib.training.views`: per image on the CPU, or batched on the device). The views
+    of image ``i`` at epoch ``e`` are drawn from ``epoch_seed(aug_seed, e, i)`` (``aug_seed``:
+    default the run's seed), so they depend neither on the batch order nor on the loader
+    workers, and equal the views :class:`OnlineBankPairSource` reads from a shared bank."""
+
+    def __init__(self, *, student_features: Callable, teacher_features: Callable | None,
+                 dataset=None, views=None, aug_seed: int | None = None, rotations: int = 0,
+                 device: str = "cpu", num_workers: int = 0, pin_memory: bool = False):
+        if (dataset is None) == (views is None):
+            raise ValueError("ImagePairSource takes one of dataset= and views=")
+        self.views = views if views is not None else CpuViews(
+            dataset, num_workers=num_workers, pin_memory=pin_memory)
+        self.n = len(self.views)
+        self.aug_seed = aug_seed
         self.student_features, self.teacher_features = student_features, teacher_features
-        self.rotations, self.device, self.num_workers = rotations, device, num_workers
-        self.pin_memory = pin_memory and str(device).startswith("cuda")
+        self.rotations, self.device = rotations, device
 
     def epoch(self, *, epoch: int, seed: int, batch_size: int,
               shard: tuple[int, int] | None = None):
-        g = torch.Generator().manual_seed(mix_seed(seed, epoch))
-        if shard is None:
-            torch.manual_seed(mix_seed(seed, epoch) + 1)  # the augmentations' randomness
-            loader = DataLoader(self.dataset, batch_size=batch_size, shuffle=True, generator=g,
-                                drop_last=self.n >= batch_size, num_workers=self.num_workers,
-                                worker_init_fn=_seed_worker, pin_memory=self.pin_memory,
-                                persistent_workers=False)
-        else:
-            loader = self._shard_loader(g, seed=seed, epoch=epoch, batch_size=batch_size,
-                                        shard=shard)
-        for (x1, x2), idx in loader:
-            x1 = x1.to(self.device, non_blocking=self.pin_memory)
-            x2 = x2.to(self.device, non_blocking=self.pin_memory)
+        batches = epoch_batches(self.n, seed=seed, epoch=epoch, batch_size=batch_size, shard=shard)
+        aug_seed = seed if self.aug_seed is None else self.aug_seed
+        for (x1, x2), idx in self.views.draw(seed=aug_seed, epoch=epoch, batches=batches,
+                                             device=self.device):
             rots = None
             if self.rotations:
                 rots = [torch.rot90(x1, r, dims=(2, 3)) for r in range(self.rotations)]
@@ -126,30 +129,28 @@ class ImagePairSource(PairSource):
             yield PairBatch(index=idx, student=(self.student_features(x1), self.student_features(x2)),
                             teacher=teacher, student_rot=s_rot, teacher_rot=t_rot)
 
-    def _shard_loader(self, g: torch.Generator, *, seed: int, epoch: int, batch_size: int,
-                      shard: tuple[int, int]) -> DataLoader:
-        """A loader over rank's share of each global batch. The permutation is the one of the
-        unsharded loader (which draws its workers' base seed from ``g``, then the permutation);
-        the augmentations are seeded per (seed, epoch, rank)."""
-        rank, world = shard
-        torch.empty((), dtype=torch.int64).random_(generator=g)  # as DataLoader's base seed draw
-        perm = torch.randperm(self.n, generator=g)
-        stop = self.n - batch_size + 1 if self.n >= batch_size else 1
-        batches = [perm[s:s + batch_size].tensor_split(world)[rank].tolist()
-                   for s in range(0, stop, batch_size)]
-        mixed = mix_seed(seed, epoch) + 1 + 7_907 * rank
-        torch.manual_seed(mixed)
-        return DataLoader(self.dataset, batch_sampler=batches, num_workers=self.num_workers,
-                          worker_init_fn=_seed_worker,
-                          generator=torch.Generator().manual_seed(mixed))
 
+class OnlineBankPairSource(PairSource):
+    """The online path read from shared banks: ``fetch(epoch)`` returns the backbone features of
+    that epoch's two views of every training image (``{"student": (2, n, d), "teacher": (2, n, d)
+    or None, "student_rot" / "teacher_rot": (R, n, d) or None}``, copy 0 of the rotations = view
+    1), computed once per backbone for every run with the same augmentation seed
+    (:meth:`brcd_lib.training.features.FeatureStore.online_bank`); the batches are the run's own
+    (:func:`~brcd_lib.training.views.epoch_batches`, as :class:`ImagePairSource`)."""
 
-def mix_seed(seed: int, epoch: int) -> int:
-    """The seed of (run seed, epoch): batch order, view pairing and augmentations of an epoch."""
-    return (int(seed) * 1_000_003 + int(epoch) * 7_919) % (2**62)
+    def __init__(self, *, n: int, fetch: Callable[[int], dict]):
+        self.n, self.fetch = int(n), fetch
 
-
-def _seed_worker(worker_id: int) -> None:
-    s = torch.initial_seed() % 2**32
-    np.random.seed(s)
-    random.seed(s)
+    def epoch(self, *, epoch: int, seed: int, batch_size: int,
+              shard: tuple[int, int] | None = None):
+        bank = self.fetch(epoch)
+        s, t = bank["student"], bank.get("teacher")
+        s_rot, t_rot = bank.get("student_rot"), bank.get("teacher_rot")
+        for idx in epoch_batches(self.n, seed=seed, epoch=epoch, batch_size=batch_size,
+                                 shard=shard):
+            dev = idx.to(s.device)
+            yield PairBatch(
+                index=idx, student=(s[0, dev].float(), s[1, dev].float()),
+                teacher=None if t is None else (t[0, dev].float(), t[1, dev].float()),
+                student_rot=None if s_rot is None else s_rot[:, dev].float(),
+                teacher_rot=None if t_rot is None else t_rot[:, dev].float())
