@@ -89,3 +89,17 @@ def test_exclude_from_best_matches_a_level_of_a_multiindex():
     col = ("symmetric", 16)
     assert display.loc[("x", "teacher"), col] == "0.9000 ± 0.0000"
     assert display.loc[("x", "b"), col].startswith("**")
+
+
+def test_the_index_says_whether_a_profile_ran_with_its_current_settings():
+    """results/README.md names each profile's commit and whether its run log's settings are the
+    profile's current ones (committed results of an older configuration must not pass as new)."""
+    from brcd_lib.experiments.reproduce import profile_settings
+    from brcd_lib.reporting.report import settings_status
+
+    current = profile_settings("smoke")
+    assert settings_status("smoke", {"settings": current}) == "current"
+    older = dict(current, bits=[8])
+    assert settings_status("smoke", {"settings": older}).startswith("older")
+    assert settings_status("smoke", {}).startswith("not recorded")
+    assert settings_status("no_such_profile", {"settings": {}}) == "unknown profile"
