@@ -122,14 +122,19 @@ def shallow_rows(exp: Experiment, bits: int, name: str, *, seed: int = 0) -> lis
         split_hash=exp.splits.split_hash, provenance=provenance(device="cpu"), columns=columns)
 
 
-def shallow_reference(exp: Experiment, bits: int, name: str = "lsh") -> pd.DataFrame:
-    """:func:`shallow_rows` as a frame for a figure's reference line; empty (with a log line) where
-    the profile's images are read from files and shallow hashers on raw pixels do not apply."""
+def available_shallow_rows(exp: Experiment, bits: int, name: str) -> list[dict]:
+    """:func:`shallow_rows`, or none (with a log line) where the profile's images are read from
+    files and shallow hashers on raw pixels do not apply."""
     try:
-        return pd.DataFrame(shallow_rows(exp, bits, name))
+        return shallow_rows(exp, bits, name)
     except ShallowNotAvailable as err:
         log.warning("%s", err)
-        return pd.DataFrame()
+        return []
+
+
+def shallow_reference(exp: Experiment, bits: int, name: str = "lsh") -> pd.DataFrame:
+    """:func:`available_shallow_rows` as a frame, for a figure's reference line."""
+    return pd.DataFrame(available_shallow_rows(exp, bits, name))
 
 
 # --------------------------------------------------------------------------- worker processes
@@ -268,10 +273,7 @@ def reference_rows(exp: Experiment, bits_list=None) -> pd.DataFrame:
     rows = []
     for bits in bits_list or exp.profile.bits:
         for name in SHALLOW_HASHERS:
-            try:
-                rows += shallow_rows(exp, bits, name)
-            except ShallowNotAvailable as err:
-                log.warning("%s", err)
+            rows += available_shallow_rows(exp, bits, name)
         rows += teacher_rows(exp, exp.teacher(bits))
     return pd.DataFrame(rows)
 
