@@ -180,10 +180,19 @@ def test_plot_rejects_wrong_frame():
 
 
 def test_analysis_package_exports():
+    """Every name the package exports is the defining submodule's own object (not a stand-in),
+    and two of them work on a tiny input through the package."""
     import brcd_lib.analysis as analysis
 
-    for name in redundancy.__all__ + plots.__all__:
-        assert getattr(analysis, name) is not None
+    assert sorted(analysis.__all__) == sorted(redundancy.__all__ + plots.__all__)
+    for name in redundancy.__all__:
+        assert getattr(analysis, name) is getattr(redundancy, name), name
+    for name in plots.__all__:
+        assert getattr(analysis, name) is getattr(plots, name), name
+    # two +-1 codes, one cluster: bit 0 always +1 (mean 1), bit 1 split (mean 0)
+    df = analysis.cluster_bit_means(np.array([[1, 1], [1, -1]]), np.array([0, 0]))
+    assert df["mean"].tolist() == [1.0, 0.0]
+    assert analysis.bit_balance(np.array([[1, 1], [1, -1]]))["p_plus"].tolist() == [1.0, 0.5]
 
 
 def test_mean_abs_correlation_skips_constant_bits_and_is_undefined_for_collapsed_codes():
@@ -202,3 +211,24 @@ def test_mean_abs_correlation_skips_constant_bits_and_is_undefined_for_collapsed
         assert "undefined" in redundancy.describe_mean_abs_correlation(collapsed)
     assert redundancy.describe_mean_abs_correlation(corr) == (
         f"mean |correlation| between bits {expected:.3f}")
+
+
+def test_offset_positive_rate_over_four_views_by_hand():
+    """4 clusters x 4 views (2 images per cluster): the rate counts view v of image i against
+    image i's own cluster. Two views were a coincidence for a reshape on the wrong axis; four
+    views with unequal moves are not."""
+    centroids = np.array([[1, 1, 1, 1], [1, 1, -1, -1], [1, -1, 1, -1], [1, -1, -1, 1]],
+                         dtype=float)  # every pair of centroids 2 bits apart: no ties
+    labels = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    assigned = np.array([
+        [0, 0, 1, 1, 2, 2, 3, 3],  # view 0: nobody moves                          -> 0
+        [0, 1, 1, 1, 2, 2, 3, 3],  # view 1: image 1 moves to cluster 1            -> 1
+        [0, 0, 1, 1, 2, 2, 3, 0],  # view 2: image 7 moves to cluster 0            -> 1
+        [3, 2, 1, 0, 0, 1, 2, 3],  # view 3: images 0, 1, 3, 4, 5, 6 move           -> 6
+    ])
+    views = centroids[assigned]  # (4, 8, 4): each view code sits exactly on a centroid
+    clean = centroids[labels]
+    # 0 + 1 + 1 + 6 = 8 moved views of 4 x 8 = 32
+    assert offset_positive_rate(clean, views, centroids, labels) == pytest.approx(8 / 32)
+    assert offset_positive_rate(clean, views[3], centroids, labels) == pytest.approx(6 / 8)
+    assert offset_positive_rate(clean, views[:3], centroids, labels) == pytest.approx(2 / 24)
