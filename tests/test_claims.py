@@ -251,3 +251,97 @@ def test_the_gaps_docs_models_quotes_recompute_from_their_commits(profile, commi
     line = premise_check(pd.read_csv(io.StringIO(csv))).set_index("bits").loc[32]
     assert round(line["teacher"], 4) == teacher and round(line["student_no_kd"], 4) == student
     assert round(line["gap"], 4) == gap
+
+
+# ------------------------------------------------------------------ verdicts computed by hand
+def _t_interval(values, confidence=0.95):
+    """Reference two-sided t-interval (scipy), independent of brcd_lib.reporting.stats."""
+    from scipy import stats as st
+
+    x = np.asarray(values, dtype=float)
+    half = st.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    return x.mean() - half, x.mean() + half
+
+
+def test_approaches_teacher_is_read_against_one_half_of_the_gap():
+    """BRCD closes 7-9 % of the teacher - no-KD gap: clearly above 0, clearly below one half.
+    The claim's threshold is one half, so the line is 'contradicted' (with a threshold of 0 it
+    would read 'supported')."""
+    shares = [0.07, 0.075, 0.08, 0.085, 0.09]  # mean 0.08
+    rows = [{"method": "LSH", "variant": "lsh", "bits": 32, "seed": 0, "paradigm": "symmetric",
+             "value": 0.3, "status": "ok"}]
+    for p in ("symmetric", "asymmetric"):
+        rows.append({"method": "teacher", "variant": "teacher", "bits": 32, "seed": 0,
+                     "paradigm": p, "value": 0.9, "status": "ok"})
+        for s, share in enumerate(shares):
+            # undistilled student 0.5 every seed: gap 0.9 - 0.5 = 0.4; BRCD = 0.5 + share * 0.4
+            rows.append({"method": "none", "variant": "none", "bits": 32, "seed": s,
+                         "paradigm": p, "value": 0.5, "status": "ok"})
+            rows.append({"method": "brcd", "variant": "brcd", "bits": 32, "seed": s,
+                         "paradigm": p, "value": 0.5 + share * 0.4, "status": "ok"})
+    table = claims_table({"main": pd.DataFrame(rows)})
+    from scipy import stats as st
+
+    for p in ("symmetric", "asymmetric"):
+        line = _line(table, "approaches_teacher", "BRCD: share of the teacher - no-KD gap closed",
+                     p, "32")
+        assert line["premise"] == "met" and line["n"] == 5
+        assert line["threshold"] == 0.5
+        assert line["estimate"] == pytest.approx(0.08)
+        low, high = _t_interval(shares)
+        assert (line["raw_low"], line["raw_high"]) == pytest.approx((low, high))
+        assert line["p_value"] == pytest.approx(st.ttest_1samp(shares, 0.5).pvalue)
+        assert line["wins"] == 0  # no seed above one half
+        assert 0 < line["adjusted_low"] and line["adjusted_high"] < 0.5
+        assert line["verdict"] == "contradicted"
+    overall = overall_verdicts(table).set_index("claim")["overall"]
+    assert overall["approaches_teacher"] == "contradicted"
+
+
+def _teacher_seed_rows():
+    """3 teacher seeds x 4 student seeds; BRCD - KD = a[t] + b[s] with a = 0.010, 0.012, 0.014
+    and b = -0.03, -0.01, 0.01, 0.03 (mean 0). Per teacher seed (the claim's unit), the mean over
+    its student seeds is a[t]: 0.010, 0.012, 0.014 (tight, above 0). Paired on the student seed
+    instead, the units would be b[s] + 0.012: -0.018, 0.002, 0.022, 0.042 (wide)."""
+    a, b = [0.010, 0.012, 0.014], [-0.03, -0.01, 0.01, 0.03]
+    rows = []
+    for p in ("symmetric", "asymmetric"):
+        for t, at in enumerate(a):
+            rows.append({"method": "teacher", "variant": "teacher", "bits": 32, "seed": t,
+                         "teacher_seed": t, "paradigm": p, "value": 0.9 + 0.001 * t,
+                         "status": "ok"})
+            for s, bs in enumerate(b):
+                kd = 0.6 + 0.005 * t + 0.002 * s  # KD moves with both seeds too
+                rows.append({"method": "kd", "variant": "kd", "bits": 32, "seed": s,
+                             "teacher_seed": t, "paradigm": p, "value": kd, "status": "ok"})
+                rows.append({"method": "brcd", "variant": "brcd", "bits": 32, "seed": s,
+                             "teacher_seed": t, "paradigm": p, "value": kd + at + bs,
+                             "status": "ok"})
+    return pd.DataFrame(rows)
+
+
+def test_robust_to_teacher_pairs_on_teacher_and_student_seed_with_the_teacher_as_unit():
+    table = claims_table({"teacher_seeds": _teacher_seed_rows()})
+    per_teacher = [0.010, 0.012, 0.014]
+    low, high = _t_interval(per_teacher)
+    for p in ("symmetric", "asymmetric"):
+        line = _line(table, "robust_to_teacher", "BRCD vs KD", p, "32")
+        assert line["n"] == 3  # teacher seeds, not student seeds (4) nor pairs (12)
+        assert line["estimate"] == pytest.approx(0.012)
+        assert line["sd"] == pytest.approx(0.002)
+        assert (line["raw_low"], line["raw_high"]) == pytest.approx((low, high))
+        assert line["verdict"] == "supported"
+    # shuffle the teacher seeds of the KD rows within each student seed: paired on the student
+    # seed alone nothing changes, paired on (teacher seed, student seed) the units do
+    rows = _teacher_seed_rows()
+    kd = rows["method"] == "kd"
+    rows.loc[kd, "teacher_seed"] = rows.loc[kd, "teacher_seed"].map({0: 1, 1: 2, 2: 0})
+    # BRCD(t, s) now stands against the KD of teacher seed t - 1 (mod 3), whose offset 0.005 * t
+    # is 0.005 lower for t = 1, 2 and 0.010 higher for t = 0, so the per-teacher means become
+    # 0.010 - 0.010 = 0.000, 0.012 + 0.005 = 0.017, 0.014 + 0.005 = 0.019: mean 0.012 (the
+    # shifts cancel), sd sqrt((0.012^2 + 0.005^2 + 0.007^2) / 2) = sqrt(0.000109)
+    shuffled = claims_table({"teacher_seeds": rows})
+    line = _line(shuffled, "robust_to_teacher", "BRCD vs KD", "symmetric", "32")
+    assert line["n"] == 3
+    assert line["estimate"] == pytest.approx(0.012)
+    assert line["sd"] == pytest.approx(math.sqrt(0.000109))
