@@ -280,3 +280,32 @@ def write_fake_fashion(folder: Path, *, gz: bool, n_train_per_class=3, n_test=20
     write_idx(folder / "t10k-images-idx3-ubyte", test_x, gz=gz)
     write_idx(folder / "t10k-labels-idx1-ubyte", test_y, gz=gz)
     return train_x, train_y, test_x, test_y
+
+
+class KeyedExperiment:
+    """An :class:`~brcd_lib.experiments.experiment.Experiment` of ``profile`` whose splits,
+    networks and run store are fakes, so that ``teacher()`` and ``student()`` return at once:
+    the splits have the split hash ``split_hash``, every network is a :class:`TinyNet` (an
+    identity backbone, so the backbone fingerprint is fixed), and the run store trains nothing:
+    it records each requested ``(role, key)`` in ``calls`` and returns a run whose record holds
+    the key. Used to check run keys and the in-memory teacher memo by behaviour."""
+
+    def __init__(self, cache_dir, profile: str = "smoke", split_hash: str = "split-hash",
+                 **kwargs):
+        from types import SimpleNamespace
+
+        from brcd_lib.experiments.experiment import Experiment
+
+        self.exp = Experiment(profile, cache_dir=str(cache_dir), device="cpu", progress=False,
+                              **kwargs)
+        self.calls: list[tuple[str, str]] = []
+        self.exp._splits = SimpleNamespace(split_hash=split_hash)
+        self.exp.build_network = lambda model, bits, *, role, seed=0: TinyNet(d=4, bits=bits,
+                                                                              seed=seed)
+
+        def load_or_train(*, role, key, net, train, model_config, bits):
+            self.calls.append((role, key))
+            return SimpleNamespace(role=role, net=net, nets={}, metrics={}, record={"key": key},
+                                   run_dir=None)
+
+        self.exp.runs.load_or_train = load_or_train
