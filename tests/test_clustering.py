@@ -162,10 +162,37 @@ def test_cache_key_covers_arguments(tmp_path):
         kmeans_cache_path(x, **{**base, "n_clusters": 2}),
         kmeans_cache_path(x, **{**base, "seed": 6}),
         kmeans_cache_path(x, **{**base, "n_init": 3}),
+        kmeans_cache_path(x, **{**base, "max_iter": 7}),
         kmeans_cache_path(x, **{**base, "cache_key": "other"}),
         kmeans_cache_path(-x, **base),
     ]
     assert len({p0, *others}) == 1 + len(others)
+
+
+def test_a_cache_of_other_k_means_arguments_is_not_reused(tmp_path, monkeypatch):
+    """Behaviour: each argument of k-means is part of the cache entry. A cached result with
+    max_iter=1 (one Lloyd step) is not what a request with max_iter=300 gets: k-means runs again
+    with max_iter=300; the same request again is served from the cache."""
+    x = np.random.default_rng(7).choice([-1.0, 1.0], size=(60, 8))
+    kw = dict(n_clusters=4, seed=5, n_init=1, cache_dir=tmp_path, cache_key="k")
+    seen = []
+    real = clustering.kmeans_codes
+
+    def counting(codes, **args):
+        seen.append(args)
+        return real(codes, **args)
+
+    monkeypatch.setattr(clustering, "kmeans_codes", counting)
+    cached_kmeans(x, max_iter=1, **kw)
+    assert [a["max_iter"] for a in seen] == [1]
+    full = cached_kmeans(x, max_iter=300, **kw)
+    assert [a["max_iter"] for a in seen] == [1, 300]  # not the max_iter=1 entry
+    for change in ({"seed": 6}, {"n_init": 2}, {"n_clusters": 3}, {"cache_key": "other"}):
+        cached_kmeans(x, max_iter=300, **{**kw, **change})
+    assert len(seen) == 6 and len(list(tmp_path.glob("kmeans_*.npz"))) == 6
+    again = cached_kmeans(x, max_iter=300, **kw)
+    assert len(seen) == 6  # the same request: from the cache
+    np.testing.assert_array_equal(again.labels, full.labels)
 
 
 def test_corrupt_cache_is_rebuilt(tmp_path):
