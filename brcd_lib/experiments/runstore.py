@@ -229,7 +229,8 @@ class RunStore:
             how = self._rebuild_plan(run_dir, code_path, current)
             log.warning("run result %s %s; %s", result_path, problem, how)
             self._notes.setdefault(run_dir, []).append(f"result.json {problem}; {how}")
-            os.remove(result_path)
+            if os.path.exists(result_path):  # _rebuild_plan may have cleared it already
+                os.remove(result_path)
             return None
         found = record.get("code_fingerprint")
         if found is None:
