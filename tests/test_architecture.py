@@ -127,11 +127,47 @@ def test_top_level_keeps_only_leaves_and_launchers():
     assert len(top) <= 9, top  # five leaves, metrics, three `python -m` launchers
 
 
+# the public names and the modules that define them (written out here, not read from brcd_lib)
+PUBLIC_API = {
+    "map_at_k": "brcd_lib.metrics", "evaluate_paradigms": "brcd_lib.metrics",
+    "brcd_loss": "brcd_lib.distill.brcd", "bit_masks": "brcd_lib.distill.brcd",
+    "offset_alpha": "brcd_lib.distill.brcd", "BRCDDistiller": "brcd_lib.distill.brcd",
+    "get_distiller": "brcd_lib.distill", "list_distillers": "brcd_lib.distill",
+    "list_methods": "brcd_lib.distill", "get_dataset": "brcd_lib.data",
+    "list_datasets": "brcd_lib.data", "build_hashing_network": "brcd_lib.models",
+    "create_backbone": "brcd_lib.models", "get_objective": "brcd_lib.models",
+    "list_backbones": "brcd_lib.models", "list_objectives": "brcd_lib.models",
+    "get_profile": "brcd_lib.experiments.profiles",
+    "list_profiles": "brcd_lib.experiments.profiles",
+    "Experiment": "brcd_lib.experiments.experiment",
+}
+
+
 def test_public_api_importable_from_the_top():
+    """Each top-level name is the defining module's own object, and a few work by hand."""
+    import importlib
+
+    import numpy as np
+    import torch
+
     import brcd_lib
 
-    for name in ("map_at_k", "brcd_loss", "bit_masks", "offset_alpha", "get_distiller",
-                 "list_distillers", "get_profile", "list_profiles"):
-        assert callable(getattr(brcd_lib, name)), name
+    assert sorted(brcd_lib.__all__) == sorted([*PUBLIC_API, "__version__"])
+    for name, module in PUBLIC_API.items():
+        assert getattr(brcd_lib, name) is getattr(importlib.import_module(module), name), name
     with pytest.raises(AttributeError):
         brcd_lib.not_a_name  # noqa: B018
+    # query [1, 1] (class 0) against [1, 1] (class 1), [1, -1] and [-1, -1] (class 0): relevant
+    # items at ranks 2 and 3, AP = (1/2 + 2/3) / 2 = 7/12
+    value = brcd_lib.map_at_k(np.array([[1, 1]]), np.array([[1, 1], [1, -1], [-1, -1]]),
+                              np.array([0]), np.array([1, 0, 0]), k=3)
+    assert value == pytest.approx(7 / 12)
+    # alpha where the anchor's cluster and the view's nearest centroid agree, 1 where they differ
+    alpha = brcd_lib.offset_alpha(0.8, torch.tensor([0, 1, 2]), torch.tensor([0, 2, 2]))
+    assert alpha.tolist() == pytest.approx([0.8, 1.0, 0.8])
+    # one cluster with bit means [1, 0]: the paper's rule keeps bit 0 only at margin 0.5
+    masks = brcd_lib.bit_masks(torch.tensor([[1.0, 1.0], [1.0, -1.0]]), torch.tensor([0, 0]), 1, 0.5)
+    assert masks.tolist() == [[1.0, 0.0]]
+    assert brcd_lib.get_profile("smoke").name == "smoke"
+    assert {"smoke", "digits"} <= set(brcd_lib.list_profiles())
+    assert "brcd" in brcd_lib.list_distillers()
