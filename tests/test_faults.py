@@ -462,20 +462,62 @@ def _(ctx):
 @fault("cache-record-key", "code-aware cache", "adding the fingerprint and checksum to the run "
        "store (existing cached runs must keep their keys)", CORRECT)
 def _(ctx):
-    """The fingerprint is a checked field of the record, not a part of the key: the key
-    expressions and the hashed config fields are those of the runs cached before it."""
-    from brcd_lib.config import TrainConfig, hash_view
-    from brcd_lib.experiments import experiment
+    """The fingerprint is a checked field of the record, not a part of the key: the run keys
+    are those of the runs cached before it (the same hashed parts), a setting that defines the
+    run moves its key, and one that does not (the code fingerprint, how the Experiment runs)
+    leaves it."""
+    import dataclasses
+
+    from brcd_lib.config import TrainConfig, config_hash, hash_view
+    from brcd_lib.experiments import runstore
+    from brcd_lib.training.features import module_fingerprint
+    from fakes import KeyedExperiment
 
     # fields added later are schema additions: at their default they stay out of the hash
     assert list(hash_view(TrainConfig())) == [
         "epochs", "batch_size", "lr", "eval_every", "patience", "feature_views", "num_workers"]
-    src = Path(experiment.__file__).read_text()
-    assert 'key = config_hash("teacher", self.profile.data, self.splits.split_hash, model, train, ' \
-           'bits,\n                          seed, module_fingerprint(net.backbone))' in src
-    assert 'key = config_hash("student", self.profile.data, self.splits.split_hash, model, train, ' \
-           'bits,\n                          seed, distill, teacher.record["key"], ' \
-           'module_fingerprint(net.backbone))' in src
+    assert config_hash(TrainConfig(pin_memory=False, bank_seed="split")) == \
+        config_hash(TrainConfig())
+
+    def keys(folder, **kwargs):
+        fake = KeyedExperiment(ctx.tmp / folder, **kwargs)
+        t = fake.exp.teacher(16, seed=0)
+        s = fake.exp.student(16, method="kd", seed=0)
+        return fake.exp, t, s
+
+    exp, t, s = keys("a")
+    p = exp.profile
+    fp = module_fingerprint(t.net.backbone)  # TinyNet: an identity backbone
+    # the hashed parts of the runs cached before the fingerprint: nothing more, nothing less
+    assert t.record["key"] == config_hash("teacher", p.data, "split-hash", p.teacher,
+                                          p.teacher_train, 16, 0, fp)
+    assert s.record["key"] == config_hash("student", p.data, "split-hash", p.student_model("kd"),
+                                          p.student_train, 16, 0, exp.distill_config("kd"),
+                                          t.record["key"], fp)
+    # not part of the key: the code fingerprint, and how the Experiment runs
+    ctx.mp.setattr(runstore, "code_fingerprint", lambda role: "other-code")
+    _, t2, s2 = keys("b", online="per_run", bank_batch=7, resume=False, workers=1)
+    assert (t2.record["key"], s2.record["key"]) == (t.record["key"], s.record["key"])
+    # part of the key: the split, the seeds, the length, the training and the distiller
+    fake = KeyedExperiment(ctx.tmp / "c", split_hash="other-split")
+    assert fake.exp.teacher(16, seed=0).record["key"] != t.record["key"]
+    e = KeyedExperiment(ctx.tmp / "d").exp
+    moved = {
+        "teacher seed": e.teacher(16, seed=1).record["key"],
+        "teacher length": e.teacher(32, seed=0).record["key"],
+        "teacher epochs": e.teacher(16, seed=0, train=dataclasses.replace(
+            p.teacher_train, epochs=p.teacher_train.epochs + 1)).record["key"],
+    }
+    assert len(set(moved.values()) | {t.record["key"]}) == 4, moved
+    students = {
+        "seed": e.student(16, method="kd", seed=1).record["key"],
+        "teacher seed": e.student(16, method="kd", seed=0, teacher_seed=1).record["key"],
+        "method": e.student(16, method="brcd", seed=0).record["key"],
+        "weight": e.student(16, method="kd", seed=0, distill_weight=2.0).record["key"],
+        "epochs": e.student(16, method="kd", seed=0, train=dataclasses.replace(
+            p.student_train, epochs=p.student_train.epochs + 1)).record["key"],
+    }
+    assert len(set(students.values()) | {s.record["key"]}) == 6, students
 
 
 covered("cache-feature", "held before (red team)", "a feature cache entry with a wrong hash, size or "
