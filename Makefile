@@ -12,7 +12,7 @@ STAMP := $(VENV)/.brcd-installed
 KERNEL := brcd-kit
 LAB_PORT ?= 8888
 
-.PHONY: reproduce test test-fast lab nbstripout benchmarks install clean-cache help pretrain compare
+.PHONY: reproduce test test-fast lab nbstripout benchmarks install clean-cache help pretrain compare mutation
 
 help:
 	@sed -n '1,4p' Makefile
@@ -47,6 +47,12 @@ test-fast: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# Mutation testing of the modules that decide the kit's numbers (about an hour on 2 cores; not in
+# CI): mutmut into mutants/, the report into results/benchmarks/mutation.md, exit 1 below target.
+mutation: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[mutation]' $(TORCH_SPEC)
+	$(BIN)/python -m benchmarks.mutation
 
 # JupyterLab on the repository root, opening START.md (links to every notebook, report and doc);
 # Markdown opens rendered (.jupyter/lab-settings/overrides.json). The nbstripout git filter named

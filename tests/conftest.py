@@ -2,7 +2,19 @@
 session (notebook and browser tests)."""
 from __future__ import annotations
 
+import os
+
 import pytest
+
+if "MUTANT_UNDER_TEST" in os.environ:
+    # Under mutmut (`make mutation`) the mutated modules are megabytes of trampolines and the
+    # code fingerprints parse them (about 30 s): parse them once here, at collection, so that the
+    # processes mutmut forks for each mutant inherit the parsed trees instead of redoing it.
+    from brcd_lib.experiments import runstore as _runstore
+
+    _runstore.library_fingerprint()
+    for _role in _runstore.CODE_PATHS:
+        _runstore.code_fingerprint(_role)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -117,10 +117,25 @@ def _code_files(role: str) -> list[Path]:
     return files
 
 
+_NORMALISED: dict[str, str] = {}
+
+
 def _normalised_source(path: Path) -> str:
     """The module's syntax tree without docstrings, comments and layout: editing a comment or a
-    docstring keeps the fingerprint, editing code changes it."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstring keeps the fingerprint, editing code changes it. Kept per content (SHA-256 of the
+    file's bytes), so a file is parsed again only when its bytes change (the mutated modules of
+    `make mutation` are megabytes: parsing them took seconds per call)."""
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest not in _NORMALISED:
+        # the newline translation of Path.read_text, so the fingerprints stay what they were
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        _NORMALISED[digest] = _parse_normalised(text)
+    return _NORMALISED[digest]
+
+
+def _parse_normalised(text: str) -> str:
+    tree = ast.parse(text)
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))

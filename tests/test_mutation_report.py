@@ -1,0 +1,88 @@
+"""The mutation gate's report (benchmarks/mutation.py) on hand-made mutmut results: module names,
+verdict counts, equivalents, kill rates and the exit status, all counted by hand."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import mutation
+
+
+def _meta(root, rel, codes):
+    path = root / "brcd_lib" / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"exit_code_by_key": codes, "durations_by_key": {}}))
+
+
+@pytest.mark.parametrize("name, module", [
+    ("brcd_lib.metrics.x_map_at_k__mutmut_12", "brcd_lib.metrics"),
+    ("brcd_lib.distill.brcd.xǁBRCDǁloss__mutmut_3", "brcd_lib.distill.brcd"),
+    ("brcd_lib.experiments.compare.x__cells__mutmut_1", "brcd_lib.experiments.compare"),
+])
+def test_module_of_a_mutant(name, module):
+    assert mutation.module_of(name) == module
+
+
+@pytest.fixture
+def run(tmp_path):
+    mutants = tmp_path / "mutants"
+    # metrics: 3 killed, 1 survivor declared equivalent -> 3 of 3 non-equivalent = 100 %
+    _meta(mutants, "metrics.py.meta", {
+        "brcd_lib.metrics.x_f__mutmut_1": 1, "brcd_lib.metrics.x_f__mutmut_2": 1,
+        "brcd_lib.metrics.x_f__mutmut_3": 3, "brcd_lib.metrics.x_f__mutmut_4": 0})
+    # compare: 9 killed, 1 timeout -> 9 / 10 = 90 % (target 90 %: met)
+    _meta(mutants, "experiments/compare.py.meta", {
+        **{f"brcd_lib.experiments.compare.x_g__mutmut_{i}": 1 for i in range(1, 10)},
+        "brcd_lib.experiments.compare.x_g__mutmut_10": 36})
+    # claims: 8 killed, 1 survived, 1 with no covering test -> 8 / 10 = 80 % (not met)
+    _meta(mutants, "reporting/claims.py.meta", {
+        **{f"brcd_lib.reporting.claims.x_h__mutmut_{i}": 1 for i in range(1, 9)},
+        "brcd_lib.reporting.claims.x_h__mutmut_9": 0,
+        "brcd_lib.reporting.claims.x_h__mutmut_10": 33})
+    eq = tmp_path / "equivalents.toml"
+    eq.write_text('[equivalent]\n"brcd_lib.metrics.x_f__mutmut_4" = "a default every caller '
+                  'overrides"\n')
+    return mutants, eq
+
+
+def test_tally_counts_by_hand(run, monkeypatch):
+    mutants, eq = run
+    rows = {r["module"]: r for r in mutation.tally(mutation.read_verdicts(mutants),
+                                                   mutation.read_equivalents(eq))}
+    m, c, cl = rows["brcd_lib.metrics"], rows["brcd_lib.experiments.compare"], rows[
+        "brcd_lib.reporting.claims"]
+    assert (m["mutants"], m["killed"], m["survived"], m["equivalent"]) == (4, 3, 0, 1)
+    assert m["killed of non-equivalent"] == 1.0 and m["target"] == 1.0 and m["met"]
+    assert (c["mutants"], c["killed"], c["timeout"]) == (10, 9, 1)
+    assert c["killed of non-equivalent"] == pytest.approx(0.9) and c["target"] == 0.9 and c["met"]
+    assert (cl["killed"], cl["survived"], cl["no tests"]) == (8, 1, 1)
+    assert cl["killed of non-equivalent"] == pytest.approx(0.8) and not cl["met"]
+
+
+def test_report_and_gate(run, tmp_path, monkeypatch):
+    mutants, eq = run
+    monkeypatch.setattr(mutation, "EQUIVALENTS", eq)
+    out = tmp_path / "out"
+    args = mutation.get_args_parser().parse_args(
+        ["--no-run", "--mutants", str(mutants), "--out-dir", str(out)])
+    assert mutation.main(args) == 1  # claims below its target
+    text = (out / "mutation.md").read_text()
+    assert "| brcd_lib.reporting.claims | 10 | 8 | 1 | 1 | 0 |" in text
+    assert "`x_h__mutmut_9`: survived, open" in text
+    assert "`x_h__mutmut_10`: no tests, open" in text
+    assert "`x_f__mutmut_4`: equivalent: a default every caller overrides" in text
+    args.no_gate = True
+    assert mutation.main(args) == 0
+
+
+def test_equivalent_without_a_reason_is_refused(tmp_path):
+    eq = tmp_path / "eq.toml"
+    eq.write_text('[equivalent]\n"brcd_lib.metrics.x_f__mutmut_4" = " "\n')
+    with pytest.raises(SystemExit, match="need a reason"):
+        mutation.read_equivalents(eq)
+
+
+def test_no_results_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="no mutmut results"):
+        mutation.read_verdicts(tmp_path / "mutants")
