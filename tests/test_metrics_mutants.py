@@ -81,3 +81,85 @@ def test_hamming_distance_through_the_table_popcount(monkeypatch):
     expected = np.array([[int(np.sum(a != b)) for b in d] for a in q])
     monkeypatch.setattr(M, "_popcount_into", M._popcount_into_table)
     np.testing.assert_array_equal(M.hamming_distance(q, d), expected)
+
+
+# ------------------------------------------------------------------------------------------------
+# precision within a Hamming radius
+# ------------------------------------------------------------------------------------------------
+
+# L = 4; the query is all +1 (class 0); database item j has its first j bits at -1, so it lies at
+# distance j from the query: distances 0 1 2 3 4, classes 0 1 0 1 1
+RAD_Q = np.array([[1, 1, 1, 1]], np.float32)
+RAD_D = np.array([_minus_first(j, 4) for j in range(5)], np.float32)
+RAD_QL, RAD_DL = np.array([0]), np.array([0, 1, 0, 1, 1])
+
+
+@pytest.mark.parametrize("radius, expected", [
+    (0, 1.0),        # {0}: 1 relevant of 1
+    (1, 1 / 2),      # {0, 1}: 1 of 2 (the radius equals item 1's distance: it is inside)
+    (2, 2 / 3),      # {0, 1, 2}: 2 of 3
+    (3, 2 / 4),      # {0..3}: 2 of 4
+    (4, 2 / 5),      # radius = L: the whole database, 2 of 5
+    (9, 2 / 5),      # radius > L is clipped to L
+    (np.int64(2), 2 / 3),
+])
+def test_precision_within_radius_at_each_distance(radius, expected):
+    got = M.precision_within_radius(RAD_Q, RAD_D, RAD_QL, RAD_DL, radius)
+    assert got == pytest.approx(expected, rel=0, abs=1e-15)
+
+
+def test_precision_within_radius_default_radius_is_two():
+    # radius 2 -> 2/3 (radius 3 would give 1/2)
+    assert M.precision_within_radius(RAD_Q, RAD_D, RAD_QL, RAD_DL) == pytest.approx(
+        2 / 3, rel=0, abs=1e-15)
+
+
+def test_precision_within_radius_skip_keeps_a_query_that_retrieves_one_item():
+    # radius 0: query 0 (all +1) retrieves item 0 only (relevant) -> 1 ; query 1 (all -1, class 0)
+    # retrieves item 4 only (class 1) -> 0 ; query 2 (first bit -1, class 1) retrieves item 1
+    # only (class 1) -> 1. Every query retrieves exactly one item, so "skip" keeps all three:
+    # (1 + 0 + 1) / 3 = 2/3
+    q = np.array([[1, 1, 1, 1], [-1, -1, -1, -1], [-1, 1, 1, 1]], np.float32)
+    ql = np.array([0, 0, 1])
+    got = M.precision_within_radius(q, RAD_D, ql, RAD_DL, 0, zero_hit="skip")
+    assert got == pytest.approx(2 / 3, rel=0, abs=1e-15)
+    assert M.precision_within_radius(q[:1], RAD_D, ql[:1], RAD_DL, 0, zero_hit="skip") == 1.0
+
+
+def test_precision_within_radius_skip_and_count_with_an_empty_ball():
+    # query 1 = (+1, -1, +1, -1) (class 0): distances to items 0..4 = 2, 1, 2, 3, 2, so radius 0
+    # retrieves nothing; query 0 (all +1) retrieves item 0 (relevant) -> 1
+    q = np.array([[1, 1, 1, 1], [1, -1, 1, -1]], np.float32)
+    ql = np.array([0, 0])
+    # count: (1 + 0) / 2 ; skip: query 1 left out -> 1
+    assert M.precision_within_radius(q, RAD_D, ql, RAD_DL, 0) == 0.5
+    assert M.precision_within_radius(q, RAD_D, ql, RAD_DL, 0, zero_hit="skip") == 1.0
+    # radius 1: query 1 retrieves item 1 (class 1) -> 0 ; query 0 retrieves items 0, 1 -> 1/2
+    assert M.precision_within_radius(q, RAD_D, ql, RAD_DL, 1) == pytest.approx(1 / 4, abs=1e-15)
+
+
+@pytest.mark.parametrize("radius", [-1, np.int64(-1), 1.5, 2.0, True, False, "2", None])
+def test_precision_within_radius_refuses_a_bad_radius(radius):
+    with pytest.raises(ValueError, match=r"radius must be a non-negative integer, got "):
+        M.precision_within_radius(RAD_Q, RAD_D, RAD_QL, RAD_DL, radius)
+
+
+def test_precision_within_radius_names_the_zero_hit_conventions():
+    with pytest.raises(ValueError, match=r"^unknown zero_hit convention 'none'; valid names: "
+                                         r"count, skip$"):
+        M.precision_within_radius(RAD_Q, RAD_D, RAD_QL, RAD_DL, 2, zero_hit="none")
+
+
+def test_precision_within_radius_on_packed_codes_with_a_code_length():
+    # L = 4 packed in one byte (4 padding bits): item j = first j bits -1 -> byte (0xF0 >> j) & 0xF0
+    db = M.pack_codes(RAD_D)
+    np.testing.assert_array_equal(db[:, 0], [0xF0, 0x70, 0x30, 0x10, 0x00])
+    # packed database, unpacked 4-bit query: the query's length must meet code_length = 4
+    got = M.precision_within_radius(RAD_Q, db, RAD_QL, RAD_DL, 2, packed=True, code_length=4)
+    assert got == pytest.approx(2 / 3, rel=0, abs=1e-15)
+    got = M.precision_within_radius(M.pack_codes(RAD_Q), db, RAD_QL, RAD_DL, 3, packed=True,
+                                    code_length=4)
+    assert got == pytest.approx(1 / 2, rel=0, abs=1e-15)
+    # unpacked codes of 4 bits against code_length = 5: refused
+    with pytest.raises(ValueError, match=r"have 4 bits but code_length=5"):
+        M.precision_within_radius(RAD_Q, RAD_D, RAD_QL, RAD_DL, 2, code_length=5)
