@@ -163,3 +163,18 @@ def test_precision_within_radius_on_packed_codes_with_a_code_length():
     # unpacked codes of 4 bits against code_length = 5: refused
     with pytest.raises(ValueError, match=r"have 4 bits but code_length=5"):
         M.precision_within_radius(RAD_Q, RAD_D, RAD_QL, RAD_DL, 2, code_length=5)
+
+
+def test_precision_within_radius_empty_balls_score_exactly_zero():
+    # 300 queries all -1 against items all +1 (L = 8): every query is at distance 8, so radius 2
+    # retrieves nothing: each precision is 0 by convention ("count": mean 0.0 exactly) and "skip"
+    # leaves every query out (NaN). The per-query precisions must be written for these queries
+    # too, not left as whatever memory the division got: the float arrays of 300 values freed
+    # here first make such memory hold 7.0, and 300 x 8 bytes is past NumPy's small-block cache.
+    q, d = -np.ones((300, 8)), np.ones((3, 8))
+    ql, dl = np.zeros(300, np.int64), np.zeros(3, np.int64)
+    for _ in range(3):
+        junk = [np.full(300, 7.0) for _ in range(8)]
+        del junk
+        assert M.precision_within_radius(q, d, ql, dl, 2) == 0.0
+    assert np.isnan(M.precision_within_radius(q, d, ql, dl, 2, zero_hit="skip"))
