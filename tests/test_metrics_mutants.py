@@ -178,3 +178,54 @@ def test_precision_within_radius_empty_balls_score_exactly_zero():
         del junk
         assert M.precision_within_radius(q, d, ql, dl, 2) == 0.0
     assert np.isnan(M.precision_within_radius(q, d, ql, dl, 2, zero_hit="skip"))
+
+
+# ------------------------------------------------------------------------------------------------
+# evaluate_paradigms forwards every option to both searches
+# ------------------------------------------------------------------------------------------------
+
+# L = 12 (two bytes, 4 padding bits). Query 0 is all +1 (class 0); query 1 is all -1 (class 2,
+# which no database item has: it never has a hit). Distances from query 0:
+#   student db: s0 = 1 (class 0), s1 = 0 (class 1), s2 = 3 (class 0), s3 = 2 (class 1)
+#   teacher db: t0 = 0 (class 0), t1 = 1 (class 1), t2 = 2 (class 0), t3 = 3 (class 1)
+# k = 2: query 0, student: s1, s0 -> rel 0 1 -> AP = (1/2) / 1 = 1/2
+#                  teacher: t0, t1 -> rel 1 0 -> AP = 1 / 1 = 1
+# query 1 has AP 0 in both. skip: mean over query 0 only -> 1/2 and 1; count: 1/4 and 1/2
+PAR_Q = np.array([[1] * 12, [-1] * 12], np.float32)
+PAR_S = np.array([_minus_first(j, 12) for j in (1, 0, 3, 2)], np.float32)
+PAR_T = np.array([_minus_first(j, 12) for j in (0, 1, 2, 3)], np.float32)
+PAR_QL, PAR_DL = np.array([0, 2]), np.array([0, 1, 0, 1])
+
+
+def _paradigms(**kw):
+    args = dict(student_query=PAR_Q, student_db=M.pack_codes(PAR_S),
+                teacher_db=M.pack_codes(PAR_T), query_labels=PAR_QL, db_labels=PAR_DL, k=2,
+                packed=True, code_length=12)
+    args.update(kw)
+    return M.evaluate_paradigms(**args)
+
+
+def test_evaluate_paradigms_forwards_zero_hit_packed_and_code_length():
+    # packed databases with code_length = 12 and unpacked 12-bit queries (packed=True allows it)
+    out = _paradigms(zero_hit="skip")
+    assert out == {"symmetric": pytest.approx(1 / 2, rel=0, abs=1e-15),
+                   "asymmetric": pytest.approx(1.0, rel=0, abs=1e-15)}
+    out = _paradigms(zero_hit="count")
+    assert out == {"symmetric": pytest.approx(1 / 4, rel=0, abs=1e-15),
+                   "asymmetric": pytest.approx(1 / 2, rel=0, abs=1e-15)}
+    out = _paradigms(zero_hit="skip", packed=False, code_length=None, student_db=PAR_S,
+                     teacher_db=PAR_T, threads=1, memory_budget_mb=1.0, backend="numpy")
+    assert out == {"symmetric": pytest.approx(1 / 2, rel=0, abs=1e-15),
+                   "asymmetric": pytest.approx(1.0, rel=0, abs=1e-15)}
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(threads=0), r"threads must be a positive integer or None, got 0"),
+    (dict(memory_budget_mb=0), r"memory_budget_mb must be > 0, got 0"),
+    (dict(backend="cuda"), r"unknown backend \(or 'auto'\) 'cuda'; valid names: faiss, numpy, "
+                           r"torch"),
+    (dict(zero_hit="mean"), r"unknown zero_hit convention 'mean'; valid names: count, skip"),
+])
+def test_evaluate_paradigms_checks_the_options_it_forwards(kw, message):
+    with pytest.raises(ValueError, match=message):
+        _paradigms(**kw)
