@@ -127,15 +127,18 @@ def test_precision_within_radius_skip_keeps_a_query_that_retrieves_one_item():
 
 
 def test_precision_within_radius_skip_and_count_with_an_empty_ball():
-    # query 1 = (+1, -1, +1, -1) (class 0): distances to items 0..4 = 2, 1, 2, 3, 2, so radius 0
-    # retrieves nothing; query 0 (all +1) retrieves item 0 (relevant) -> 1
+    # query 1 = (+1, -1, +1, -1) (class 0): distances to items 0..4 = 2, 3, 2, 3, 2, so radii 0
+    # and 1 retrieve nothing; query 0 (all +1) retrieves item 0 (relevant) -> 1
     q = np.array([[1, 1, 1, 1], [1, -1, 1, -1]], np.float32)
     ql = np.array([0, 0])
     # count: (1 + 0) / 2 ; skip: query 1 left out -> 1
     assert M.precision_within_radius(q, RAD_D, ql, RAD_DL, 0) == 0.5
     assert M.precision_within_radius(q, RAD_D, ql, RAD_DL, 0, zero_hit="skip") == 1.0
-    # radius 1: query 1 retrieves item 1 (class 1) -> 0 ; query 0 retrieves items 0, 1 -> 1/2
+    # radius 1: query 1 still retrieves nothing -> 0 ; query 0 retrieves items 0, 1 -> 1/2
     assert M.precision_within_radius(q, RAD_D, ql, RAD_DL, 1) == pytest.approx(1 / 4, abs=1e-15)
+    assert M.precision_within_radius(q, RAD_D, ql, RAD_DL, 1, zero_hit="skip") == 0.5
+    # radius 2: query 1 retrieves items 0, 2, 4 (classes 0 0 1) -> 2/3 ; query 0 -> 2/3
+    assert M.precision_within_radius(q, RAD_D, ql, RAD_DL, 2) == pytest.approx(2 / 3, abs=1e-15)
 
 
 @pytest.mark.parametrize("radius", [-1, np.int64(-1), 1.5, 2.0, True, False, "2", None])
@@ -229,3 +232,106 @@ def test_evaluate_paradigms_forwards_zero_hit_packed_and_code_length():
 def test_evaluate_paradigms_checks_the_options_it_forwards(kw, message):
     with pytest.raises(ValueError, match=message):
         _paradigms(**kw)
+
+
+# ------------------------------------------------------------------------------------------------
+# PR curve and the radius counts
+# ------------------------------------------------------------------------------------------------
+
+# RAD_D (distances 0..4 from all +1, classes 0 1 0 1 1) against three queries, L = 4:
+#   q0 = all +1 (class 0): items at d = 0..4 one each -> retrieved 1 2 3 4 5, relevant 1 1 2 2 2
+#       of 2: precision 1, 1/2, 2/3, 1/2, 2/5 ; recall 1/2, 1/2, 1, 1, 1
+#   q1 = (+1, -1, +1, -1) (class 0): distances 2 3 2 3 2 -> retrieved 0 0 3 5 5, relevant
+#       0 0 2 2 2 of 2: precision 0, 0 (none retrieved), 2/3, 2/5, 2/5 ; recall 0, 0, 1, 1, 1
+#   q2 = all -1 (class 2, nothing relevant): distances 4 3 2 1 0 -> retrieved 1 2 3 4 5,
+#       relevant 0: precision 0 everywhere ; recall 0 (count) or left out (skip)
+PR_Q = np.array([[1, 1, 1, 1], [1, -1, 1, -1], [-1, -1, -1, -1]], np.float32)
+PR_QL = np.array([0, 0, 2])
+# count: precision r0 (1 + 0 + 0)/3 = 1/3, r1 (1/2)/3 = 1/6, r2 (2/3 + 2/3)/3 = 4/9,
+#        r3 (1/2 + 2/5)/3 = 3/10, r4 (2/5 + 2/5)/3 = 4/15 ; recall (1/2)/3 = 1/6, 1/6, 2/3, 2/3, 2/3
+PR_COUNT_P = [1 / 3, 1 / 6, 4 / 9, 3 / 10, 4 / 15]
+PR_COUNT_R = [1 / 6, 1 / 6, 2 / 3, 2 / 3, 2 / 3]
+# skip: precision r0 and r1 leave q1 out: (1 + 0)/2 = 1/2, (1/2 + 0)/2 = 1/4, then as count ;
+#       recall leaves q2 out:
+#       (1/2 + 0)/2 = 1/4, 1/4, 1, 1, 1
+PR_SKIP_P = [1 / 2, 1 / 4, 4 / 9, 3 / 10, 4 / 15]
+PR_SKIP_R = [1 / 4, 1 / 4, 1, 1, 1]
+
+
+def _assert_curve(curve, precision, recall):
+    np.testing.assert_array_equal(curve["radius"], [0, 1, 2, 3, 4])
+    np.testing.assert_allclose(curve["precision"], precision, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(curve["recall"], recall, rtol=0, atol=1e-15)
+
+
+def test_pr_curve_by_hand_count_and_skip():
+    _assert_curve(M.pr_curve(PR_Q, RAD_D, PR_QL, RAD_DL), PR_COUNT_P, PR_COUNT_R)
+    _assert_curve(M.pr_curve(PR_Q, RAD_D, PR_QL, RAD_DL, zero_hit="skip"), PR_SKIP_P, PR_SKIP_R)
+
+
+def test_pr_curve_one_query_row_per_chunk():
+    # a budget below one (query, item) pair per 48 bytes holds one query row per chunk: every
+    # row must still be counted (the count arrays start uninitialised: fill such memory first)
+    for _ in range(3):
+        junk = [np.full((3, 5), 10**6, np.int64) for _ in range(8)]
+        del junk
+        curve = M.pr_curve(PR_Q, RAD_D, PR_QL, RAD_DL, memory_budget_mb=1e-6)
+        _assert_curve(curve, PR_COUNT_P, PR_COUNT_R)
+
+
+def test_pr_curve_on_packed_codes_with_a_code_length():
+    db = M.pack_codes(RAD_D)  # one byte per code, 4 padding bits
+    _assert_curve(M.pr_curve(PR_Q, db, PR_QL, RAD_DL, packed=True, code_length=4),
+                  PR_COUNT_P, PR_COUNT_R)
+    _assert_curve(M.pr_curve(M.pack_codes(PR_Q), db, PR_QL, RAD_DL, packed=True, code_length=4,
+                             zero_hit="skip"), PR_SKIP_P, PR_SKIP_R)
+
+
+def test_pr_curve_names_the_zero_hit_conventions():
+    with pytest.raises(ValueError, match=r"^unknown zero_hit convention 'all'; valid names: "
+                                         r"count, skip$"):
+        M.pr_curve(PR_Q, RAD_D, PR_QL, RAD_DL, zero_hit="all")
+
+
+def test_pr_curve_empty_balls_score_exactly_zero():
+    # 300 queries all -1 (class 0) against 3 items all +1 (classes 0 0 1), L = 8: radii 0..7
+    # retrieve nothing (precision 0 by convention, recall 0); radius 8 retrieves all 3 items,
+    # 2 relevant: precision 2/3, recall 1. Memory of the per-radius precision array's size is
+    # filled with 7.0 first: the precision of an empty ball must be written, not left over.
+    q, d = -np.ones((300, 8)), np.ones((3, 8))
+    ql, dl = np.zeros(300, np.int64), np.array([0, 0, 1])
+    for _ in range(3):
+        junk = [np.full((300, 9), 7.0) for _ in range(8)]
+        del junk
+        curve = M.pr_curve(q, d, ql, dl)
+        np.testing.assert_array_equal(curve["precision"][:8], np.zeros(8))
+        assert curve["precision"][8] == pytest.approx(2 / 3, rel=0, abs=1e-15)
+        np.testing.assert_array_equal(curve["recall"], [0] * 8 + [1])
+
+
+def test_chunk_rows_of_the_radius_counts_follow_the_budget():
+    # 1.5 MB = 1572864 bytes; 48 bytes per pair x 8192 items = 393216 bytes per row -> 4 rows
+    assert M._chunk_rows(8192, 1.5) == 4
+    # 1 MB: 1048576 // (48 * 5000 = 240000) = 4 (4.37 rows)
+    assert M._chunk_rows(5000, 1.0) == 4
+    # 0.001 MB = 1048.576 bytes < one row of 48 * 1000 bytes: still one row, never more
+    assert M._chunk_rows(1000, 0.001) == 1
+    # a large budget is capped at 16 rows
+    assert M._chunk_rows(10, 256.0) == 16
+
+
+# ------------------------------------------------------------------------------------------------
+# zero-hit reductions
+# ------------------------------------------------------------------------------------------------
+
+
+def test_skip_without_any_hit_is_nan_without_a_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NumPy's "Mean of empty slice" would be an error here
+        assert np.isnan(M._mean_skip(np.zeros(3), np.zeros(3, bool)))
+        assert M._mean_skip(np.array([0.25, 0.5, 1.0]), np.array([True, False, True])) == 0.625
+        # q1 = (+1, -1, +1, -1): its nearest items are at distance 2, radius 0 retrieves nothing
+        got = M.precision_within_radius(PR_Q[1:2], RAD_D, PR_QL[1:2], RAD_DL, 0, zero_hit="skip")
+        assert np.isnan(got)
