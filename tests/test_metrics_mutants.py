@@ -335,3 +335,34 @@ def test_skip_without_any_hit_is_nan_without_a_warning():
         # q1 = (+1, -1, +1, -1): its nearest items are at distance 2, radius 0 retrieves nothing
         got = M.precision_within_radius(PR_Q[1:2], RAD_D, PR_QL[1:2], RAD_DL, 0, zero_hit="skip")
         assert np.isnan(got)
+
+
+# ------------------------------------------------------------------------------------------------
+# unpack_codes input checks
+# ------------------------------------------------------------------------------------------------
+
+
+def test_unpack_codes_round_trip_with_padding():
+    # 0b1010_0000 with code_length 3 -> +1 -1 +1 ; 0b0100_0000 -> -1 +1 -1
+    got = M.unpack_codes(np.array([[0xA0], [0x40]], np.uint8), 3)
+    np.testing.assert_array_equal(got, [[1, -1, 1], [-1, 1, -1]])
+    assert got.dtype == np.float32
+
+
+def test_unpack_codes_names_what_is_wrong():
+    with pytest.raises(TypeError, match=r"^packed codes must be a numpy array or a torch tensor, "
+                                        r"got list$"):
+        M.unpack_codes([[0xA0]])
+    for bad in (np.array([0xA0, 0x40], np.uint8),      # 1-D uint8
+                np.array([[0xA0], [0x40]], np.int64),  # 2-D, not uint8
+                np.zeros((1, 1, 1), np.uint8)):
+        with pytest.raises(ValueError, match=r"^packed codes must be a uint8 array \(n, "
+                                             r"ceil\(L/8\)\), got dtype .* produce them with "
+                                             r"pack_codes$"):
+            M.unpack_codes(bad)
+    with pytest.raises(ValueError, match=r"^packed codes: code_length=9 does not match 1 packed "
+                                         r"bytes per code \(need 1\.\.8\)$"):
+        M.unpack_codes(np.array([[0xA0]], np.uint8), 9)
+    with pytest.raises(ValueError, match=r"^packed codes: padding bits beyond code_length=2 are "
+                                         r"not zero; pack with pack_codes$"):
+        M.unpack_codes(np.array([[0xA0]], np.uint8), 2)  # bit 3 (0x20) is set
