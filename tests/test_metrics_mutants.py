@@ -366,3 +366,144 @@ def test_unpack_codes_names_what_is_wrong():
     with pytest.raises(ValueError, match=r"^packed codes: padding bits beyond code_length=2 are "
                                          r"not zero; pack with pack_codes$"):
         M.unpack_codes(np.array([[0xA0]], np.uint8), 2)  # bit 3 (0x20) is set
+
+
+# ------------------------------------------------------------------------------------------------
+# every user-facing message of the input checks, word for word
+# ------------------------------------------------------------------------------------------------
+
+_BINARISE = "; binarise first, e.g. torch.where(x >= 0, 1.0, -1.0) (sign(0) = +1)"
+
+
+def _map(**kw):
+    """map_at_k on the radius data (one query, five 4-bit items) with some inputs replaced."""
+    args = dict(query_codes=RAD_Q, db_codes=RAD_D, query_labels=RAD_QL, db_labels=RAD_DL, k=None)
+    args.update(kw)
+    return M.map_at_k(args.pop("query_codes"), args.pop("db_codes"), args.pop("query_labels"),
+                      args.pop("db_labels"), args.pop("k"), **args)
+
+
+@pytest.mark.parametrize("kw, error, message", [
+    # option names (_lookup), an unhashable name included
+    (dict(zero_hit="drop"), ValueError, "unknown zero_hit convention 'drop'; valid names: count, skip"),
+    (dict(ties="random"), ValueError, "unknown tie rule 'random'; valid names: index"),
+    (dict(ties=["index"]), ValueError, "unknown tie rule ['index']; valid names: index"),
+    (dict(backend="cuda"), ValueError,
+     "unknown backend (or 'auto') 'cuda'; valid names: faiss, numpy, torch"),
+    # budget, threads, k
+    (dict(memory_budget_mb=0), ValueError, "memory_budget_mb must be > 0, got 0"),
+    (dict(memory_budget_mb=-1.5), ValueError, "memory_budget_mb must be > 0, got -1.5"),
+    (dict(threads=0), ValueError, "threads must be a positive integer or None, got 0"),
+    (dict(threads=True), ValueError, "threads must be a positive integer or None, got True"),
+    (dict(threads=2.0), ValueError, "threads must be a positive integer or None, got 2.0"),
+    (dict(k=0), ValueError, "k must be a positive integer or None (whole database), got 0"),
+    (dict(k=True), ValueError, "k must be a positive integer or None (whole database), got True"),
+    (dict(k=2.0), ValueError, "k must be a positive integer or None (whole database), got 2.0"),
+    (dict(k=np.int64(-3)), ValueError,
+     "k must be a positive integer or None (whole database), got np.int64(-3)"),
+    # codes: type, shape, length, dtype
+    (dict(db_codes=[[1, 1, 1, 1]]), TypeError,
+     "db_codes must be a numpy array or a torch tensor, got list"),
+    (dict(query_codes=[[1, 1, 1, 1]]), TypeError,
+     "query_codes must be a numpy array or a torch tensor, got list"),
+    (dict(db_codes=np.ones(4)), ValueError, "db_codes must have shape (n, L), got shape (4,)"),
+    (dict(query_codes=np.ones((1, 0))), ValueError, "query_codes has code length 0"),
+    (dict(db_codes=np.full((5, 4), "1")), ValueError,
+     "db_codes must be a numeric array of +-1 or 0/1 codes, got dtype <U1"),
+    (dict(query_codes=np.ones((1, 4), complex)), ValueError,
+     "query_codes must be a numeric array of +-1 or 0/1 codes, got dtype complex128"),
+    # codes: values (0.5 at row 1, column 2 of the database; a -1 among 0/1 query codes)
+    (dict(db_codes=np.where(np.arange(20).reshape(5, 4) == 6, 0.5, RAD_D)), ValueError,
+     "db_codes must hold +-1 or 0/1 values (one convention per array); found 0.5 at row 1, "
+     "column 2" + _BINARISE),
+    (dict(query_codes=np.array([[1, 0, -1, 1]])), ValueError,
+     "query_codes must hold +-1 or 0/1 values (one convention per array); found -1 at row 0, "
+     "column 2 (the array also holds 0: +-1 and 0/1 codes cannot be mixed)" + _BINARISE),
+    # code lengths
+    (dict(query_codes=np.ones((1, 5))), ValueError,
+     "query codes have 5 bits but database codes have 4"),
+    (dict(code_length=5), ValueError, "db_codes have 4 bits but code_length=5"),
+    (dict(query_codes=np.ones((0, 4))), ValueError,
+     "query_codes and db_codes must each hold at least one code"),
+    (dict(db_codes=np.ones((0, 4)), db_labels=np.zeros(0, np.int64)), ValueError,
+     "query_codes and db_codes must each hold at least one code"),
+    # packed codes
+    (dict(packed=True), ValueError,
+     "db_codes with packed=True must be a uint8 array (n, ceil(L/8)) from pack_codes, got dtype "
+     "float32 shape (5, 4)"),
+    (dict(packed=True, db_codes=np.zeros((5, 1), np.uint8), code_length=9), ValueError,
+     "db_codes: code_length=9 does not match 1 packed bytes per code (need 1..8)"),
+    (dict(packed=True, db_codes=np.zeros((5, 2), np.uint8), code_length=8), ValueError,
+     "db_codes: code_length=8 does not match 2 packed bytes per code (need 9..16)"),
+    (dict(packed=True, db_codes=np.full((5, 1), 0x08, np.uint8), code_length=4), ValueError,
+     "db_codes: padding bits beyond code_length=4 are not zero; pack with pack_codes"),
+    # labels
+    (dict(query_labels=[0]), TypeError,
+     "query_labels must be a numpy array or a torch tensor, got list"),
+    (dict(db_labels=(0, 1, 0, 1, 1)), TypeError,
+     "db_labels must be a numpy array or a torch tensor, got tuple"),
+    (dict(query_labels=np.zeros((1, 2, 2), np.int64)), ValueError,
+     "query_labels must be multi-hot (n, C) or class ids (n,), got shape (1, 2, 2)"),
+    (dict(db_labels=np.zeros((), np.int64)), ValueError,
+     "db_labels must be multi-hot (n, C) or class ids (n,), got shape ()"),
+    (dict(db_labels=np.array([0, 1, 0])), ValueError, "db_labels has 3 rows but there are 5 codes"),
+    (dict(query_labels=np.array([0, 1])), ValueError,
+     "query_labels has 2 rows but there are 1 codes"),
+    (dict(query_labels=np.zeros((1, 1), np.int64)), ValueError,
+     "query_labels has shape (1, 1): a single column reads either as class ids or as multi-hot "
+     "labels of one class, which rank differently; pass class ids as a 1-D array (labels[:, 0] "
+     "or labels.ravel()), or multi-hot labels with one column per class (e.g. np.eye(2)[ids] for "
+     "two classes)"),
+    (dict(query_labels=np.array([0.0])), ValueError,
+     "query_labels given as class ids (n,) must be integers, got float64"),
+    (dict(db_labels=np.eye(5, 3, dtype=np.int64) * 2), ValueError,
+     "db_labels must be multi-hot 0/1 (n, C), got values from 0 to 2; +-1 labels: pass "
+     "(labels > 0)"),
+    (dict(query_labels=-np.ones((1, 3))), ValueError,
+     "query_labels must be multi-hot 0/1 (n, C), got values from -1.0 to -1.0; +-1 labels: pass "
+     "(labels > 0)"),
+    (dict(query_labels=np.array([[0.5, 0.0, 0.0]])), ValueError,
+     "query_labels must be multi-hot 0/1 (n, C), got values from 0.0 to 0.5; +-1 labels: pass "
+     "(labels > 0)"),
+    (dict(query_labels=np.array([[1, 0, 0]]), db_labels=np.eye(5, 2, dtype=np.int64)), ValueError,
+     "query_labels have 3 classes (columns) but db_labels have 2; both must be multi-hot over the "
+     "same C classes (or integer class ids (n,))"),
+    (dict(query_labels=np.array([3]), db_labels=np.eye(5, 3, dtype=np.int64)), ValueError,
+     "query_labels: class ids must lie in 0..2 to match multi-hot labels"),
+    (dict(db_labels=np.array([0, 1, 0, 1, 2]), query_labels=np.array([[1, 0]])), ValueError,
+     "db_labels: class ids must lie in 0..1 to match multi-hot labels"),
+])
+def test_map_at_k_input_messages(kw, error, message):
+    import re
+
+    with pytest.raises(error, match="^" + re.escape(message) + "$"):
+        _map(**kw)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: M.average_precision_from_ranking(np.array([[0.0, 1.0]]), RAD_QL, RAD_DL),
+     "ranking must be an integer array (n_query, K), got dtype float64 shape (1, 2)"),
+    (lambda: M.average_precision_from_ranking(np.array([0, 1]), RAD_QL, RAD_DL),
+     "ranking must be an integer array (n_query, K), got dtype int64 shape (2,)"),
+    (lambda: M.average_precision_from_ranking(np.array([[0, 5]]), RAD_QL, RAD_DL),
+     "ranking holds indices outside the database (faiss pads with -1 when K exceeds the database "
+     "size)"),
+    (lambda: M.average_precision_from_ranking(np.array([[-1, 0]]), RAD_QL, RAD_DL),
+     "ranking holds indices outside the database (faiss pads with -1 when K exceeds the database "
+     "size)"),
+    (lambda: M.precision_at_k_curve(RAD_Q, RAD_D, RAD_QL, RAD_DL, []),
+     "ks must be a non-empty sequence of positive integers, got []"),
+    (lambda: M.precision_at_k_curve(RAD_Q, RAD_D, RAD_QL, RAD_DL, (2, 0)),
+     "ks must be a non-empty sequence of positive integers, got (2, 0)"),
+    (lambda: M.stable_topk_rows(np.zeros(3, np.uint8), 1),
+     "dist must be 2-D (rows, n), got shape (3,)"),
+    (lambda: M.stable_topk_rows(np.zeros((2, 3), np.uint8), 0), "k must be >= 1, got 0"),
+    (lambda: M.pack_codes(np.array([[1, 2]])),
+     "codes must hold +-1 or 0/1 values (one convention per array); found 2 at row 0, column 1"
+     + _BINARISE),
+])
+def test_other_input_messages(call, message):
+    import re
+
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        call()
