@@ -507,3 +507,54 @@ def test_other_input_messages(call, message):
 
     with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
         call()
+
+
+# ------------------------------------------------------------------------------------------------
+# mAP@K and precision@K at the boundaries of K, with ties decided by the database index
+# ------------------------------------------------------------------------------------------------
+
+# PR_Q against RAD_D (classes 0 1 0 1 1), stable ranking (distance, index):
+#   q0 (class 0): distances 0 1 2 3 4 -> items 0 1 2 3 4 -> rel 1 0 1 0 0
+#   q1 (class 0): distances 2 3 2 3 2 -> items 0 2 4 (d 2) then 1 3 (d 3) -> rel 1 1 0 0 0
+#      (a tie rule putting item 4 before item 2 would give rel 1 0 1 and AP@3 5/6)
+#   q2 (class 2): nothing relevant -> AP 0, precision 0
+# AP@1: 1, 1, 0 ; AP@2: 1, 1, 0 ; AP@K >= 3: q0 (1 + 2/3) / 2 = 5/6, q1 1, q2 0
+# mAP count: K = 1, 2 -> 2/3 ; K >= 3 -> (5/6 + 1) / 3 = 11/18
+# mAP skip:  K = 1, 2 -> 1   ; K >= 3 -> (5/6 + 1) / 2 = 11/12
+@pytest.mark.parametrize("backend", ["numpy", "torch", "faiss"])
+@pytest.mark.parametrize("k, count, skip", [
+    (1, 2 / 3, 1.0), (2, 2 / 3, 1.0), (3, 11 / 18, 11 / 12), (4, 11 / 18, 11 / 12),
+    (5, 11 / 18, 11 / 12),    # K = database size
+    (6, 11 / 18, 11 / 12),    # K > database size: clipped
+    (None, 11 / 18, 11 / 12), # whole database
+])
+def test_map_at_k_boundaries_by_hand(backend, k, count, skip):
+    if backend != "numpy":
+        pytest.importorskip(backend)
+    got = M.map_at_k(PR_Q, RAD_D, PR_QL, RAD_DL, k, backend=backend)
+    assert got == pytest.approx(count, rel=0, abs=1e-15)
+    got = M.map_at_k(PR_Q, RAD_D, PR_QL, RAD_DL, k, zero_hit="skip", backend=backend)
+    assert got == pytest.approx(skip, rel=0, abs=1e-15)
+
+
+def test_ap_per_query_and_precision_at_k_by_hand():
+    ap = M.mean_average_precision_per_query(PR_Q, RAD_D, PR_QL, RAD_DL, 3)
+    np.testing.assert_allclose(ap, [5 / 6, 1, 0], rtol=0, atol=1e-15)
+    ap = M.mean_average_precision_per_query(PR_Q, RAD_D, PR_QL, RAD_DL, np.int64(1))
+    np.testing.assert_array_equal(ap, [1, 1, 0])
+    # precision@K (rel rows above): P@1 (1 + 1 + 0)/3 = 2/3 ; P@2 (1/2 + 1)/3 = 1/2 ;
+    # P@3 (2/3 + 2/3)/3 = 4/9 ; P@5 (2/5 + 2/5)/3 = 4/15 ; P@6 clipped to P@5
+    got = M.precision_at_k_curve(PR_Q, RAD_D, PR_QL, RAD_DL, [1, 2, 3, 5, 6])
+    np.testing.assert_allclose(got, [2 / 3, 1 / 2, 4 / 9, 4 / 15, 4 / 15], rtol=0, atol=1e-15)
+    got = M.precision_at_k_curve(PR_Q, RAD_D, PR_QL, RAD_DL, (np.int64(3),))
+    np.testing.assert_allclose(got, [4 / 9], rtol=0, atol=1e-15)
+
+
+def test_single_item_database_and_single_query():
+    # n_db = 1: the item is relevant (AP 1) or not (AP 0), for every K
+    for k in (1, 2, None):
+        assert M.map_at_k(RAD_Q, RAD_D[:1], RAD_QL, RAD_DL[:1], k) == 1.0
+        assert M.map_at_k(RAD_Q, RAD_D[1:2], RAD_QL, RAD_DL[1:2], k) == 0.0
+        assert np.isnan(M.map_at_k(RAD_Q, RAD_D[1:2], RAD_QL, RAD_DL[1:2], k, zero_hit="skip"))
+    assert M.precision_within_radius(RAD_Q, RAD_D[:1], RAD_QL, RAD_DL[:1], 0) == 1.0
+    np.testing.assert_array_equal(M.hamming_distance(RAD_Q, RAD_D[4:5]), [[4]])
