@@ -558,3 +558,44 @@ def test_single_item_database_and_single_query():
         assert np.isnan(M.map_at_k(RAD_Q, RAD_D[1:2], RAD_QL, RAD_DL[1:2], k, zero_hit="skip"))
     assert M.precision_within_radius(RAD_Q, RAD_D[:1], RAD_QL, RAD_DL[:1], 0) == 1.0
     np.testing.assert_array_equal(M.hamming_distance(RAD_Q, RAD_D[4:5]), [[4]])
+
+
+# ------------------------------------------------------------------------------------------------
+# packed codes: the code_length range of B bytes is 8 (B - 1) + 1 .. 8 B, default 8 B
+# ------------------------------------------------------------------------------------------------
+
+
+def test_packed_code_length_defaults_to_whole_bytes_and_takes_both_ends_of_its_range():
+    one = np.array([[0xA0], [0x41]], np.uint8)
+    # default: 8 bits per byte -> 1010 0000 and 0100 0001 as +-1
+    np.testing.assert_array_equal(M.unpack_codes(one), [[1, -1, 1, -1, -1, -1, -1, -1],
+                                                        [-1, 1, -1, -1, -1, -1, -1, 1]])
+    np.testing.assert_array_equal(M.unpack_codes(one, 8), M.unpack_codes(one))  # upper end
+    two = np.array([[0xFF, 0x80], [0x00, 0x00]], np.uint8)
+    # two bytes: 9..16 bits; 9 bits keeps the first bit of the second byte
+    np.testing.assert_array_equal(M.unpack_codes(two, 9), [[1] * 9, [-1] * 9])
+    assert M.unpack_codes(two).shape == (2, 16)
+    # the same through the metrics: distances of packed codes, default and explicit lengths
+    # (0xA0 vs 0x41: bits 0, 1, 2, 7 differ -> 4 ; 0xFF80 vs 0x0000 at 9 bits -> 9)
+    np.testing.assert_array_equal(M.hamming_distance(one, one, packed=True), [[0, 4], [4, 0]])
+    np.testing.assert_array_equal(M.hamming_distance(two, two, packed=True, code_length=9),
+                                  [[0, 9], [9, 0]])
+    np.testing.assert_array_equal(M.hamming_distance(two, two, packed=True), [[0, 9], [9, 0]])
+    # unpacked 16-bit queries meet a packed database of default length 16
+    np.testing.assert_array_equal(
+        M.hamming_distance(np.ones((1, 16)), two, packed=True), [[7, 16]])
+    assert M.map_at_k(np.ones((1, 16)), two, np.array([1]), np.array([0, 1]), packed=True) == 0.5
+
+
+@pytest.mark.parametrize("last_byte", [0x01, 0x02, 0x04, 0x08])
+def test_every_padding_bit_is_checked(last_byte):
+    # code_length 4 in one byte: the low 4 bits are padding, each must be zero
+    with pytest.raises(ValueError, match=r"padding bits beyond code_length=4 are not zero"):
+        M.unpack_codes(np.array([[0x00], [0xF0 | last_byte]], np.uint8), 4)
+    with pytest.raises(ValueError, match=r"padding bits beyond code_length=4 are not zero"):
+        M.hamming_distance(RAD_Q, np.array([[0xF0 | last_byte]], np.uint8), packed=True,
+                           code_length=4)
+    # code_length 7: one padding bit, the lowest
+    assert M.unpack_codes(np.array([[0xFE]], np.uint8), 7).tolist() == [[1.0] * 7]
+    with pytest.raises(ValueError, match=r"padding bits beyond code_length=7 are not zero"):
+        M.unpack_codes(np.array([[0xFF]], np.uint8), 7)
