@@ -599,3 +599,12 @@ def test_every_padding_bit_is_checked(last_byte):
     assert M.unpack_codes(np.array([[0xFE]], np.uint8), 7).tolist() == [[1.0] * 7]
     with pytest.raises(ValueError, match=r"padding bits beyond code_length=7 are not zero"):
         M.unpack_codes(np.array([[0xFF]], np.uint8), 7)
+
+
+def test_average_precision_from_ranking_names_a_ranking_of_the_wrong_type():
+    with pytest.raises(TypeError, match=r"^ranking must be a numpy array or a torch tensor, got "
+                                        r"list$"):
+        M.average_precision_from_ranking([[0, 1]], RAD_QL, RAD_DL)
+    # the same ranking as an array: rel 1 0 -> AP 1
+    np.testing.assert_array_equal(
+        M.average_precision_from_ranking(np.array([[0, 1]]), RAD_QL, RAD_DL), [1.0])
