@@ -608,3 +608,23 @@ def test_average_precision_from_ranking_names_a_ranking_of_the_wrong_type():
     # the same ranking as an array: rel 1 0 -> AP 1
     np.testing.assert_array_equal(
         M.average_precision_from_ranking(np.array([[0, 1]]), RAD_QL, RAD_DL), [1.0])
+
+
+def test_radius_counts_hold_one_query_row_at_a_time_on_a_small_budget():
+    # 400 queries x 4000 items, L = 8, memory_budget_mb = 0.1: one row of 4000 pairs at 48 bytes
+    # is 192000 bytes > 0.1 MB, so the counts run one query row per chunk. Counting all 400 rows
+    # at once would take 400 x 4000 x (8-byte distances + 8-byte bin keys) = 25.6 MB; one row at
+    # a time, with the tile scratch and the per-query counts, stays far below 4 MB.
+    import tracemalloc
+
+    rng = np.random.default_rng(11)
+    q = np.where(rng.random((400, 8)) < 0.5, 1.0, -1.0)
+    d = np.where(rng.random((4000, 8)) < 0.5, 1.0, -1.0)
+    ql, dl = rng.integers(0, 3, 400), rng.integers(0, 3, 4000)
+    tracemalloc.start()
+    try:
+        M.pr_curve(q, d, ql, dl, memory_budget_mb=0.1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20, peak
