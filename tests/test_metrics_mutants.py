@@ -628,3 +628,13 @@ def test_radius_counts_hold_one_query_row_at_a_time_on_a_small_budget():
     finally:
         tracemalloc.stop()
     assert peak < 4 * 2**20, peak
+
+
+def test_hamming_distance_is_an_int32_matrix_and_checks_the_code_length():
+    # RAD_Q (all +1) against item j with j bits at -1: distance j
+    got = M.hamming_distance(RAD_Q, RAD_D)
+    assert got.dtype == np.int32 and got.shape == (1, 5)  # documented: int32 (n_query, n_db)
+    np.testing.assert_array_equal(got, [[0, 1, 2, 3, 4]])
+    np.testing.assert_array_equal(M.hamming_distance(RAD_Q, RAD_D, code_length=4), got)
+    with pytest.raises(ValueError, match=r"^db_codes have 4 bits but code_length=5$"):
+        M.hamming_distance(RAD_Q, RAD_D, code_length=5)
