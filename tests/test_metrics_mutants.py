@@ -638,3 +638,12 @@ def test_hamming_distance_is_an_int32_matrix_and_checks_the_code_length():
     np.testing.assert_array_equal(M.hamming_distance(RAD_Q, RAD_D, code_length=4), got)
     with pytest.raises(ValueError, match=r"^db_codes have 4 bits but code_length=5$"):
         M.hamming_distance(RAD_Q, RAD_D, code_length=5)
+
+
+def test_average_precision_from_ranking_names_labels_of_the_wrong_type():
+    with pytest.raises(TypeError, match=r"^query_labels must be a numpy array or a torch tensor, "
+                                        r"got list$"):
+        M.average_precision_from_ranking(np.array([[0, 1]]), [0], RAD_DL)
+    with pytest.raises(TypeError, match=r"^db_labels must be a numpy array or a torch tensor, "
+                                        r"got tuple$"):
+        M.average_precision_from_ranking(np.array([[0, 1]]), RAD_QL, (0, 1, 0, 1, 1))
