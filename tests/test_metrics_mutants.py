@@ -647,3 +647,26 @@ def test_average_precision_from_ranking_names_labels_of_the_wrong_type():
     with pytest.raises(TypeError, match=r"^db_labels must be a numpy array or a torch tensor, "
                                         r"got tuple$"):
         M.average_precision_from_ranking(np.array([[0, 1]]), RAD_QL, (0, 1, 0, 1, 1))
+
+
+@pytest.mark.filterwarnings("ignore:ComplexHalf support is experimental")
+def test_a_tensor_dtype_numpy_lacks_is_named_with_the_fix():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=r"^query_labels has dtype torch\.complex32, which NumPy "
+                                         r"cannot hold; convert it first \(e\.g\. \.float\(\) for "
+                                         r"codes, \.long\(\) for class ids\)$"):
+        M.average_precision_from_ranking(np.array([[0, 1]]), torch.zeros(1, dtype=torch.complex32),
+                                         RAD_DL)
+
+
+def test_a_bad_value_is_found_against_the_first_unset_entry():
+    # 0/1 codes (the first entry that is not set is a 0) holding a 2 and a -1: the 2 is named
+    # first (column 2); reading the convention from any other entry would name the 0 or the -1
+    with pytest.raises(ValueError, match=r"^codes must hold \+-1 or 0/1 values \(one convention "
+                                         r"per array\); found 2 at row 0, column 2; binarise"):
+        M.pack_codes(np.array([[1, 0, 2, -1]]))
+    # +-1 codes whose first unset entry is a -1 in row 1, then a 0: the 0 is the bad value
+    with pytest.raises(ValueError, match=r"^codes must hold \+-1 or 0/1 values \(one convention "
+                                         r"per array\); found 0 at row 1, column 3 \(the array "
+                                         r"also holds -1: \+-1 and 0/1 codes cannot be mixed\); "):
+        M.pack_codes(np.array([[1, 1, 1, 1], [1, -1, 1, 0]]))
