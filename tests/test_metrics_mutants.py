@@ -670,3 +670,13 @@ def test_a_bad_value_is_found_against_the_first_unset_entry():
                                          r"per array\); found 0 at row 1, column 3 \(the array "
                                          r"also holds -1: \+-1 and 0/1 codes cannot be mixed\); "):
         M.pack_codes(np.array([[1, 1, 1, 1], [1, -1, 1, 0]]))
+
+
+def test_ap_per_query_forwards_packed_code_length_and_threads():
+    # PAR data (see evaluate_paradigms above), student database packed with code_length 12,
+    # unpacked 12-bit queries, k = 2: query 0 -> 1/2, query 1 (no relevant item) -> 0
+    ap = M.mean_average_precision_per_query(PAR_Q, M.pack_codes(PAR_S), PAR_QL, PAR_DL, 2,
+                                            packed=True, code_length=12, threads=1)
+    np.testing.assert_allclose(ap, [1 / 2, 0], rtol=0, atol=1e-15)
+    with pytest.raises(ValueError, match=r"^threads must be a positive integer or None, got 0$"):
+        M.mean_average_precision_per_query(PAR_Q, PAR_S, PAR_QL, PAR_DL, 2, threads=0)
