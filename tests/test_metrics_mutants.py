@@ -680,3 +680,11 @@ def test_ap_per_query_forwards_packed_code_length_and_threads():
     np.testing.assert_allclose(ap, [1 / 2, 0], rtol=0, atol=1e-15)
     with pytest.raises(ValueError, match=r"^threads must be a positive integer or None, got 0$"):
         M.mean_average_precision_per_query(PAR_Q, PAR_S, PAR_QL, PAR_DL, 2, threads=0)
+
+
+def test_precision_at_k_takes_integer_valued_float_ks():
+    # ks from np.linspace are floats 1.0 .. 5.0 (K = 5 is the database size). Rel rows of PR_Q
+    # (see above): q0 1 0 1 0 0, q1 1 1 0 0 0, q2 none. P@1 2/3, P@2 1/2, P@3 4/9,
+    # P@4 (2/4 + 2/4 + 0)/3 = 1/3, P@5 (2/5 + 2/5)/3 = 4/15
+    got = M.precision_at_k_curve(PR_Q, RAD_D, PR_QL, RAD_DL, np.linspace(1, 5, 5))
+    np.testing.assert_allclose(got, [2 / 3, 1 / 2, 4 / 9, 1 / 3, 4 / 15], rtol=0, atol=1e-15)
