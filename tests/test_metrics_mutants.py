@@ -688,3 +688,14 @@ def test_precision_at_k_takes_integer_valued_float_ks():
     # P@4 (2/4 + 2/4 + 0)/3 = 1/3, P@5 (2/5 + 2/5)/3 = 4/15
     got = M.precision_at_k_curve(PR_Q, RAD_D, PR_QL, RAD_DL, np.linspace(1, 5, 5))
     np.testing.assert_allclose(got, [2 / 3, 1 / 2, 4 / 9, 1 / 3, 4 / 15], rtol=0, atol=1e-15)
+
+
+def test_precision_at_k_forwards_packed_code_length_and_threads():
+    # PAR data, student database packed with code_length 12, unpacked 12-bit queries:
+    # q0 ranks s1 s0 s3 s2 (distances 0 1 2 3) -> rel 0 1 0 1 ; q1 has no relevant item
+    # P@1 (0 + 0)/2 = 0 ; P@2 (1/2)/2 = 1/4 ; P@4 (2/4)/2 = 1/4
+    got = M.precision_at_k_curve(PAR_Q, M.pack_codes(PAR_S), PAR_QL, PAR_DL, [1, 2, 4],
+                                 packed=True, code_length=12, threads=1)
+    np.testing.assert_allclose(got, [0, 1 / 4, 1 / 4], rtol=0, atol=1e-15)
+    with pytest.raises(ValueError, match=r"^threads must be a positive integer or None, got 0$"):
+        M.precision_at_k_curve(PAR_Q, PAR_S, PAR_QL, PAR_DL, [1], threads=0)
