@@ -699,3 +699,29 @@ def test_precision_at_k_forwards_packed_code_length_and_threads():
     np.testing.assert_allclose(got, [0, 1 / 4, 1 / 4], rtol=0, atol=1e-15)
     with pytest.raises(ValueError, match=r"^threads must be a positive integer or None, got 0$"):
         M.precision_at_k_curve(PAR_Q, PAR_S, PAR_QL, PAR_DL, [1], threads=0)
+
+
+def _reference_ap(q, d, ql, dl, k):
+    """AP@k per query: plain loop, distances by counting differing entries, stable argsort."""
+    out = []
+    for i in range(q.shape[0]):
+        dist = np.array([np.sum(q[i] != row) for row in d])
+        rel = (dl == ql[i])[np.argsort(dist, kind="stable")[:k]]
+        hits = np.cumsum(rel)
+        ranks = np.arange(1, len(rel) + 1)
+        out.append(float(np.sum(rel * hits / ranks) / hits[-1]) if hits[-1] else 0.0)
+    return np.array(out)
+
+
+def test_torch_backend_on_codes_longer_than_127_bits():
+    # L = 256: the +-1 matrix product reaches +-256, beyond any 8-bit integer arithmetic
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    q = np.where(rng.random((3, 256)) < 0.5, 1.0, -1.0)
+    d = np.where(rng.random((20, 256)) < 0.5, 1.0, -1.0)
+    d[7] = q[0]  # distance 0
+    d[3] = -q[1]  # distance 256
+    ql, dl = rng.integers(0, 2, 3), rng.integers(0, 2, 20)
+    expected = _reference_ap(q, d, ql, dl, 5)
+    got = M.mean_average_precision_per_query(q, d, ql, dl, 5, backend="torch")
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
