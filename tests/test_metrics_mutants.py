@@ -725,3 +725,16 @@ def test_torch_backend_on_codes_longer_than_127_bits():
     expected = _reference_ap(q, d, ql, dl, 5)
     got = M.mean_average_precision_per_query(q, d, ql, dl, 5, backend="torch")
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_torch_backend_one_query_row_per_chunk_covers_every_query():
+    # a budget below one row holds one query row per torch chunk; 6 queries (more than L = 4):
+    # PR_Q twice -> AP@3 5/6, 1, 0 (see the by-hand mAP test above) for each copy
+    pytest.importorskip("torch")
+    q, ql = np.concatenate([PR_Q, PR_Q]), np.concatenate([PR_QL, PR_QL])
+    for _ in range(2):
+        junk = [np.full(6, 7.0) for _ in range(8)]
+        del junk
+        ap = M.mean_average_precision_per_query(q, RAD_D, ql, RAD_DL, 3, backend="torch",
+                                                memory_budget_mb=1e-6)
+        np.testing.assert_allclose(ap, [5 / 6, 1, 0] * 2, rtol=0, atol=1e-15)
