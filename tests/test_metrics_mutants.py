@@ -738,3 +738,13 @@ def test_torch_backend_one_query_row_per_chunk_covers_every_query():
         ap = M.mean_average_precision_per_query(q, RAD_D, ql, RAD_DL, 3, backend="torch",
                                                 memory_budget_mb=1e-6)
         np.testing.assert_allclose(ap, [5 / 6, 1, 0] * 2, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("zero_hit", ["count", "skip"])
+def test_pr_curve_query_with_a_single_relevant_item(zero_hit):
+    # query all -1 (class 2); RAD_D items at distances 4 3 2 1 0 from it, classes 0 1 0 1 2:
+    # the one relevant item (4) is at distance 0 -> recall 1 at every radius; precision
+    # 1/1, 1/2, 1/3, 1/4, 1/5
+    curve = M.pr_curve(-np.ones((1, 4)), RAD_D, np.array([2]), np.array([0, 1, 0, 1, 2]),
+                       zero_hit=zero_hit)
+    _assert_curve(curve, [1, 1 / 2, 1 / 3, 1 / 4, 1 / 5], [1, 1, 1, 1, 1])
