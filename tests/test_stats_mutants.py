@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from brcd_lib.reporting.stats import Paired, paired, paired_units, verdict
+from brcd_lib.reporting.stats import (Paired, holm, interval, paired, paired_units, verdict,
+                                      verdict4)
 
 NAN = math.nan
 
@@ -182,3 +184,218 @@ def test_paired_units_without_groups():
     assert list(out.columns) == [c for c in COLUMNS if c != "paradigm"]
     assert len(out) == 1 and out.loc[0, "compared"] == "kd"
     _check_symmetric(out.iloc[0])
+
+
+# ---------------------------------------------------------------- paired: every field
+
+
+def test_paired_drops_missing_values():
+    # None, NaN and inf are left out: the same result as the finite values alone
+    res = paired([0.02, None, 0.06, float("nan"), 0.04, float("inf")])
+    assert res.n == 3 and res.mean == pytest.approx(0.04) and res.sd == pytest.approx(0.02)
+
+
+def test_paired_without_pairs_every_field():
+    res = paired([], null=0.5)
+    assert res.n == 0 and res.wins == 0 and res.null == 0.5
+    assert all(math.isnan(v) for v in (res.mean, res.low, res.high, res.p_value, res.sd))
+    res = paired([None, float("nan")])
+    assert res.n == 0 and res.wins == 0 and res.null == 0.0 and math.isnan(res.mean)
+
+
+def test_paired_one_unit_every_field():
+    res = paired([0.5], null=0.25)
+    assert (res.n, res.mean, res.wins, res.null) == (1, 0.5, 1, 0.25)
+    assert all(math.isnan(v) for v in (res.low, res.high, res.p_value, res.sd))
+    assert paired([0.25], null=0.25).wins == 0  # a tie is not a win
+
+
+def test_paired_three_units_every_field():
+    # d = 0.02, 0.06, 0.04: mean 0.04, sd 0.02 (see SYM_HALF / SYM_P below)
+    res = paired([0.02, 0.06, 0.04])
+    assert (res.n, res.wins, res.null) == (3, 3, 0.0)
+    assert res.mean == pytest.approx(0.04) and res.sd == pytest.approx(0.02)
+    assert (res.low, res.high) == pytest.approx((0.04 - SYM_HALF, 0.04 + SYM_HALF))
+    assert res.p_value == pytest.approx(SYM_P)
+
+
+def test_paired_against_a_nonzero_null():
+    # null 0.01: t = |0.04 - 0.01| / (0.02 / sqrt 3) = 1.5 sqrt 3 = 2.5980762, df 2:
+    # p = 1 - t / sqrt(2 + t^2) = 1 - 2.5980762 / 2.9580399 = 1 - 0.8783101 = 0.1216899; the
+    # interval is still the interval of the mean (the null does not move it); wins: d > 0.01 -> 3; null 0.03 -> 2
+    res = paired([0.02, 0.06, 0.04], null=0.01)
+    t = 1.5 * math.sqrt(3)
+    assert res.p_value == pytest.approx(1 - t / math.sqrt(2 + t * t))
+    assert res.p_value == pytest.approx(0.1216899, abs=1e-7)
+    assert (res.low, res.high) == pytest.approx((0.04 - SYM_HALF, 0.04 + SYM_HALF))
+    assert res.null == 0.01 and res.wins == 3
+    assert paired([0.02, 0.06, 0.04], null=0.03).wins == 2
+
+
+def test_paired_two_units_every_field():
+    # d = -0.02, 0.04 (the asymmetric units above): df 1
+    res = paired([-0.02, 0.04])
+    assert (res.n, res.wins) == (2, 1)
+    assert res.mean == pytest.approx(0.01) and res.sd == pytest.approx(math.sqrt(2) * 0.03)
+    assert (res.low, res.high) == pytest.approx((0.01 - ASY_HALF, 0.01 + ASY_HALF))
+    assert res.p_value == pytest.approx(ASY_P)
+
+
+def test_paired_zero_spread():
+    # 0.25 is exact in binary: mean 0.25, sd 0 exactly; p 0 when the mean is not the null, 1 when
+    # it is
+    res = paired([0.25, 0.25, 0.25])
+    assert (res.n, res.mean, res.low, res.high, res.p_value, res.wins, res.sd, res.null) == \
+        (3, 0.25, 0.25, 0.25, 0.0, 3, 0.0, 0.0)
+    res = paired([0.25, 0.25], null=0.25)
+    assert (res.n, res.mean, res.low, res.high, res.p_value, res.wins, res.sd, res.null) == \
+        (2, 0.25, 0.25, 0.25, 1.0, 0, 0.0, 0.25)
+
+
+def test_paired_computes_in_double_precision():
+    # float32 inputs: 2^24 + 1 + 1 = 16777218 in float64 (16777216 in float32), mean 16777218 / 3
+    res = paired(np.array([2.0 ** 24, 1.0, 1.0], dtype=np.float32))
+    assert res.mean == 16777218 / 3
+
+
+# ---------------------------------------------------------------- interval
+
+
+def test_interval_boundaries():
+    lo, hi = interval(0.5, 0.1, 1)
+    assert math.isnan(lo) and math.isnan(hi)
+    for mean, sd in ((0.5, NAN), (0.5, math.inf), (NAN, 0.1), (math.inf, 0.1)):
+        lo, hi = interval(mean, sd, 5)
+        assert math.isnan(lo) and math.isnan(hi)
+    assert interval(0.5, 0.0, 4) == (0.5, 0.5)
+    # n = 2, sd 1: half = tan(0.475 pi) * 1 / sqrt 2 = 8.9846...
+    half = math.tan(0.475 * math.pi) / math.sqrt(2)
+    assert interval(0.5, 1.0, 2) == pytest.approx((0.5 - half, 0.5 + half))
+    # n = 3, sd 1, 90 %: t(0.95, 2) = 0.9 / sqrt(2 * 0.95 * 0.05) = 2.9199856; / sqrt 3
+    half = 0.9 / math.sqrt(2 * 0.95 * 0.05) / math.sqrt(3)
+    assert interval(0.0, 1.0, 3, 0.90) == pytest.approx((-half, half))
+
+
+# ---------------------------------------------------------------- verdict4 at its boundaries
+
+
+def test_verdict4_needs_a_finite_interval():
+    assert verdict4(NAN, -0.5) == "inconclusive"
+    assert verdict4(0.5, math.inf) == "inconclusive"
+    assert verdict4(-math.inf, -0.5, margin=1.0) == "inconclusive"
+    assert verdict4(NAN, NAN, margin=1.0) == "inconclusive"
+
+
+def test_verdict4_touching_the_threshold():
+    assert verdict4(0.0, 0.04) == "inconclusive"
+    assert verdict4(0.5, 0.6, threshold=0.5) == "inconclusive"
+    assert verdict4(-0.04, 0.0) == "inconclusive"
+    assert verdict4(0.4, 0.5, threshold=0.5) == "inconclusive"
+    # touching the threshold is no direction: inside the band, that is equivalence
+    assert verdict4(0.5, 0.6, threshold=0.5, margin=0.25) == "equivalent"
+    assert verdict4(0.25, 0.5, threshold=0.5, margin=0.5) == "equivalent"
+    assert verdict4(0.5000001, 0.6, threshold=0.5) == "supported"
+    assert verdict4(0.4, 0.4999999, threshold=0.5) == "contradicted"
+
+
+def test_verdict4_equivalence_band():
+    # threshold 0.5, margin 0.25: the band is (0.25, 0.75), open at both ends (exact in binary)
+    assert verdict4(0.4, 0.6, threshold=0.5, margin=0.25) == "equivalent"
+    assert verdict4(0.25, 0.6, threshold=0.5, margin=0.25) == "inconclusive"  # low on the edge
+    assert verdict4(0.4, 0.75, threshold=0.5, margin=0.25) == "inconclusive"  # high on the edge
+    assert verdict4(0.2, 0.6, threshold=0.5, margin=0.25) == "inconclusive"   # low outside
+    assert verdict4(0.4, 0.8, threshold=0.5, margin=0.25) == "inconclusive"   # high outside
+    assert verdict4(-0.02, 0.005, margin=0.01) == "inconclusive"
+    assert verdict4(-0.005, 0.02, margin=0.01) == "inconclusive"
+    assert verdict4(-0.02, 0.03, margin=0.01) == "inconclusive"
+    assert verdict4(-0.004, 0.006, margin=None) == "inconclusive"
+    assert verdict4(-0.004, 0.006, margin=0.01) == "equivalent"
+    assert verdict4(0.1, 0.2) == "supported" and verdict4(-0.2, -0.1) == "contradicted"
+
+
+# ---------------------------------------------------------------- Holm
+
+
+def _holm_reference(p, alpha):
+    """Holm's step-down written out: adjusted p (running max of min(1, (m - r + 1) p_(r))),
+    rejected, and the level of each line."""
+    p = [float(x) for x in p]
+    idx = [i for i, x in enumerate(p) if math.isfinite(x)]
+    m = len(idx)
+    order = sorted(idx, key=lambda i: (p[i], i))
+    adjusted, rejected, levels = [NAN] * len(p), [False] * len(p), [NAN] * len(p)
+    running, stop = 0.0, None
+    for r, i in enumerate(order, start=1):
+        running = max(running, min(1.0, (m - r + 1) * p[i]))
+        adjusted[i] = running
+        if stop is None and p[i] <= alpha / (m - r + 1):
+            rejected[i], levels[i] = True, alpha / (m - r + 1)
+        else:
+            stop = r if stop is None else stop
+            levels[i] = alpha / (m - stop + 1)
+    return adjusted, rejected, levels
+
+
+def _check_holm(p, alpha, adjusted, rejected, levels):
+    got = holm(p, alpha=alpha)
+    assert got[0].tolist() == pytest.approx(adjusted, nan_ok=True)
+    assert got[1].tolist() == rejected
+    assert got[2].tolist() == pytest.approx(levels, nan_ok=True)
+    ref = _holm_reference(p, alpha)
+    assert ref[0] == pytest.approx(adjusted, nan_ok=True) and ref[1] == rejected
+    assert ref[2] == pytest.approx(levels, nan_ok=True)
+
+
+def test_holm_rejects_at_the_step_exactly():
+    # alpha 0.5, p = 0.25, 0.5 (exact in binary): steps 0.5 / 2 = 0.25 and 0.5 / 1 = 0.5, both
+    # reached with equality -> both rejected; adjusted 2 * 0.25 = 0.5, then max(0.5, 0.5) = 0.5
+    _check_holm([0.5, 0.25], 0.5, [0.5, 0.5], [True, True], [0.5, 0.25])
+
+
+def test_holm_stops_at_the_first_line_not_rejected():
+    # alpha 0.05, m 4, sorted p 0.001, 0.03, 0.035, 0.04: steps 0.0125 (reject), 0.016667
+    # (0.03 > it: stop at rank 2); ranks 2..4 read at 0.05 / (4 - 2 + 1) = 0.016667 though
+    # 0.04 < 0.05 (its own step); adjusted: 0.004, 0.09, 0.07 -> 0.09, 0.04 -> 0.09
+    _check_holm([0.04, 0.001, 0.035, 0.03], 0.05, [0.09, 0.004, 0.09, 0.09],
+                [False, True, False, False], [0.05 / 3, 0.0125, 0.05 / 3, 0.05 / 3])
+
+
+def test_holm_nothing_rejected_and_the_cap_at_one():
+    # m 3, sorted 0.4, 0.6, 0.9: 3 * 0.4 = 1.2 -> 1; 2 * 0.6 = 1.2 -> 1; 0.9 -> max 1
+    # 0.4 > 0.05 / 3: stop at rank 1: every line at 0.05 / 3
+    _check_holm([0.9, 0.4, 0.6], 0.05, [1.0, 1.0, 1.0], [False, False, False], [0.05 / 3] * 3)
+
+
+def test_holm_left_out_lines_and_a_family_of_one():
+    # NaN lines are not tested: m counts the finite ones only (here 2: 0.01 * 2 = 0.02)
+    _check_holm([NAN, 0.01, 0.02, NAN], 0.05, [NAN, 0.02, 0.02, NAN],
+                [False, True, True, False], [NAN, 0.025, 0.05, NAN])
+    _check_holm([0.03], 0.05, [0.03], [True], [0.05])
+    _check_holm([0.07], 0.05, [0.07], [False], [0.05])
+    adjusted, rejected, levels = holm([NAN, NAN])
+    assert np.isnan(adjusted).all() and not rejected.any() and np.isnan(levels).all()
+    assert adjusted.shape == rejected.shape == levels.shape == (2,)
+    assert holm([])[0].shape == (0,)
+
+
+def test_holm_ties_keep_the_order_of_the_lines():
+    # equal p: the earlier line takes the smaller rank (a stable sort). 17 lines (numpy's default
+    # sort of more than 16 items is not stable): p 0.001 at lines 3..8 (ranks 1..6), 0.002 at
+    # lines 0..2 and 9..16 (ranks 7..17); every step 0.05 / (17 - r + 1) >= 0.05 / 17 = 0.00294
+    # > 0.002: all rejected, line of rank r at 0.05 / (18 - r); adjusted: 17 * 0.001 = 0.017 for
+    # the first group, 11 * 0.002 = 0.022 for the second (the later, smaller products lose to
+    # the running max)
+    p = [0.002] * 3 + [0.001] * 6 + [0.002] * 8
+    rank = {i: r for r, i in enumerate([3, 4, 5, 6, 7, 8, 0, 1, 2] + list(range(9, 17)), start=1)}
+    levels = [0.05 / (18 - rank[i]) for i in range(17)]
+    adjusted = [0.017 if x == 0.001 else 0.022 for x in p]
+    _check_holm(p, 0.05, adjusted, [True] * 17, levels)
+
+
+def test_holm_types():
+    # a list of Python numbers, None for a line not tested (read as NaN); rejected is a boolean
+    # mask
+    adjusted, rejected, levels = holm([1, 0, None])
+    assert adjusted[:2].tolist() == [1.0, 0.0] and math.isnan(adjusted[2])
+    assert rejected.dtype == np.bool_ and rejected.tolist() == [False, True, False]
+    assert levels[:2].tolist() == pytest.approx([0.05, 0.025]) and math.isnan(levels[2])
