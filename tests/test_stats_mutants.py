@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
+from scipy.optimize import brentq
 
-from brcd_lib.reporting.stats import (Paired, holm, interval, paired, paired_units, verdict,
-                                      verdict4)
+from brcd_lib.reporting.stats import (Paired, holm, interval, paired, paired_units, seeds_needed,
+                                      smallest_detectable_effect, verdict, verdict4)
 
 NAN = math.nan
 
@@ -399,3 +400,120 @@ def test_holm_types():
     assert adjusted[:2].tolist() == [1.0, 0.0] and math.isnan(adjusted[2])
     assert rejected.dtype == np.bool_ and rejected.tolist() == [False, True, False]
     assert levels[:2].tolist() == pytest.approx([0.05, 0.025]) and math.isnan(levels[2])
+
+
+# ---------------------------------------------------------------- smallest detectable effect
+
+
+def _power(effect, sd, n, alpha):
+    """Power of the two-sided paired t-test at level alpha for a true mean ``effect``: both
+    tails of the noncentral t with df n - 1 and noncentrality effect sqrt(n) / sd."""
+    df, nc = n - 1, effect * math.sqrt(n) / sd
+    crit = sps.t.ppf(1 - alpha / 2, df)
+    lower = float(sps.nct.cdf(-crit, df, nc))  # scipy gives NaN where this tail underflows (~0)
+    return float(sps.nct.sf(crit, df, nc)) + (0.0 if math.isnan(lower) else lower)
+
+
+@pytest.mark.parametrize("sd, n, alpha, power", [
+    (0.02, 5, 0.05, 0.8),    # the kit's defaults
+    (1.0, 2, 0.5, 0.8),      # df 1, crit = tan(0.25 pi) = 1: the wrong-sign tail weighs here
+    (1.0, 2, 0.05, 0.95),    # df 1: power 0.95 needs more than crit + 10 (the bracket doubles)
+    (0.5, 3, 0.1, 0.9),
+])
+def test_smallest_detectable_effect_has_the_power_asked(sd, n, alpha, power):
+    effect = smallest_detectable_effect(sd, n, alpha=alpha, power=power)
+    assert effect > 0
+    assert _power(effect, sd, n, alpha) == pytest.approx(power, abs=1e-8)
+
+
+def test_smallest_detectable_effect_defaults_and_scale():
+    # defaults alpha 0.05, power 0.8; linear in sd, and for many units close to the normal
+    # approximation (z(0.975) + z(0.8)) sd / sqrt(n) = (1.959964 + 0.841621) sd / sqrt(n)
+    effect = smallest_detectable_effect(0.02, 5)
+    assert _power(effect, 0.02, 5, 0.05) == pytest.approx(0.8, abs=1e-8)
+    assert smallest_detectable_effect(0.04, 5) == pytest.approx(2 * effect, rel=1e-9)
+    assert smallest_detectable_effect(1.0, 2000) == pytest.approx(2.801585 / math.sqrt(2000),
+                                                                  rel=2e-3)
+
+
+def test_smallest_detectable_effect_boundaries():
+    for sd, n, kw in ((1.0, 1, {}), (1.0, 0, {}), (NAN, 5, {}), (math.inf, 5, {}),
+                      (1.0, 5, {"alpha": 0.0}), (1.0, 5, {"alpha": 1.0}),
+                      (1.0, 5, {"alpha": 1.5}), (1.0, 5, {"alpha": -0.1})):
+        assert math.isnan(smallest_detectable_effect(sd, n, **kw)), (sd, n, kw)
+    assert smallest_detectable_effect(0.0, 5) == 0.0
+    assert smallest_detectable_effect(0.0, 2) == 0.0
+    assert math.isfinite(smallest_detectable_effect(1.0, 2))  # two units are enough
+    assert smallest_detectable_effect(1.0, 5) > 0.5
+
+
+# ---------------------------------------------------------------- seeds needed
+
+
+def _sde_replica(sd, n, alpha, power=0.8):
+    """The computation of smallest_detectable_effect step by step (same scipy calls, bracket and
+    tolerance), for a margin that sits exactly on a unit count; checked by the power test."""
+    df = n - 1
+    crit = float(sps.t.ppf(1.0 - alpha / 2.0, df))
+
+    def shortfall(nc):
+        lower = float(sps.nct.cdf(-crit, df, nc))
+        upper = float(sps.nct.sf(crit, df, nc))
+        return ((upper if math.isfinite(upper) else 1.0) + (lower if math.isfinite(lower) else 0.0)
+                - power)
+
+    high = crit + 10.0
+    while shortfall(high) < 0.0:
+        high *= 2.0
+    return brentq(shortfall, 0.0, high, xtol=1e-10) * sd / math.sqrt(n)
+
+
+def test_sde_replica_has_the_power_asked():
+    assert _power(_sde_replica(1.0, 7, 0.05), 1.0, 7, 0.05) == pytest.approx(0.8, abs=1e-8)
+
+
+def _first_n(sd, margin, alpha=0.05, power=0.8):
+    n = 2
+    while _sde_replica(sd, n, alpha, power) > margin:
+        n += 1
+    return n
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 7, 9, 23])
+def test_seeds_needed_on_the_exact_margin(n):
+    # the margin equal to the effect n units detect: n fits (<=), n - 1 does not; a hair
+    # below it, n + 1 units are needed
+    margin = _sde_replica(1.0, n, 0.05)
+    got = seeds_needed(1.0, margin, alpha=0.05)
+    assert got == n and isinstance(got, int)
+    assert seeds_needed(1.0, np.nextafter(margin, 0.0), alpha=0.05) == n + 1
+
+
+def test_seeds_needed_alpha_and_power_are_passed_on():
+    margin = _sde_replica(0.5, 6, 0.1, 0.9)
+    assert seeds_needed(0.5, margin, alpha=0.1, power=0.9) == 6
+    assert _first_n(0.5, margin) != 6  # the defaults would give another count
+    # df 1, power 0.95: the bracket of the root doubles once (see the power test)
+    margin = _sde_replica(1.0, 2, 0.05, 0.95)
+    assert seeds_needed(1.0, margin, alpha=0.05, power=0.95) == 2
+    assert seeds_needed(1.0, np.nextafter(margin, 0.0), alpha=0.05, power=0.95) == 3
+
+
+def test_seeds_needed_boundaries():
+    assert seeds_needed(NAN, 0.1) is None
+    assert seeds_needed(math.inf, 0.1) is None
+    assert seeds_needed(1.0, 0.0) is None
+    assert seeds_needed(0.0, 0.0) is None  # no margin: nothing to reach, even with no spread
+    assert seeds_needed(1.0, -0.1) is None
+    assert seeds_needed(0.0, 0.1) == 2     # no spread: the fewest units with an interval
+    assert seeds_needed(0.0, 5.0) == 2
+    # margin above 1 (a difference in other units)
+    margin = _sde_replica(2.0, 4, 0.05)
+    assert margin > 1 and seeds_needed(2.0, margin, alpha=0.05) == 4
+
+
+def test_seeds_needed_limit():
+    margin = _sde_replica(1.0, 7, 0.05)
+    assert seeds_needed(1.0, margin, alpha=0.05, limit=8) == 7   # the bracket reaches 8 = limit
+    assert seeds_needed(1.0, margin, alpha=0.05, limit=7) is None
+    assert seeds_needed(1.0, margin, alpha=0.05, limit=4) is None
