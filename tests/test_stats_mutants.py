@@ -16,8 +16,10 @@ import pytest
 from scipy import stats as sps
 from scipy.optimize import brentq
 
-from brcd_lib.reporting.stats import (Paired, holm, interval, paired, paired_units, seeds_needed,
-                                      smallest_detectable_effect, verdict, verdict4)
+from brcd_lib.reporting.stats import (Paired, holm, interval, paired, paired_against,
+                                      paired_by_length, paired_frame, paired_units, seeds_needed,
+                                      smallest_detectable_effect, unit_differences, verdict,
+                                      verdict4)
 
 NAN = math.nan
 
@@ -517,3 +519,148 @@ def test_seeds_needed_limit():
     assert seeds_needed(1.0, margin, alpha=0.05, limit=8) == 7   # the bracket reaches 8 = limit
     assert seeds_needed(1.0, margin, alpha=0.05, limit=7) is None
     assert seeds_needed(1.0, margin, alpha=0.05, limit=4) is None
+
+
+# ---------------------------------------------------------------- frames of paired differences
+
+# kd 0.5 everywhere; brcd 0.5 + gain (seed 0, 1, 2):
+#   symmetric  32: 0.01 0.03 0.05 -> n 3, mean 0.03      16: 0.03 0.05 0.07 -> n 3, mean 0.05
+#   asymmetric 32: -0.02 0.04 NaN -> n 2, mean 0.01      16: 0.00 0.02 0.04 -> n 3, mean 0.02
+# a failed brcd run (status "failed", value 0.9) at symmetric 32 seed 3, whose kd run is ok;
+# a method "other" at symmetric 64 only.
+GAINS = {("symmetric", 32): [0.01, 0.03, 0.05], ("symmetric", 16): [0.03, 0.05, 0.07],
+         ("asymmetric", 32): [-0.02, 0.04, NAN], ("asymmetric", 16): [0.00, 0.02, 0.04]}
+
+
+def _frame_rows():
+    rows = []
+    for (paradigm, bits), gains in GAINS.items():
+        for seed, g in enumerate(gains):
+            base = {"seed": seed, "bits": bits, "paradigm": paradigm, "status": "ok"}
+            rows += [{**base, "method": "kd", "value": 0.5},
+                     {**base, "method": "brcd", "value": 0.5 + g}]
+    rows += [{"seed": 3, "bits": 32, "paradigm": "symmetric", "status": "failed",
+              "method": "brcd", "value": 0.9},
+             {"seed": 3, "bits": 32, "paradigm": "symmetric", "status": "ok", "method": "kd",
+              "value": 0.5}]
+    rows += [{"seed": s, "bits": 64, "paradigm": "symmetric", "status": "ok", "method": "other",
+              "value": 0.4} for s in range(3)]
+    return pd.DataFrame(rows)
+
+
+def _expect(line, d):
+    """The line's statistics against scipy's one-sample t-test of the differences d."""
+    ref = sps.ttest_1samp(d, 0.0)
+    ci = ref.confidence_interval(0.95)
+    assert line["n"] == len(d) and line["wins"] == sum(x > 0 for x in d)
+    assert line["mean"] == pytest.approx(np.mean(d))
+    assert line["sd"] == pytest.approx(np.std(d, ddof=1))
+    assert (line["low"], line["high"]) == pytest.approx((ci.low, ci.high))
+    assert line["p_value"] == pytest.approx(ref.pvalue)
+
+
+STAT_COLUMNS = ["n", "mean", "low", "high", "p_value", "wins", "sd"]
+
+
+def test_paired_frame_by_groups():
+    rows = _frame_rows()
+    rows = rows[rows["status"] == "ok"]
+    out = paired_frame(rows, column="method", a="brcd", b="kd", pair_on=["seed"],
+                       by=["paradigm", "bits"])
+    assert list(out.columns) == ["paradigm", "bits"] + STAT_COLUMNS
+    # one line per group holding a or b (not symmetric 64: only "other" runs there), sorted
+    assert list(zip(out["paradigm"], out["bits"])) == [
+        ("asymmetric", 16), ("asymmetric", 32), ("symmetric", 16), ("symmetric", 32)]
+    _expect(out.iloc[0], [0.00, 0.02, 0.04])
+    _expect(out.iloc[1], [-0.02, 0.04])
+    _expect(out.iloc[2], [0.03, 0.05, 0.07])
+    _expect(out.iloc[3], [0.01, 0.03, 0.05])
+
+
+def test_paired_frame_without_groups_and_a_missing_side():
+    rows = _frame_rows()
+    sub = rows[(rows["paradigm"] == "symmetric") & (rows["bits"] == 16)]
+    out = paired_frame(sub, column="method", a="brcd", b="kd", pair_on=["seed"])
+    assert list(out.columns) == STAT_COLUMNS and len(out) == 1
+    _expect(out.iloc[0], [0.03, 0.05, 0.07])
+    # b is absent from a group: that group's line has no pairs
+    only_a = rows[(rows["method"] == "brcd") & (rows["status"] == "ok")]
+    for a, b in (("brcd", "kd"), ("kd", "brcd")):
+        out = paired_frame(pd.concat([only_a, rows[rows["method"] == "other"]]), column="method",
+                           a=a, b=b, pair_on=["seed"], by=["paradigm"])
+        assert out["n"].tolist() == [0, 0]
+
+
+def test_unit_differences_complete_and_not():
+    rows = _frame_rows()
+    asym = rows[rows["paradigm"] == "asymmetric"]
+    # per-seed means over the lengths: seed 0 (-0.02 + 0.00) / 2 = -0.01, seed 1 (0.04 + 0.02)
+    # / 2 = 0.03; seed 2 has 16 only (32 is NaN): dropped when complete, 0.04 when not
+    got = unit_differences(asym, column="method", a="brcd", b="kd")
+    assert got.to_dict() == pytest.approx({0: -0.01, 1: 0.03})
+    got = unit_differences(asym, column="method", a="brcd", b="kd", complete=False)
+    assert got.to_dict() == pytest.approx({0: -0.01, 1: 0.03, 2: 0.04})
+    # the failed run is left out (symmetric seed 3 has no brcd run that counts)
+    sym = rows[rows["paradigm"] == "symmetric"]
+    got = unit_differences(sym, column="method", a="brcd", b="kd")
+    assert got.to_dict() == pytest.approx({0: 0.02, 1: 0.04, 2: 0.06})
+    # without a status column every row counts
+    got = unit_differences(sym[sym["status"] == "ok"].drop(columns="status"), column="method",
+                           a="brcd", b="kd")
+    assert got.to_dict() == pytest.approx({0: 0.02, 1: 0.04, 2: 0.06})
+    # over nothing: one difference per (unit) key, no averaging
+    one = sym[sym["bits"] == 16]
+    got = unit_differences(one, column="method", a="brcd", b="kd", over=())
+    assert got.to_dict() == pytest.approx({0: 0.03, 1: 0.05, 2: 0.07})
+    # a side missing: empty
+    assert unit_differences(one, column="method", a="brcd", b="none").empty
+    assert unit_differences(one, column="method", a="none", b="kd").empty
+
+
+def test_paired_against_stacks_the_comparisons():
+    rows = _frame_rows()
+    rows.loc[rows["method"] == "other", "method"] = "none"  # "none": only at symmetric 64
+    rows = pd.concat([rows, pd.DataFrame([
+        {"seed": s, "bits": b, "paradigm": p, "status": "ok", "method": "none", "value": 0.4}
+        for s in range(3) for b in (16, 32) for p in ("symmetric", "asymmetric")])])
+    out = paired_against(rows, column="method", reference="brcd", others=["kd", "none"],
+                         pair_on=["seed", "bits"], label=str.upper)
+    assert list(out.columns) == ["compared", "paradigm"] + STAT_COLUMNS
+    assert out.index.tolist() == [0, 1, 2, 3]
+    assert out["compared"].tolist() == ["KD", "KD", "NONE", "NONE"]
+    assert out["paradigm"].tolist() == ["asymmetric", "symmetric"] * 2
+    # brcd - kd over (seed, bits) pairs, the failed run left out
+    _expect(out.iloc[0], [-0.02, 0.04, 0.00, 0.02, 0.04])
+    _expect(out.iloc[1], [0.01, 0.03, 0.05, 0.03, 0.05, 0.07])
+    # brcd - none = 0.1 + gain
+    _expect(out.iloc[2], [0.08, 0.14, 0.10, 0.12, 0.14])
+    assert paired_against(rows, column="method", reference="brcd", others=[],
+                          pair_on=["seed"]).empty
+
+
+def test_paired_by_length_per_length_and_pooled():
+    rows = _frame_rows()
+    out = paired_by_length(rows, column="method", reference="brcd", others=["kd"],
+                           label=lambda n: f"vs {n}")
+    assert list(out.columns) == ["compared", "paradigm", "bits"] + STAT_COLUMNS
+    assert out.index.tolist() == list(range(6))
+    assert (out["compared"] == "vs kd").all()
+    assert list(zip(out["paradigm"], out["bits"])) == [
+        ("asymmetric", "16"), ("asymmetric", "32"), ("symmetric", "16"), ("symmetric", "32"),
+        ("symmetric", "pooled"), ("asymmetric", "pooled")]  # pooled: paradigms as they come
+    _expect(out.iloc[3], [0.01, 0.03, 0.05])          # the failed run left out
+    _expect(out.iloc[4], [0.02, 0.04, 0.06])          # per-seed means (0.01 + 0.03) / 2, ...
+    _expect(out.iloc[5], [-0.01, 0.03])               # seed 2 lacks a length: left out
+    # one length only: no pooled line
+    one = rows[rows["bits"] == 16]
+    out = paired_by_length(one, column="method", reference="brcd", others=["kd"])
+    assert out["bits"].tolist() == ["16", "16"] and out["compared"].tolist() == ["kd", "kd"]
+    assert paired_by_length(rows, column="method", reference="brcd", others=[]).empty
+
+
+def test_paired_by_length_other_unit():
+    rows = _frame_rows().rename(columns={"seed": "teacher_seed"})
+    out = paired_by_length(rows, column="method", reference="brcd", others=["kd"],
+                           unit="teacher_seed")
+    _expect(out.iloc[4], [0.02, 0.04, 0.06])
+    _expect(out.iloc[0], [0.00, 0.02, 0.04])
