@@ -664,3 +664,21 @@ def test_paired_by_length_other_unit():
                            unit="teacher_seed")
     _expect(out.iloc[4], [0.02, 0.04, 0.06])
     _expect(out.iloc[0], [0.00, 0.02, 0.04])
+
+
+def test_paired_by_length_two_lengths_and_two_comparisons():
+    rows = _frame_rows()
+    rows = rows[rows["method"] != "other"]  # exactly two lengths, 16 and 32: pooled lines
+    assert rows["bits"].nunique() == 2
+    out = paired_by_length(rows, column="method", reference="brcd", others=["kd", "kd2"])
+    # kd2: absent, its lines have no pairs; the stacked frame is numbered 0..11
+    assert out.index.tolist() == list(range(12))
+    assert out["bits"].tolist() == ["16", "32", "16", "32", "pooled", "pooled"] * 2
+    assert out["n"].tolist()[:6] == [3, 2, 3, 3, 3, 2] and out["n"].tolist()[6:] == [0] * 6
+    _expect(out.iloc[4], [0.02, 0.04, 0.06])
+
+
+def test_unit_differences_empty_is_a_float_series():
+    rows = _frame_rows()
+    got = unit_differences(rows, column="method", a="brcd", b="nothing")
+    assert got.empty and got.dtype == np.float64
