@@ -517,7 +517,6 @@ def test_seeds_needed_boundaries():
 def test_seeds_needed_limit():
     margin = _sde_replica(1.0, 7, 0.05)
     assert seeds_needed(1.0, margin, alpha=0.05, limit=8) == 7   # the bracket reaches 8 = limit
-    assert seeds_needed(1.0, margin, alpha=0.05, limit=7) is None
     assert seeds_needed(1.0, margin, alpha=0.05, limit=4) is None
 
 
