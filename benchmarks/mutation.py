@@ -182,6 +182,15 @@ def render(rows: list[dict], verdicts, equivalents, *, header: dict, diffs: dict
     return "\n".join(lines)
 
 
+def _patterns(patterns: list[str]) -> str:
+    """A rerun's patterns for the header: all of them when few, else the first three and a count
+    (mutation.run.json keeps the full list)."""
+    shown = [f"`{p}`" for p in patterns[:3]]
+    if len(patterns) > 3:
+        shown.append(f"... {len(patterns)} names and patterns in all (mutation.run.json)")
+    return ", ".join(shown)
+
+
 def _diff(name: str, mutants_dir: Path) -> str:
     out = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=mutants_dir.parent,
                          capture_output=True, text=True)
@@ -247,7 +256,7 @@ def main(args: argparse.Namespace) -> int:
             header.setdefault("reruns (`--rerun`: only these mutants again, every other verdict "
                               "kept)", [])
             header["reruns (`--rerun`: only these mutants again, every other verdict kept)"].append(
-                f"{' '.join(r['patterns'])}: {r['wall_s']:.0f} s (commit {r['commit']})")
+                f"{_patterns(r['patterns'])}: {r['wall_s']:.0f} s (commit {r['commit']})")
     verdicts = read_verdicts(mutants_dir)
     checked = sum(v != "not checked" for v, _ in verdicts.values())
     header["mutants checked"] = (f"{checked} of {len(verdicts)}" + (
