@@ -29,6 +29,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from brcd_lib.provenance import commit_of
+
 try:  # Python >= 3.11
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - the kit requires 3.11
@@ -205,44 +207,35 @@ def _version() -> str:
         return "not installed"
 
 
-def _commit() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT,
-                             capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+def _mutmut_run(max_children: int, patterns: list[str]) -> tuple[int, float]:
+    """``mutmut run`` (only ``patterns`` when given): its exit status and wall time (s)."""
+    t0 = time.perf_counter()
+    rc = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children",
+                         str(max_children), *patterns], cwd=ROOT).returncode
+    return rc, round(time.perf_counter() - t0, 1)
 
 
 def main(args: argparse.Namespace) -> int:
     mutants_dir = Path(args.mutants)
-    header = {"report written at commit": _commit(), "tool": f"mutmut {_version()}",
+    header = {"report written at commit": commit_of(str(ROOT)), "tool": f"mutmut {_version()}",
               "Python": platform.python_version(), "CPUs": os.cpu_count()}
     run_log = Path(args.out_dir) / "mutation.run.json"
     if args.rerun:
         if not mutants_dir.exists() or not run_log.exists():
             raise SystemExit("error: --rerun needs a previous run (mutants/ and mutation.run.json); "
                              "run `make mutation` first")
-        t0 = time.perf_counter()
-        rc = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children",
-                             str(args.max_children), *args.rerun], cwd=ROOT).returncode
+        rc, wall = _mutmut_run(args.max_children, args.rerun)
         last = json.loads(run_log.read_text())
         last.setdefault("reruns", []).append(
-            {"patterns": args.rerun, "wall_s": round(time.perf_counter() - t0, 1),
-             "mutmut_exit": rc, "commit": header["report written at commit"],
+            {"patterns": args.rerun, "wall_s": wall, "mutmut_exit": rc, "commit": header["report written at commit"],
              "load_after": os.getloadavg()[0]})
         run_log.write_text(json.dumps(last, indent=1))
     elif not args.no_run:
         if not args.keep and mutants_dir.exists():
             shutil.rmtree(mutants_dir)
-        t0 = time.perf_counter()
-        rc = subprocess.run([sys.executable, "-m", "mutmut", "run",
-                             "--max-children", str(args.max_children)], cwd=ROOT).returncode
-        wall = time.perf_counter() - t0
+        rc, wall = _mutmut_run(args.max_children, [])
         Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-        run_log.write_text(json.dumps({"wall_s": round(wall, 1), "mutmut_exit": rc,
+        run_log.write_text(json.dumps({"wall_s": wall, "mutmut_exit": rc,
                                        "max_children": args.max_children,
                                        "load_after": os.getloadavg()[0],
                                        "commit": header["report written at commit"],
