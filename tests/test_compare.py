@@ -331,17 +331,19 @@ def test_settings_differences_text():
     committed = {"train": {"epochs": 1, "lr": 0.1}, "seeds": [0, 1, 2], "gone": None, "same": {}}
     current = {"train": {"epochs": 2, "lr": 0.1}, "seeds": [0, 1], "new": None, "same": {}}
     assert settings_differences(committed, current) == [
-        "gone: None -> '(absent)'",
-        "new: '(absent)' -> None",
+        "gone: None -> (absent)",
+        "new: (absent) -> None",
         "seeds: [0, 1, 2] -> [0, 1]",
         "train.epochs: 1 -> 2"]
     assert settings_differences(current, current) == []
 
 
-def test_settings_differences_treats_the_absent_marker_as_absent():
-    """The marker "(absent)" stands for a setting one side lacks: a setting whose value is that
-    string on one side and that is missing on the other is no difference."""
-    assert settings_differences({"x": "(absent)"}, {"y": "(absent)"}) == []
+def test_a_setting_one_side_lacks_differs_from_every_value():
+    """A missing setting is "(absent)" in the text but is not a value: a setting whose value is
+    the string "(absent)" on one side and that the other side lacks is still a difference."""
+    assert settings_differences({"x": "(absent)"}, {}) == ["x: '(absent)' -> (absent)"]
+    assert settings_differences({}, {"y": None}) == ["y: (absent) -> None"]
+    assert settings_differences({"z": float("nan")}, {"z": 0.0}) == ["z: nan -> 0.0"]
 
 
 @pytest.mark.parametrize("n, tail", [(8, []), (9, ["... and 1 more"]), (10, ["... and 2 more"])])

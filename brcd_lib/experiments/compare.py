@@ -131,9 +131,12 @@ def settings_differences(committed: dict, current: dict, *, limit: int = 8) -> l
                 out[f"{prefix}{k}"] = v
         return out
 
+    def shown(d, k):  # a setting one side lacks is "(absent)", never a value that equals a string
+        return repr(d[k]) if k in d else "(absent)"
+
     a, b = flat(committed), flat(current)
-    diffs = [f"{k}: {a.get(k, '(absent)')!r} -> {b.get(k, '(absent)')!r}"
-             for k in sorted(set(a) | set(b)) if a.get(k, "(absent)") != b.get(k, "(absent)")]
+    diffs = [f"{k}: {shown(a, k)} -> {shown(b, k)}" for k in sorted(set(a) | set(b))
+             if (k in a) != (k in b) or (k in a and a[k] != b[k])]
     if len(diffs) > limit:
         diffs = diffs[:limit] + [f"... and {len(diffs) - limit} more"]
     return diffs
