@@ -1017,6 +1017,21 @@ def _import_faiss():
     return faiss
 
 
+def _faiss_plan(n_bytes: int, top: int, memory_budget_mb: float,
+                query_batch_size: int) -> tuple[bool, int]:
+    """(use the heap?, queries per search) for ``_faiss_ranking`` within ``memory_budget_mb``.
+
+    The counting mode keeps ``query_batch_size`` x (8 ``n_bytes`` + 1) x ``top`` 8-byte ids per
+    batch; it is used when that fits in half the budget. Each search returns ``top`` distances
+    and ids (4 + 8 bytes) per query, twice over with the copies: at most half the budget too,
+    between 1 and 4096 queries.
+    """
+    counting_bytes = query_batch_size * (8 * n_bytes + 1) * top * 8
+    use_heap = bool(counting_bytes > memory_budget_mb * 2**20 / 2)
+    step = max(1, min(4096, int(memory_budget_mb * 2**20 // (2 * 12 * top))))
+    return use_heap, step
+
+
 def _faiss_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, device, threads=1,
                    per_chunk=_identity):
     """Exhaustive binary search with ``faiss.IndexBinaryFlat`` on ``threads`` OpenMP threads.
@@ -1034,10 +1049,8 @@ def _faiss_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, dev
     faiss = _import_faiss()
     n_db, n_bytes = db_bytes.shape
     index = faiss.IndexBinaryFlat(8 * n_bytes)
-    counting_bytes = index.query_batch_size * (8 * n_bytes + 1) * top * 8
-    index.use_heap = bool(counting_bytes > memory_budget_mb * 2**20 / 2)
+    index.use_heap, step = _faiss_plan(n_bytes, top, memory_budget_mb, index.query_batch_size)
     index.add(np.ascontiguousarray(db_bytes))
-    step = max(1, min(4096, int(memory_budget_mb * 2**20 // (2 * 12 * top))))
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(threads)
     try:

@@ -283,3 +283,102 @@ def test_faiss_backend_makes_no_range_search(monkeypatch):
     got = M.mean_average_precision_per_query(pm1(q_bits), pm1(d_bits), ql, dl, 250,
                                              backend="faiss")
     np.testing.assert_allclose(got, plain_ap(q_bits, d_bits, ql, dl, 250), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_bytes, top, budget_mb, want", [
+    # counting buffer: 32 queries x (8 * 8 + 1) distances x 1000 ids x 8 B = 16,640,000 B; half of
+    # 33,280,000 B (31.73828125 MiB) is exactly that: it fits (not greater), so counting mode.
+    # Queries per search: 33,280,000 // (2 x 12 B x 1000) = 1386
+    (8, 1000, 33_280_000 / 2**20, (False, 1386)),
+    # one byte less of budget: half is 16,639,999.5 B < 16,640,000 B -> heap; 33,279,999 // 24,000
+    (8, 1000, 33_279_999 / 2**20, (True, 1386)),
+    # 256 MiB: half is 134,217,728 B, counting fits; 268,435,456 // 24,000 = 11,184 -> cap 4096
+    (8, 1000, 256.0, (False, 4096)),
+    # 1 MiB: heap; 1,048,576 // 24,000 = 43
+    (8, 1000, 1.0, (True, 43)),
+    # 0.01 MiB: 10,485.76 // 24,000 = 0 -> at least one query per search
+    (8, 1000, 0.01, (True, 1)),
+    # 16 bits, K = 10: counting 32 x 17 x 10 x 8 = 43,520 B > 419.4 B; 838.86 // 240 = 3
+    (2, 10, 0.0008, (True, 3)),
+])
+def test_faiss_plan_by_hand(n_bytes, top, budget_mb, want):
+    assert M._faiss_plan(n_bytes, top, budget_mb, 32) == want
+
+
+def test_faiss_searches_each_query_once_in_budget_sized_chunks(monkeypatch):
+    faiss = pytest.importorskip("faiss")
+    searched = []
+
+    class Recording:
+        """IndexBinaryFlat that records how many queries each search gets."""
+        def __init__(self, d):
+            object.__setattr__(self, "inner", faiss.IndexBinaryFlat(d))
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def __setattr__(self, name, value):
+            setattr(self.inner, name, value)
+
+        def search(self, q, k):
+            searched.append(q.shape[0])
+            return self.inner.search(q, k)
+
+    class Faiss:  # the faiss module with the recording index
+        IndexBinaryFlat = Recording
+        omp_get_max_threads = staticmethod(faiss.omp_get_max_threads)
+        omp_set_num_threads = staticmethod(faiss.omp_set_num_threads)
+
+    monkeypatch.setattr(M, "_import_faiss", lambda: Faiss)
+    rng = np.random.default_rng(6)
+    q_bits, d_bits = rng.random((7, 16)) < 0.5, rng.random((40, 16)) < 0.5
+    ql, dl = np.arange(7) % 2, np.arange(40) % 2
+    got = M.mean_average_precision_per_query(pm1(q_bits), pm1(d_bits), ql, dl, 10,
+                                             backend="faiss", memory_budget_mb=0.0008)
+    assert searched == [3, 3, 1]  # 3 queries per search (test_faiss_plan_by_hand), 7 in all
+    np.testing.assert_allclose(got, plain_ap(q_bits, d_bits, ql, dl, 10), rtol=0, atol=1e-12)
+
+
+def test_faiss_backend_without_faiss_names_the_fix(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "faiss", None)  # `import faiss` raises ImportError
+    with pytest.raises(ImportError, match=r"^backend='faiss' needs the faiss package \(pip install "
+                                          r"faiss-cpu, or faiss-gpu\); backend='numpy' gives the "
+                                          r"same values without it$"):
+        M._import_faiss()
+
+
+def test_unpack_torch_stays_on_the_requested_device():
+    """On the meta device (shapes only), every tensor of the unpacking must be made there: a CPU
+    tensor mixed in raises. The values are checked on the CPU."""
+    b = np.array([[0b10100000, 0b01000000]], dtype=np.uint8)  # bits 1010 0000 0100 0000
+    out = M._unpack_torch(b, 10, torch.device("meta"))
+    assert out.device.type == "meta" and tuple(out.shape) == (1, 10)
+    cpu = M._unpack_torch(b, 10, torch.device("cpu"))
+    assert cpu.tolist() == [[1, -1, 1, -1, -1, -1, -1, -1, -1, 1]]
+
+
+def test_torch_ranking_makes_every_tensor_on_the_requested_device(monkeypatch):
+    made, unpacked = [], []
+    real_arange, real_unpack = torch.arange, M._unpack_torch
+
+    def arange(*args, **kwargs):
+        made.append(kwargs.get("device"))
+        return real_arange(*args, **kwargs)
+
+    def unpack(b, code_length, device):
+        unpacked.append(device)
+        return real_unpack(b, code_length, device)
+
+    monkeypatch.setattr(torch, "arange", arange)
+    monkeypatch.setattr(M, "_unpack_torch", unpack)
+    rng = np.random.default_rng(7)
+    q_bits, d_bits = rng.random((3, 16)) < 0.5, rng.random((9, 16)) < 0.5
+    cpu = torch.device("cpu")
+    chunks = list(M._torch_ranking(M.pack_codes(q_bits), M.pack_codes(d_bits), 16, 4,
+                                   memory_budget_mb=64.0, device=cpu))
+    assert unpacked == [cpu, cpu]
+    assert made == [cpu, cpu, cpu]  # the shifts of both unpackings and the database index
+    dist = (q_bits[:, None, :] != d_bits[None, :, :]).sum(axis=2)
+    np.testing.assert_array_equal(np.concatenate([ids for _, ids in chunks]),
+                                  np.argsort(dist, axis=1, kind="stable")[:, :4])
