@@ -126,6 +126,23 @@ def test_seeds_needed_is_the_first_n_that_reaches_the_margin(sd, margin):
     strict = seeds_needed(sd, margin, alpha=0.05 / 60)
     assert strict > n
     assert seeds_needed(0.0, 0.01) == 2 and seeds_needed(float("nan"), 0.01) is None
+    # the limit is on the answer, not on the doubled bracket: an answer equal to the limit is
+    # returned (not only powers of two), one above it is None
+    assert seeds_needed(sd, margin, limit=n) == n
+    assert seeds_needed(sd, margin, limit=n - 1) is None
+
+
+def test_seeds_needed_at_a_limit_between_powers_of_two():
+    # sd 0.0143, margin 0.01: 19 units (the smallest detectable effect at 18 / 19 units is
+    # 0.01002 / 0.00972 by scipy's noncentral t, as the test above checks for any answer)
+    assert seeds_needed(0.0143, 0.01) == 19
+    assert seeds_needed(0.0143, 0.01, limit=19) == 19 and seeds_needed(0.0143, 0.01, limit=24) == 19
+    assert seeds_needed(0.0143, 0.01, limit=18) is None and seeds_needed(0.0143, 0.01, limit=3) is None
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0, -0.1])
+def test_smallest_detectable_effect_needs_a_level_strictly_between_0_and_1(alpha):
+    assert math.isnan(smallest_detectable_effect(0.01, 5, alpha=alpha))
 
 
 def test_paired_frame_matches_by_keys_not_by_order():

@@ -197,8 +197,13 @@ def smallest_detectable_effect(sd: float, n: int, *, alpha: float = ALPHA,
         return (upper if math.isfinite(upper) else 1.0) + (lower if math.isfinite(lower) else 0.0) - power
 
     high = crit + 10.0
-    while shortfall(high) < 0.0:
+    for _ in range(64):  # bounded: the power reaches any target long before 2**64 x (crit + 10)
+        if shortfall(high) >= 0.0:
+            break
         high *= 2.0
+    else:
+        raise ArithmeticError(f"no noncentrality up to {high:g} reaches power {power} "
+                              f"(alpha {alpha}, {n} units)")
     nc = _optimize.brentq(shortfall, 0.0, high, xtol=1e-10)
     return nc * sd / math.sqrt(n)
 
@@ -217,15 +222,22 @@ def seeds_needed(sd: float, margin: float, *, alpha: float = ALPHA, power: float
 
     if fits(2):
         return 2
-    low, high = 2, 4
-    while not fits(high):
-        low, high = high, high * 2
-        if high > limit:
+    low, high = 2, 4  # fits(low) is False throughout; fits(high) once the bracket is found
+    for _ in range(64):  # double the bracket, at most up to limit (loops bounded throughout)
+        if fits(min(high, limit)):
+            high = min(high, limit)
+            break
+        if high >= limit:
             return None
-    while high - low > 1:  # the effect falls with n: bisect for the first n that fits
+        low, high = high, high * 2
+    else:
+        raise ArithmeticError(f"no unit count up to {high} fits margin {margin}")
+    for _ in range(64):  # the effect falls with n: bisect for the first n that fits
+        if high - low <= 1:
+            return high
         mid = (low + high) // 2
         low, high = (low, mid) if fits(mid) else (mid, high)
-    return high
+    raise ArithmeticError(f"bisection between {low} and {high} did not end")  # unreachable
 
 
 def _ok(rows: pd.DataFrame) -> pd.DataFrame:
