@@ -10,11 +10,16 @@ if "MUTANT_UNDER_TEST" in os.environ:
     # Under mutmut (`make mutation`) the mutated modules are megabytes of trampolines and the
     # code fingerprints parse them (about 30 s): parse them once here, at collection, so that the
     # processes mutmut forks for each mutant inherit the parsed trees instead of redoing it.
+    # pytest imports this file again in every session, i.e. in every mutant's process: the flag,
+    # inherited through the fork, keeps those from hashing the megabytes again (that took 60 % of
+    # a mutant's time, py-spy).
     from brcd_lib.experiments import runstore as _runstore
 
-    _runstore.library_fingerprint()
-    for _role in _runstore.CODE_PATHS:
-        _runstore.code_fingerprint(_role)
+    if not getattr(_runstore, "_prewarmed_for_mutmut", False):
+        _runstore.library_fingerprint()
+        for _role in _runstore.CODE_PATHS:
+            _runstore.code_fingerprint(_role)
+        _runstore._prewarmed_for_mutmut = True
 
 
 @pytest.fixture(scope="session", autouse=True)
