@@ -357,7 +357,7 @@ def _sinkhorn_reference(x, y, eps=0.1, max_iter=100, tol=0.1):
     return plans
 
 
-@pytest.mark.parametrize("mined", [0, 1])
+@pytest.mark.parametrize("mined", [0, 1, 2])
 def test_packd_golden(mined):
     n_train, k, temp = 10, 5, 0.07
     d = build("packd", n_train=n_train, mined_positives=mined)
@@ -380,9 +380,11 @@ def test_packd_golden(mined):
     for b in range(B):
         rows = [bank[i] for i in negs[b]]
         pos = list(e_t[b])
-        if mined:
-            best = int(np.argmax([np.dot(r, e_t[b][0]) for r in rows]))
-            pos.append(rows.pop(best))
+        if mined:  # the `mined` rows most similar to the teacher's view 1 become positives
+            sims = [np.dot(r, e_t[b][0]) for r in rows]
+            top = sorted(range(len(rows)), key=lambda q: -sims[q])[:mined]
+            pos.extend(rows[q] for q in top)
+            rows = [r for q, r in enumerate(rows) if q not in top]
         positives.append(pos)
         negatives.append(rows)
     plans = _sinkhorn_reference(e_s, positives)
