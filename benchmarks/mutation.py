@@ -181,6 +181,13 @@ def render(rows: list[dict], verdicts, equivalents, *, header: dict, diffs: dict
     if stale:
         lines += ["## Equivalents that no longer exist", "",
                   *(f"- `{n}`" for n in stale), ""]
+    killed = sorted(n for n in set(equivalents) & set(verdicts) if verdicts[n][0] == "killed")
+    if killed:
+        lines += ["## Declared equivalent but killed", "",
+                  "A test kills these, so the declaration is wrong or names another mutant since "
+                  "its function was edited (mutmut numbers mutants per function): remove or "
+                  "correct it in benchmarks/mutation_equivalents.toml.", "",
+                  *(f"- `{n}`" for n in killed), ""]
     return "\n".join(lines)
 
 

@@ -86,3 +86,19 @@ def test_equivalent_without_a_reason_is_refused(tmp_path):
 def test_no_results_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="no mutmut results"):
         mutation.read_verdicts(tmp_path / "mutants")
+
+
+def test_report_names_equivalents_that_are_killed_or_gone(run, tmp_path, monkeypatch):
+    mutants, eq = run
+    eq.write_text('[equivalent]\n"brcd_lib.metrics.x_f__mutmut_4" = "a default"\n'
+                  '"brcd_lib.metrics.x_f__mutmut_2" = "renumbered"\n'
+                  '"brcd_lib.metrics.x_gone__mutmut_1" = "function removed"\n')
+    monkeypatch.setattr(mutation, "EQUIVALENTS", eq)
+    out = tmp_path / "out"
+    mutation.main(mutation.get_args_parser().parse_args(
+        ["--no-run", "--no-gate", "--mutants", str(mutants), "--out-dir", str(out)]))
+    text = (out / "mutation.md").read_text()
+    gone = text.split("## Equivalents that no longer exist")[1].split("##")[0]
+    killed = text.split("## Declared equivalent but killed")[1]
+    assert "`brcd_lib.metrics.x_gone__mutmut_1`" in gone and "x_f__mutmut" not in gone
+    assert "`brcd_lib.metrics.x_f__mutmut_2`" in killed and "x_f__mutmut_4" not in killed
