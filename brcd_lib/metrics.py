@@ -1212,9 +1212,12 @@ def precision_at_k_curve(query_codes, db_codes, query_labels, db_labels, ks: Seq
     precision@K = (relevant items among the first K ranked) / K, same ranking as :func:`map_at_k`;
     a K above the database size is clipped to it.
     """
-    ks_arr = np.asarray(list(ks), dtype=np.int64)
-    if ks_arr.ndim != 1 or ks_arr.size == 0 or np.any(ks_arr < 1):
+    raw = np.asarray(list(ks))
+    if raw.ndim != 1 or raw.size == 0 or raw.dtype.kind not in "iuf" or not np.all(
+            np.isfinite(raw) & (raw == np.round(raw)) & (raw >= 1)):
+        # 2.5 or NaN would be cut to an integer silently: refused like 0 or -1
         raise ValueError(f"ks must be a non-empty sequence of positive integers, got {ks!r}")
+    ks_arr = raw.astype(np.int64)
 
     def per_chunk(rows: slice, top: np.ndarray) -> np.ndarray:
         hits = np.cumsum(labels.relevance(rows, top), axis=1)

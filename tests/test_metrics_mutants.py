@@ -495,6 +495,14 @@ def test_map_at_k_input_messages(kw, error, message):
      "ks must be a non-empty sequence of positive integers, got []"),
     (lambda: M.precision_at_k_curve(RAD_Q, RAD_D, RAD_QL, RAD_DL, (2, 0)),
      "ks must be a non-empty sequence of positive integers, got (2, 0)"),
+    (lambda: M.precision_at_k_curve(RAD_Q, RAD_D, RAD_QL, RAD_DL, [2.5]),
+     "ks must be a non-empty sequence of positive integers, got [2.5]"),
+    (lambda: M.precision_at_k_curve(RAD_Q, RAD_D, RAD_QL, RAD_DL, [1, float("nan")]),
+     "ks must be a non-empty sequence of positive integers, got [1, nan]"),
+    (lambda: M.precision_at_k_curve(RAD_Q, RAD_D, RAD_QL, RAD_DL, ["3"]),
+     "ks must be a non-empty sequence of positive integers, got ['3']"),
+    (lambda: M.precision_at_k_curve(RAD_Q, RAD_D, RAD_QL, RAD_DL, [[1, 2]]),
+     "ks must be a non-empty sequence of positive integers, got [[1, 2]]"),
     (lambda: M.stable_topk_rows(np.zeros(3, np.uint8), 1),
      "dist must be 2-D (rows, n), got shape (3,)"),
     (lambda: M.stable_topk_rows(np.zeros((2, 3), np.uint8), 0), "k must be >= 1, got 0"),
@@ -748,3 +756,10 @@ def test_pr_curve_query_with_a_single_relevant_item(zero_hit):
     curve = M.pr_curve(-np.ones((1, 4)), RAD_D, np.array([2]), np.array([0, 1, 0, 1, 2]),
                        zero_hit=zero_hit)
     _assert_curve(curve, [1, 1 / 2, 1 / 3, 1 / 4, 1 / 5], [1, 1, 1, 1, 1])
+
+
+def test_precision_curve_takes_integer_valued_floats():
+    """K = 2.0 is K = 2 (a whole number); only fractional, NaN or non-numeric K are refused."""
+    np.testing.assert_array_equal(
+        M.precision_at_k_curve(RAD_Q, RAD_D, RAD_QL, RAD_DL, [2.0, 1]),
+        M.precision_at_k_curve(RAD_Q, RAD_D, RAD_QL, RAD_DL, [2, 1]))
