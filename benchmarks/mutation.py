@@ -250,13 +250,15 @@ def main(args: argparse.Namespace) -> int:
                                       indent=1))
     if run_log.exists():
         last = json.loads(run_log.read_text())
-        header["wall time of `mutmut run`"] = (f"{last['wall_s']:.0f} s with {last['max_children']} "
-                                              f"workers (commit {last['commit']})")
+        header["wall time of `mutmut run`"] = (
+            f"{last['wall_s']:.0f} s with {last['max_children']} workers (commit {last['commit']})"
+            + (f"; stopped by hand before the end: {last['stopped']}" if last.get("stopped") else ""))
         for r in last.get("reruns", []):
             header.setdefault("reruns (`--rerun`: only these mutants again, every other verdict "
                               "kept)", [])
             header["reruns (`--rerun`: only these mutants again, every other verdict kept)"].append(
-                f"{_patterns(r['patterns'])}: {r['wall_s']:.0f} s (commit {r['commit']})")
+                f"{_patterns(r['patterns'])}: {r['wall_s']:.0f} s (commit {r['commit']})"
+                + (f"; stopped by hand before the end: {r['stopped']}" if r.get("stopped") else ""))
     verdicts = read_verdicts(mutants_dir)
     checked = sum(v != "not checked" for v, _ in verdicts.values())
     header["mutants checked"] = (f"{checked} of {len(verdicts)}" + (

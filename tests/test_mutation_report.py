@@ -102,3 +102,20 @@ def test_report_names_equivalents_that_are_killed_or_gone(run, tmp_path, monkeyp
     killed = text.split("## Declared equivalent but killed")[1]
     assert "`brcd_lib.metrics.x_gone__mutmut_1`" in gone and "x_f__mutmut" not in gone
     assert "`brcd_lib.metrics.x_f__mutmut_2`" in killed and "x_f__mutmut_4" not in killed
+
+
+def test_report_says_when_a_run_was_stopped_by_hand(run, tmp_path, monkeypatch):
+    mutants, eq = run
+    monkeypatch.setattr(mutation, "EQUIVALENTS", eq)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mutation.run.json").write_text(json.dumps({
+        "wall_s": 1434.4, "mutmut_exit": -15, "max_children": 2, "commit": "abc",
+        "stopped": "3,847 of 11,004 checked",
+        "reruns": [{"patterns": ["brcd_lib.metrics.*"], "wall_s": 61.0, "commit": "def"}]}))
+    mutation.main(mutation.get_args_parser().parse_args(
+        ["--no-run", "--no-gate", "--mutants", str(mutants), "--out-dir", str(out)]))
+    text = (out / "mutation.md").read_text()
+    assert ("- wall time of `mutmut run`: 1434 s with 2 workers (commit abc); stopped by hand "
+            "before the end: 3,847 of 11,004 checked\n") in text
+    assert "  - `brcd_lib.metrics.*`: 61 s (commit def)\n" in text
