@@ -864,9 +864,9 @@ def _t_line(diffs):
 
 
 MEASURED = ("measured here (upstream-baselines study, 32 bits, class minus uniform negatives, "
-            "paired by seed, n = 3, raw 95 % intervals): CRCD asymmetric -0.0500; CRCD symmetric "
-            "+0.0500; CRD asymmetric -0.0067 [-0.0692, +0.0558]; CRD symmetric +0.0300 [+0.0052, "
-            "+0.0548]")
+            "paired by seed, raw 95 % intervals): CRCD asymmetric -0.0500 (n = 1); CRCD symmetric "
+            "+0.0500 (n = 1); CRD asymmetric -0.0067 [-0.0692, +0.0558] (n = 3); CRD symmetric "
+            "+0.0300 [+0.0052, +0.0548] (n = 3)")
 
 
 def test_measured_effects_of_the_contrastive_negatives():
@@ -876,6 +876,17 @@ def test_measured_effects_of_the_contrastive_negatives():
     assert _t_line([0.30 - 0.31, 0.28 - 0.31, 0.33 - 0.31]) == "-0.0067 [-0.0692, +0.0558]"
     assert F._measured_effects({"upstream_baselines": _upstream()}) == {
         "contrastive_negatives": MEASURED}
+
+
+def test_measured_effects_say_no_pairs_rather_than_nan():
+    up = _upstream()
+    # every uniform CRD run failed: CRD has no pair in either paradigm; CRCD keeps its one pair
+    up.loc[(up["method"] == "crd") & (up["negatives"] == "uniform"), "status"] = "failed"
+    text = F._measured_effects({"upstream_baselines": up})["contrastive_negatives"]
+    assert text == ("measured here (upstream-baselines study, 32 bits, class minus uniform "
+                    "negatives, paired by seed, raw 95 % intervals): CRCD asymmetric -0.0500 "
+                    "(n = 1); CRCD symmetric +0.0500 (n = 1); CRD asymmetric: no pairs; CRD "
+                    "symmetric: no pairs")
 
 
 def test_measured_effects_need_upstream_rows_with_negatives():

@@ -337,7 +337,10 @@ def _failed_paragraph(rows: dict[str, pd.DataFrame], root: str) -> list[str]:
                                "variant": r.get("variant"), "bits": r["bits"], "seed": r["seed"],
                                "status": r["status"]})
         if "warnings" in frame:
-            collapsed = frame[frame["warnings"].fillna("").str.contains("collapsed codes")]
+            # as strings first: a column with no warning at all is read as float64 NaN, and
+            # filling it with "" is an error from pandas 4 on
+            collapsed = frame[frame["warnings"].astype("string").fillna("")
+                              .str.contains("collapsed codes")]
             for _, r in collapsed.drop_duplicates(["method", "variant", "bits", "seed"]).iterrows():
                 failed.append({"study": study, "method": method_label(r["method"]),
                                "variant": r.get("variant"), "bits": r["bits"],
@@ -408,14 +411,18 @@ def _measured_effects(rows: dict[str, pd.DataFrame]) -> dict[str, str]:
             diff = paired_against(sub, column="negatives", reference="class", others=["uniform"],
                                   pair_on=["seed"])
             for _, r in diff.iterrows():
+                line = f"{method_label(method)} {r['paradigm']}"
+                n = int(r["n"]) if math.isfinite(r["n"]) else 0
+                if n == 0 or not math.isfinite(r["mean"]):  # e.g. every uniform run failed
+                    parts.append(f"{line}: no pairs")
+                    continue
                 interval = (f" [{r['low']:+.4f}, {r['high']:+.4f}]"
                             if math.isfinite(r["low"]) else "")
-                parts.append(f"{method_label(method)} {r['paradigm']} {r['mean']:+.4f}{interval}")
-        if parts:
-            n = int(up["seed"].nunique())
+                parts.append(f"{line} {r['mean']:+.4f}{interval} (n = {n})")
+        if parts:  # n per line: the pairs of that method and paradigm, not every seed of the study
             out["contrastive_negatives"] = (
                 f"measured here (upstream-baselines study, {int(up['bits'].iloc[0])} bits, class "
-                f"minus uniform negatives, paired by seed, n = {n}, raw 95 % intervals): "
+                f"minus uniform negatives, paired by seed, raw 95 % intervals): "
                 + "; ".join(parts))
     return out
 
