@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from brcd_lib.distill.base import DistillBatch, DistillContext
-from brcd_lib.distill.brcd import (BRCDDistiller, bit_masks, list_mask_rules,
+from brcd_lib.distill.brcd import (BRCDDistiller, bit_masks, list_mask_rules, offset_alpha,
                                    register_mask_rule)
 from brcd_lib.distill.brcd import MASK_RULES
 
@@ -72,3 +72,20 @@ def test_stats_after_prepare():
     assert st["kept_bit_fraction"] == pytest.approx(5 / 8)
     assert st["inertia"] == pytest.approx(10.0)
     assert st["offset_positive_rate"] is None and st["removed_negatives"] is None
+
+
+def test_offset_alpha_dtype_follows_a_floating_alpha_only():
+    cluster, other = torch.tensor([0, 1, 2]), torch.tensor([0, 2, 2])
+    got64 = offset_alpha(torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64), cluster, other)
+    assert got64.dtype == torch.float64 and got64.tolist() == [0.25, 1.0, 0.75]
+    got_int = offset_alpha(torch.tensor([2, 3, 4]), cluster, other)  # integer weights -> float32
+    assert got_int.dtype == torch.float32 and got_int.tolist() == [2.0, 1.0, 4.0]
+
+
+def test_offset_alpha_makes_everything_on_the_clusters_device():
+    """On the meta device (shapes only) a tensor left on the CPU would raise when mixed in."""
+    cluster = torch.tensor([0, 1, 2], device="meta")
+    out = offset_alpha(0.5, cluster, [0, 2, 2])  # a list: made on the clusters' device
+    assert out.device.type == "meta" and tuple(out.shape) == (3,)
+    out = offset_alpha(torch.tensor([0.25, 0.5, 0.75]), cluster, torch.tensor([0, 2, 2], device="meta"))
+    assert out.device.type == "meta" and out.dtype == torch.float32
