@@ -214,6 +214,11 @@ def _version() -> str:
         return "not installed"
 
 
+def _stopped(entry: dict) -> str:
+    """The suffix saying that a run recorded in mutation.run.json was stopped by hand."""
+    return f"; stopped by hand before the end: {entry['stopped']}" if entry.get("stopped") else ""
+
+
 def _mutmut_run(max_children: int, patterns: list[str]) -> tuple[int, float]:
     """``mutmut run`` (only ``patterns`` when given): its exit status and wall time (s)."""
     t0 = time.perf_counter()
@@ -252,13 +257,13 @@ def main(args: argparse.Namespace) -> int:
         last = json.loads(run_log.read_text())
         header["wall time of `mutmut run`"] = (
             f"{last['wall_s']:.0f} s with {last['max_children']} workers (commit {last['commit']})"
-            + (f"; stopped by hand before the end: {last['stopped']}" if last.get("stopped") else ""))
+            + _stopped(last))
         for r in last.get("reruns", []):
             header.setdefault("reruns (`--rerun`: only these mutants again, every other verdict "
                               "kept)", [])
             header["reruns (`--rerun`: only these mutants again, every other verdict kept)"].append(
                 f"{_patterns(r['patterns'])}: {r['wall_s']:.0f} s (commit {r['commit']})"
-                + (f"; stopped by hand before the end: {r['stopped']}" if r.get("stopped") else ""))
+                + _stopped(r))
     verdicts = read_verdicts(mutants_dir)
     checked = sum(v != "not checked" for v, _ in verdicts.values())
     header["mutants checked"] = (f"{checked} of {len(verdicts)}" + (

@@ -228,6 +228,20 @@ class TinyNet(nn.Module):
         return self.head(f)
 
 
+def head_outcome(key, value: float):
+    """A run store ``TrainOutcome`` without training: a 4-feature, 4-bit :class:`TinyNet` whose
+    head weights are all ``value`` (bias 0), recorded under ``key`` with both metrics ``value``."""
+    from brcd_lib.experiments.runstore import TrainOutcome
+    from brcd_lib.training import engine
+
+    net = TinyNet(d=4, bits=4)
+    with torch.no_grad():
+        net.head.weight.fill_(value)
+        net.head.bias.zero_()
+    return TrainOutcome(heads={"symmetric": engine.head_state(net)}, best_epoch={"symmetric": 0},
+                        record={"key": key, "metrics": {"symmetric": value, "asymmetric": value}})
+
+
 def tiny_settings(*, student_ssl_epochs: int = 2, student_epochs: int = 4) -> list[str]:
     """``--set`` overrides that shrink the smoke profile to seconds per run, with a teacher whose
     codes BRCD can cluster (BiHalf codes are balanced by construction)."""

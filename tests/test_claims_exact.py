@@ -178,8 +178,8 @@ def test_difference_lines_per_length_and_pooled_on_a_named_unit():
 def test_difference_lines_skip_a_paradigm_without_the_alternative_and_keep_empty_lengths():
     """A variant column (the label is BRCD's) with the default seed unit and no status column.
     Symmetric: no "lite" rows, no line. Asymmetric: full - lite at 16 bits 0.5 - 0.25,
-    0.625 - 0.25, 0.75 - 0.5 = 0.25, 0.375, 0.25; at 32 bits only "full": a line of 0 units, and
-    the pooled line has no seed with both lengths."""
+    0.625 - 0.25, 0.75 - 0.5 = 0.25, 0.375, 0.25; at 32 bits only "full" and at 64 bits only
+    "lite": lines of 0 units, and the pooled line has no seed with all three lengths."""
     rows = pd.DataFrame(
         [{"variant": "full", "paradigm": "symmetric", "bits": 16, "seed": s, "value": 0.5}
          for s in range(2)]
@@ -187,18 +187,20 @@ def test_difference_lines_skip_a_paradigm_without_the_alternative_and_keep_empty
            for v, xs in (("full", [0.5, 0.625, 0.75]), ("lite", [0.25, 0.25, 0.5]))
            for s, x in enumerate(xs)]
         + [{"variant": "full", "paradigm": "asymmetric", "bits": 32, "seed": s, "value": 0.5}
-           for s in range(2)])
+           for s in range(2)]
+        + [{"variant": "lite", "paradigm": "asymmetric", "bits": 64, "seed": 0, "value": 0.75}])
     entry = _spec("c2", column="variant", a="full")
     lines = claims._difference_lines(entry, rows, b="lite", label="Lite", source="s2")
-    alt = {16: 1.0 / 3.0}  # lite at 16 bits: (0.25 + 0.25 + 0.5) / 3
+    alt = {16: 1.0 / 3.0, 64: 0.75}  # lite at 16 bits: (0.25 + 0.25 + 0.5) / 3
     head = ("c2", "BRCD vs Lite", "asymmetric")
     _check_lines(lines, [
         (*head, "16", "student seed",
          _paired([0.25, 0.375, 0.25], mean=0.875 / 3, sd=0.125 / SQRT3, wins=3), (16,), "s2",
          (), alt, ""),
         (*head, "32", "student seed", _paired([]), (32,), "s2", (), alt, ""),
-        (*head, "pooled", "student seed (mean over 2 code lengths)", _paired([]), (16, 32), "s2",
-         (), alt, ""),
+        (*head, "64", "student seed", _paired([]), (64,), "s2", (), alt, ""),
+        (*head, "pooled", "student seed (mean over 3 code lengths)", _paired([]), (16, 32, 64),
+         "s2", (), alt, ""),
     ])
 
 
@@ -333,7 +335,9 @@ def test_teacher_unit_means_over_student_seeds_per_teacher_seed():
 
 # ------------------------------------------------------------------ _build_per_group
 def test_per_pair_lines_in_the_order_met_with_each_alternative_present():
-    base = [("vit", "resnet", "teacher", [0.9]), ("vit", "resnet", "brcd", [0.5, 0.75]),
+    """Groups in the order their students first appear (a teacher row does not count)."""
+    base = [("alex", "resnet", "teacher", [0.375]),
+            ("vit", "resnet", "teacher", [0.9]), ("vit", "resnet", "brcd", [0.5, 0.75]),
             ("vit", "resnet", "kd", [0.25, 0.25]), ("alex", "resnet", "brcd", [0.5, 0.5]),
             ("alex", "resnet", "sp", [0.25, 0.5]), ("alex", "resnet", "kd", [0.5, 0.25])]
     rows = pd.concat([_rows([(m, "symmetric", 16, v)], teacher_backbone=t, student_backbone=s)
@@ -368,6 +372,7 @@ def test_per_setting_lines_without_labels_use_the_names():
 
 # ------------------------------------------------------------------ premise tables
 PROJ = ["bits", "teacher", "student_no_kd", "lsh", "status"]
+PAIR = ["teacher_backbone", "student_backbone"]
 
 
 def _pt_rows():
@@ -403,11 +408,10 @@ def test_premise_tables_of_every_study_with_the_main_lsh():
     pd.testing.assert_frame_equal(tables["teacher_seeds"][PROJ], pd.DataFrame(
         [[16, 0.75, 0.5, 0.25, "not met"]], columns=PROJ))
     # each pair with its teacher backbone's teacher; LSH from main (0.25), not the pairs' 0.75
-    pd.testing.assert_frame_equal(tables["pairs"][["teacher_backbone", "student_backbone"] + PROJ],
-                                  pd.DataFrame([["alex", "effnet", 16, 0.375, 0.5, 0.25, "not met"],
-                                                ["vit", "effnet", 16, 0.875, 0.5, 0.25, "met"],
-                                                ["vit", "resnet", 16, 0.875, 0.25, 0.25, "not met"]],
-                                               columns=["teacher_backbone", "student_backbone"] + PROJ))
+    pd.testing.assert_frame_equal(tables["pairs"][PAIR + PROJ], pd.DataFrame([
+        ["alex", "effnet", 16, 0.375, 0.5, 0.25, "not met"],
+        ["vit", "effnet", 16, 0.875, 0.5, 0.25, "met"],
+        ["vit", "resnet", 16, 0.875, 0.25, 0.25, "not met"]], columns=PAIR + PROJ))
     pd.testing.assert_frame_equal(tables["generality"][["setting"] + PROJ], pd.DataFrame(
         [["dsh", 16, 0.375, 0.5, 0.25, "not met"], ["hashnet", 16, 0.75, 0.5, 0.25, "met"]],
         columns=["setting"] + PROJ))
@@ -418,14 +422,14 @@ def test_premise_tables_without_main_measure_no_lsh():
     tables = claims.premise_tables({"pairs": pairs, "generality": gen})
     assert list(tables) == ["pairs", "generality"]
     # no main rows: no LSH reference at all (the pairs' own LSH row is not one)
-    pd.testing.assert_frame_equal(tables["pairs"][["teacher_backbone", "student_backbone"] + PROJ],
-                                  pd.DataFrame([["alex", "effnet", 16, 0.375, 0.5, NAN, "not met"],
-                                                ["vit", "effnet", 16, 0.875, 0.5, NAN, "not measured"],
-                                                ["vit", "resnet", 16, 0.875, 0.25, NAN, "not measured"]],
-                                               columns=["teacher_backbone", "student_backbone"] + PROJ))
+    pd.testing.assert_frame_equal(tables["pairs"][PAIR + PROJ], pd.DataFrame([
+        ["alex", "effnet", 16, 0.375, 0.5, NAN, "not met"],
+        ["vit", "effnet", 16, 0.875, 0.5, NAN, "not measured"],
+        ["vit", "resnet", 16, 0.875, 0.25, NAN, "not measured"]], columns=PAIR + PROJ))
     assert list(tables["generality"]["status"]) == ["not met", "not measured"]
     # an empty main table is no main table; empty studies have no table
-    empty = claims.premise_tables({"main": gen.iloc[:0], "generality": gen, "pairs": pairs.iloc[:0]})
+    empty = claims.premise_tables({"main": gen.iloc[:0], "generality": gen,
+                                   "pairs": pairs.iloc[:0]})
     assert list(empty) == ["generality"] and empty["generality"]["lsh"].isna().all()
     assert claims.premise_tables({}) == {}
 
@@ -439,8 +443,9 @@ def test_premise_of_a_line_reads_every_length_and_its_group():
     main = pd.DataFrame({"bits": [16, 32, 64, 128],
                          "status": ["met", "met", "not met", "not measured"],
                          "teacher": [0.75, 0.875, 0.5, NAN]})
-    pairs = pd.DataFrame({"teacher_backbone": ["vit", "alex"], "student_backbone": ["resnet", "resnet"],
-                          "bits": [16, 16], "status": ["met", "not met"], "teacher": [0.875, 0.375]})
+    pairs = pd.DataFrame({"teacher_backbone": ["vit", "alex"],
+                          "student_backbone": ["resnet", "resnet"], "bits": [16, 16],
+                          "status": ["met", "not met"], "teacher": [0.875, 0.375]})
     tables = {"main": main, "pairs": pairs,
               "teacher_seeds": pd.DataFrame(columns=["bits", "status", "teacher"])}
     of = claims._premise_of
@@ -571,7 +576,8 @@ def test_claims_table_premise_not_met_leaves_the_family_unless_the_claim_needs_n
         _spec("prem", b=("kd",), labels=("KD",), sanity=False),
         _spec("noprem", b=("kd",), labels=("KD",), sanity=False, premise=False)))
     rows = _rows([("teacher", "symmetric", 16, [0.25]), ("none", "symmetric", 16, [0.5] * 3),
-                  ("LSH", "symmetric", 16, [0.125]), ("brcd", "symmetric", 16, [0.75, 0.8125, 0.875]),
+                  ("LSH", "symmetric", 16, [0.125]),
+                  ("brcd", "symmetric", 16, [0.75, 0.8125, 0.875]),
                   ("kd", "symmetric", 16, [0.5] * 3)])
     table = claims.claims_table({"main": rows})
     d = [0.25, 0.3125, 0.375]
@@ -640,6 +646,41 @@ def test_claims_table_gap_share_is_read_against_its_threshold_without_a_margin(m
     ])
     low, high = table.loc[0, ["adjusted_low", "adjusted_high"]]
     assert low < 0 < high < 0.5
+
+
+@pytest.mark.parametrize("share,verdict", [(0.4375, "contradicted"), (0.5, "inconclusive"),
+                                           (0.5625, "supported")])
+def test_a_share_of_exactly_one_half_is_neither_above_nor_below(monkeypatch, share, verdict):
+    """Every seed closes the same share of the gap 0.5 (BRCD = 0.5 + share * 0.5): no spread, so
+    the interval is the point itself; p is 0 off one half and 1 on it (not rejected, still read
+    at 0.05 in a family of one). Exactly one half: no seed wins, and no margin: inconclusive."""
+    monkeypatch.setattr(claims, "CATALOGUE", (GAP,))
+    rows = _rows([("teacher", "symmetric", 16, [1.0]), ("none", "symmetric", 16, [0.5] * 3),
+                  ("LSH", "symmetric", 16, [0.25]),
+                  ("brcd", "symmetric", 16, [0.5 + share * 0.5] * 3)])
+    table = claims.claims_table({"main": rows})
+    _assert_table(table, [
+        _record("g", SHARE, [share] * 3, mean=share, sd=0.0, wins=3 if share > 0.5 else 0,
+                level=0.05, p_adj=1.0 if share == 0.5 else 0.0, verdict=verdict, null=0.5,
+                measure="share", margin=NAN, unit="seed unit"),
+    ])
+
+
+@pytest.mark.parametrize("d,verdict", [(-0.25, "contradicted"), (0.0, "equivalent"),
+                                       (0.25, "supported")])
+def test_a_difference_of_exactly_the_threshold_is_equivalent_with_a_margin(monkeypatch, d,
+                                                                            verdict):
+    """brcd - kd = d in all 3 seeds: the interval is the point d; exactly at the threshold 0 it
+    lies inside 0 +- 0.01 (p 1); a quarter off either side it is supported or contradicted."""
+    monkeypatch.setattr(claims, "CATALOGUE", (_spec("eq", b=("kd",), labels=("KD",)),))
+    rows = _rows([("teacher", "symmetric", 16, [1.0]), ("none", "symmetric", 16, [0.5] * 3),
+                  ("LSH", "symmetric", 16, [0.25]), ("brcd", "symmetric", 16, [0.5] * 3),
+                  ("kd", "symmetric", 16, [0.5 - d] * 3)])
+    table = claims.claims_table({"main": rows})
+    _assert_table(table, [
+        _record("eq", "BRCD vs KD", [d] * 3, mean=d, sd=0.0, wins=3 if d > 0 else 0, level=0.05,
+                p_adj=1.0 if d == 0 else 0.0, verdict=verdict),
+    ])
 
 
 def test_claims_table_of_no_rows_is_empty_with_the_columns(monkeypatch):
@@ -722,7 +763,8 @@ KD, NOKD = "BRCD vs KD", "BRCD vs Student (no KD)"
 def _kl_table():
     return pd.DataFrame([
         ["beats_baselines", KD, "symmetric", "32", "evidence", 3, 0.02, 0.01, 0.01, "supported"],
-        ["beats_baselines", KD, "asymmetric", "32", "evidence", 50, 0.005, 0.01, 0.2, "inconclusive"],
+        ["beats_baselines", KD, "asymmetric", "32", "evidence", 50, 0.005, 0.01, 0.2,
+         "inconclusive"],
         ["beats_no_kd", NOKD, "symmetric", "32", "sanity", 4, 0.1, 0.02, 0.001, "supported"],
         ["beats_baselines", KD, "symmetric", "64", "evidence", 3, 0.0, 0.5, 0.3, "inconclusive"],
         ["beats_baselines", "BRCD vs SP", "symmetric", "32", "evidence", 1, 0.01, NAN, NAN,

@@ -170,16 +170,22 @@ def _shifted(values, shift):
     return [v + shift for v in values]
 
 
-def test_a_cell_exactly_two_sds_away_passes_and_one_sd_counts_as_within(tmp_path):
-    """Three cells with SD 0.125: "two" moved by 0.25 (z = 0.25 / 0.125 = 2.0 exactly, which still
-    passes: |z| <= 2), "one" by 0.125 (z = 1.0, within one sigma: |z| <= 1), "same" not at all.
-    Within one sigma: "one" and "same", 2 of 3 cells."""
+def _boundary_comparison(tmp_path):
+    """Three cells with SD 0.125, committed vs a rerun where "two" moved by 0.25, "one" by 0.125
+    and "same" not at all: ``compare_results``'s (cells, summary)."""
     committed = _cell_rows({"two": EIGHTHS, "one": EIGHTHS, "same": EIGHTHS})
     fresh = _cell_rows({"two": _shifted(EIGHTHS, 0.25), "one": _shifted(EIGHTHS, 0.125),
                         "same": EIGHTHS})
     _write(tmp_path / "a", "main_rows.csv", committed)
     _write(tmp_path / "b", "main_rows.csv", fresh)
-    cells, summary = compare_results(str(tmp_path / "a"), str(tmp_path / "b"))
+    return compare_results(str(tmp_path / "a"), str(tmp_path / "b"))
+
+
+def test_a_cell_exactly_two_sds_away_passes_and_one_sd_counts_as_within(tmp_path):
+    """Three cells with SD 0.125: "two" moved by 0.25 (z = 0.25 / 0.125 = 2.0 exactly, which still
+    passes: |z| <= 2), "one" by 0.125 (z = 1.0, within one sigma: |z| <= 1), "same" not at all.
+    Within one sigma: "one" and "same", 2 of 3 cells."""
+    cells, summary = _boundary_comparison(tmp_path)
     assert _cell(cells, "two")["z"] == 2.0 and _cell(cells, "one")["z"] == 1.0
     assert _cell(cells, "same")["z"] == 0.0
     assert list(summary.columns) == SUMMARY_COLUMNS
@@ -393,12 +399,7 @@ def test_format_summary_text_in_full():
 
 
 def test_format_summary_of_a_passing_comparison(tmp_path):
-    committed = _cell_rows({"two": EIGHTHS, "one": EIGHTHS, "same": EIGHTHS})
-    fresh = _cell_rows({"two": _shifted(EIGHTHS, 0.25), "one": _shifted(EIGHTHS, 0.125),
-                        "same": EIGHTHS})
-    _write(tmp_path / "a", "main_rows.csv", committed)
-    _write(tmp_path / "b", "main_rows.csv", fresh)
-    cells, summary = compare_results(str(tmp_path / "a"), str(tmp_path / "b"))
+    cells, summary = _boundary_comparison(tmp_path)
     # within one sigma 2 of 3 cells: 66.7 -> "67 %"
     assert format_summary(summary, cells, worst=2) == "\n".join([
         "rerun vs committed results (a table passes when every cell is within 2 committed seed "

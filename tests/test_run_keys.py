@@ -51,19 +51,11 @@ def test_the_teacher_memo_keeps_one_teacher_per_code_length(tmp_path):
 def _finished_run(store, key, calls, *, value):
     """A teacher run of ``store`` under ``key`` whose head and metric are ``value`` (no
     training: the head is set by hand)."""
-    from brcd_lib.experiments.runstore import TrainOutcome
-    from brcd_lib.training import engine
+    from fakes import head_outcome
 
     def train(run_dir):
         calls.append(key)
-        net = TinyNet(d=4, bits=4)
-        with torch.no_grad():
-            net.head.weight.fill_(value)
-            net.head.bias.zero_()
-        return TrainOutcome(heads={"symmetric": engine.head_state(net)},
-                            best_epoch={"symmetric": 0},
-                            record={"key": key, "metrics": {"symmetric": value,
-                                                            "asymmetric": value}})
+        return head_outcome(key, value)
 
     return store.load_or_train(role="teacher", key=key, net=TinyNet(d=4, bits=4), train=train,
                                model_config={}, bits=4)

@@ -18,10 +18,10 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fakes import TinyNet  # noqa: E402
+from fakes import TinyNet, head_outcome  # noqa: E402
 
 from brcd_lib.experiments import runstore  # noqa: E402
-from brcd_lib.experiments.runstore import RunStore, TrainOutcome  # noqa: E402
+from brcd_lib.experiments.runstore import RunStore  # noqa: E402
 from brcd_lib.training import engine  # noqa: E402
 
 torch.set_num_threads(1)
@@ -136,14 +136,7 @@ def test_bad_record_of_this_code_without_a_finished_loop_is_retrained_keeping_co
 def _train_seeing(seen, value):
     def train(run_dir):
         seen.append(sorted(f for f in os.listdir(run_dir) if f != "train.lock"))
-        net = TinyNet(d=4, bits=4)
-        with torch.no_grad():
-            net.head.weight.fill_(value)
-            net.head.bias.zero_()
-        return TrainOutcome(heads={"symmetric": engine.head_state(net)},
-                            best_epoch={"symmetric": 0},
-                            record={"key": KEY, "metrics": {"symmetric": value,
-                                                            "asymmetric": value}})
+        return head_outcome(KEY, value)
     return train
 
 
