@@ -119,3 +119,36 @@ def test_report_says_when_a_run_was_stopped_by_hand(run, tmp_path, monkeypatch):
     assert ("- wall time of `mutmut run`: 1434 s with 2 workers (commit abc); stopped by hand "
             "before the end: 3,847 of 11,004 checked\n") in text
     assert "  - `brcd_lib.metrics.*`: 61 s (commit def)\n" in text
+
+
+class _Item:
+    def __init__(self, nodeid):
+        self.nodeid = nodeid
+
+
+def _order(tmp_path, monkeypatch, *, under_test, durations):
+    import conftest
+
+    (tmp_path / "mutmut-stats.json").write_text(json.dumps({"duration_by_test": durations}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MUTANT_UNDER_TEST", under_test)
+    items = [_Item(n) for n in ("t::slow", "t::unknown", "t::fast", "t::tie_a", "t::tie_b")]
+    conftest.pytest_collection_modifyitems(None, items)
+    return [i.nodeid for i in items]
+
+
+def test_a_mutants_covering_tests_run_fastest_first(tmp_path, monkeypatch):
+    """Under mutmut the covering tests are sorted by mutmut's recorded durations, ascending; equal
+    durations keep their order, tests with no recorded duration go last."""
+    durations = {"t::slow": 2.5, "t::fast": 0.001, "t::tie_a": 0.25, "t::tie_b": 0.25}
+    assert _order(tmp_path, monkeypatch, under_test="brcd_lib.metrics.x_f__mutmut_3",
+                  durations=durations) == ["t::fast", "t::tie_a", "t::tie_b", "t::slow",
+                                           "t::unknown"]
+
+
+@pytest.mark.parametrize("under_test", ["", "stats", "fail"])
+def test_outside_a_mutants_run_the_order_is_left_alone(tmp_path, monkeypatch, under_test):
+    """mutmut's stats and clean-test phases (and plain pytest) keep pytest's own order."""
+    durations = {"t::slow": 2.5, "t::fast": 0.001, "t::tie_a": 0.25, "t::tie_b": 0.25}
+    assert _order(tmp_path, monkeypatch, under_test=under_test, durations=durations) == [
+        "t::slow", "t::unknown", "t::fast", "t::tie_a", "t::tie_b"]
