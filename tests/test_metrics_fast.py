@@ -382,3 +382,30 @@ def test_torch_ranking_makes_every_tensor_on_the_requested_device(monkeypatch):
     dist = (q_bits[:, None, :] != d_bits[None, :, :]).sum(axis=2)
     np.testing.assert_array_equal(np.concatenate([ids for _, ids in chunks]),
                                   np.argsort(dist, axis=1, kind="stable")[:, :4])
+
+
+def test_host_tensor_moves_a_tensor_of_another_device_to_the_cpu():
+    """A tensor off the CPU (here a stand-in with device.type 'cuda') is detached and then copied
+    with .cpu(); the copy is what comes back, not the device tensor."""
+    calls = []
+
+    class Device:
+        type = "cuda"
+
+    class DeviceTensor:
+        device = Device()
+
+        def detach(self):
+            calls.append("detach")
+            return self
+
+        def cpu(self):
+            calls.append("cpu")
+            return "host copy"
+
+    assert M._host_tensor(DeviceTensor(), "query_codes") == "host copy"
+    assert calls == ["detach", "cpu"]
+    t = torch.ones(2, 3, requires_grad=True)
+    out = M._host_tensor(t, "query_codes")
+    assert out.device.type == "cpu" and not out.requires_grad
+    assert out.data_ptr() == t.data_ptr()  # no copy of a CPU tensor
