@@ -836,8 +836,10 @@ def _chunk_rows(n_db: int, memory_budget_mb: float) -> int:
 
 
 def _check_budget(memory_budget_mb: float) -> None:
-    if not memory_budget_mb > 0:
-        raise ValueError(f"memory_budget_mb must be > 0, got {memory_budget_mb}")
+    # an infinite budget has no chunk size (inf // bytes is NaN): refuse it here, by name
+    if not (memory_budget_mb > 0 and math.isfinite(memory_budget_mb)):
+        raise ValueError(f"memory_budget_mb must be a finite number of megabytes > 0, got "
+                         f"{memory_budget_mb}")
 
 
 def _default_threads() -> int:

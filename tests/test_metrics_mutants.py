@@ -224,7 +224,8 @@ def test_evaluate_paradigms_forwards_zero_hit_packed_and_code_length():
 
 @pytest.mark.parametrize("kw, message", [
     (dict(threads=0), r"threads must be a positive integer or None, got 0"),
-    (dict(memory_budget_mb=0), r"memory_budget_mb must be > 0, got 0"),
+    (dict(memory_budget_mb=0),
+     r"memory_budget_mb must be a finite number of megabytes > 0, got 0$"),
     (dict(backend="cuda"), r"unknown backend \(or 'auto'\) 'cuda'; valid names: faiss, numpy, "
                            r"torch"),
     (dict(zero_hit="mean"), r"unknown zero_hit convention 'mean'; valid names: count, skip"),
@@ -391,8 +392,14 @@ def _map(**kw):
     (dict(backend="cuda"), ValueError,
      "unknown backend (or 'auto') 'cuda'; valid names: faiss, numpy, torch"),
     # budget, threads, k
-    (dict(memory_budget_mb=0), ValueError, "memory_budget_mb must be > 0, got 0"),
-    (dict(memory_budget_mb=-1.5), ValueError, "memory_budget_mb must be > 0, got -1.5"),
+    (dict(memory_budget_mb=0), ValueError,
+     "memory_budget_mb must be a finite number of megabytes > 0, got 0"),
+    (dict(memory_budget_mb=-1.5), ValueError,
+     "memory_budget_mb must be a finite number of megabytes > 0, got -1.5"),
+    (dict(memory_budget_mb=float("inf")), ValueError,
+     "memory_budget_mb must be a finite number of megabytes > 0, got inf"),
+    (dict(memory_budget_mb=float("nan")), ValueError,
+     "memory_budget_mb must be a finite number of megabytes > 0, got nan"),
     (dict(threads=0), ValueError, "threads must be a positive integer or None, got 0"),
     (dict(threads=True), ValueError, "threads must be a positive integer or None, got True"),
     (dict(threads=2.0), ValueError, "threads must be a positive integer or None, got 2.0"),
