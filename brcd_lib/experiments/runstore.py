@@ -327,7 +327,6 @@ class RunStore:
         """The finished run ``role``-``key`` (heads loaded into copies of ``net``), or the run
         trained now by ``train(run_dir)``."""
         run_dir = self.run_dir(role, key)
-        result_path = os.path.join(run_dir, "result.json")
         files = head_files(role)
         record = heads = lock = None
         if distributed.is_main():  # only rank 0 checks and clears; the others follow its files
@@ -339,7 +338,7 @@ class RunStore:
                     lock.release()
                     lock = None
         try:
-            return self._load_or_train(run_dir, role=role, key=key, net=net, train=train,
+            return self._load_or_train(run_dir, role=role, net=net, train=train,
                                        model_config=model_config, bits=bits, record=record,
                                        heads=heads)
         finally:
@@ -374,7 +373,7 @@ class RunStore:
         heads = None if record is None else self._load_heads(run_dir, role, files)
         return (record, heads) if heads is not None else (None, None)
 
-    def _load_or_train(self, run_dir: str, *, role: str, key: str, net: nn.Module,
+    def _load_or_train(self, run_dir: str, *, role: str, net: nn.Module,
                        train: Callable[[str], TrainOutcome], model_config: dict, bits: int,
                        record: dict | None, heads: dict | None) -> TrainedRun:
         result_path = os.path.join(run_dir, "result.json")
