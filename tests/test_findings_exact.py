@@ -981,3 +981,29 @@ def test_findings_markdown_with_rows_passed_and_a_heading(tmp_path, monkeypatch)
         *FAILED_HEAD, ALL_FINISHED, "",
         *UPSTREAM, *DEPARTURES_HEAD, DEPARTURE_MASK, _negatives_line("see the upstream study"), ""]
     assert titles == ["Findings"]
+
+
+def _fake_paired(lines):
+    """A stand-in for paired_against returning the given (paradigm, n, mean, low, high) lines."""
+    def fake(sub, **kwargs):
+        return pd.DataFrame(lines, columns=["paradigm", "n", "mean", "low", "high"])
+    return fake
+
+
+@pytest.mark.parametrize("lines, want", [
+    # n missing (NaN) with a finite mean: no pairs, n is not read as an int
+    ([("symmetric", NAN, 0.5, NAN, NAN)], "CRD symmetric: no pairs"),
+    # n = 0 with a finite mean: no pairs
+    ([("symmetric", 0, 0.5, NAN, NAN)], "CRD symmetric: no pairs"),
+    # pairs but a NaN mean: no pairs
+    ([("symmetric", 2, NAN, NAN, NAN)], "CRD symmetric: no pairs"),
+    # one pair (no interval)
+    ([("symmetric", 1, 0.5, NAN, NAN)], "CRD symmetric +0.5000 (n = 1)"),
+])
+def test_measured_effects_no_pairs_cases(monkeypatch, lines, want):
+    monkeypatch.setattr(F, "paired_against", _fake_paired(lines))
+    up = _upstream()
+    up = up[up["method"] == "crd"]
+    assert F._measured_effects({"upstream_baselines": up}) == {"contrastive_negatives": (
+        "measured here (upstream-baselines study, 32 bits, class minus uniform negatives, paired "
+        "by seed, raw 95 % intervals): " + want)}

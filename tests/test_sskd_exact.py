@@ -215,3 +215,12 @@ def test_forward_refuses_either_rotated_tensor_of_the_wrong_shape(s_shape, t_sha
            f"{s_shape} and {t_shape}.")
     with pytest.raises(ValueError, match=_full(msg)):
         SSKDDistiller(n_rotations=2)(batch)
+
+
+def test_forward_with_no_kept_row_is_zero_even_when_the_student_similarities_are_not():
+    # student copies all (1, 0): every student cosine is 1, so s_sim sums to 4 (2 x 2 ones); the
+    # empty-keep loss must still be exactly 0, not a multiple of s_sim's sum.
+    t_rot = [[[1, 1], [1, -1]], [[1, -1], [1, 1]]]  # both teacher rows wrong (see above)
+    s_rot = [[[1, 0], [1, 0]], [[1, 0], [1, 0]]]
+    got = SSKDDistiller(n_rotations=2, keep_wrong_ratio=0.0)(_batch(s_rot, t_rot))
+    assert got.item() == 0.0
