@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+import mutmut_order
+
 if "MUTANT_UNDER_TEST" in os.environ:
     # Under mutmut (`make mutation`) the mutated modules are megabytes of trampolines and the
     # code fingerprints parse them (about 30 s): parse them once here, at collection, so that the
@@ -20,27 +22,12 @@ if "MUTANT_UNDER_TEST" in os.environ:
         for _role in _runstore.CODE_PATHS:
             _runstore.code_fingerprint(_role)
         _runstore._prewarmed_for_mutmut = True
+    mutmut_order.durations()  # parsed once here when the stats file exists (cached in the module)
 
 
 def pytest_collection_modifyitems(config, items):
-    """Under mutmut, a mutant's covering tests run fastest first (stable for equal times).
-
-    mutmut hands pytest the covering tests in set order and stops at the first failure, so a
-    mutant that a 5 ms exact test kills could first sit through seconds of report-writing tests.
-    The durations are the ones mutmut recorded in its stats phase (``mutmut-stats.json``, in the
-    ``mutants/`` folder it runs from). The order changes no verdict: a mutant is killed when any
-    covering test fails."""
-    if "__mutmut_" not in os.environ.get("MUTANT_UNDER_TEST", ""):
-        return
-    import json
-    import math
-
-    try:
-        with open("mutmut-stats.json") as f:
-            durations = json.load(f)["duration_by_test"]
-    except (OSError, ValueError, KeyError):
-        return
-    items.sort(key=lambda item: durations.get(item.nodeid, math.inf))
+    """Under mutmut, a mutant's covering tests run fastest first (tests/mutmut_order.py)."""
+    mutmut_order.order_fastest_first(items)
 
 
 @pytest.fixture(scope="session", autouse=True)

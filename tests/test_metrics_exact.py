@@ -208,32 +208,28 @@ def _groups_of(dist, thresholds):
     return (dist <= np.asarray(thresholds)[:, None]).reshape(c, width // 8, 8).any(axis=2)
 
 
+# rows (a second real value 5 / 9 and four padding columns), per-row thresholds, expected top 2
+_NO_FALLBACK_CASES = {
+    "equal thresholds": ([[5, 1, 5, 5, 5, 5, 5, 5, 5, 5, 0, 5],
+                          [1, 5, 5, 5, 5, 5, 5, 5, 1, 5, 5, 5]], [1, 1], [[10, 1], [0, 8]]),
+    "row thresholds": ([[3, 2, 9, 9, 9, 9, 9, 9, 2, 9, 9, 9],
+                        [9, 9, 9, 0, 9, 9, 9, 9, 9, 0, 9, 9]], [2, 0], [[1, 8], [3, 9]]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_NO_FALLBACK_CASES))
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
-def test_topk_from_groups_equal_thresholds_no_fallback(monkeypatch, dtype):
+def test_topk_from_groups_without_fallback(monkeypatch, dtype, case):
     def boom(*a, **kw):
         raise AssertionError("every row has k candidates: no fallback")
     monkeypatch.setattr(metrics, "_row_topk_from", boom)
+    rows, thresholds, expected = _NO_FALLBACK_CASES[case]
     pad = np.iinfo(dtype).max
-    dist = np.array([[5, 1, 5, 5, 5, 5, 5, 5, 5, 5, 0, 5, pad, pad, pad, pad],
-                     [1, 5, 5, 5, 5, 5, 5, 5, 1, 5, 5, 5, pad, pad, pad, pad]], dtype)
-    th = np.array([1, 1], dtype)
+    dist = np.array([r + [pad] * 4 for r in rows], dtype)
+    th = np.array(thresholds, dtype)
     out = np.empty((2, 2), np.int64)
     got = metrics._topk_from_groups(dist, _groups_of(dist, th), th, 12, 2, out)
-    np.testing.assert_array_equal(got, [[10, 1], [0, 8]])
-
-
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
-def test_topk_from_groups_row_thresholds(monkeypatch, dtype):
-    def boom(*a, **kw):
-        raise AssertionError("every row has k candidates: no fallback")
-    monkeypatch.setattr(metrics, "_row_topk_from", boom)
-    pad = np.iinfo(dtype).max
-    dist = np.array([[3, 2, 9, 9, 9, 9, 9, 9, 2, 9, 9, 9, pad, pad, pad, pad],
-                     [9, 9, 9, 0, 9, 9, 9, 9, 9, 0, 9, 9, pad, pad, pad, pad]], dtype)
-    th = np.array([2, 0], dtype)
-    out = np.empty((2, 2), np.int64)
-    got = metrics._topk_from_groups(dist, _groups_of(dist, th), th, 12, 2, out)
-    np.testing.assert_array_equal(got, [[1, 8], [3, 9]])
+    np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])

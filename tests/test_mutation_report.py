@@ -152,3 +152,43 @@ def test_outside_a_mutants_run_the_order_is_left_alone(tmp_path, monkeypatch, un
     durations = {"t::slow": 2.5, "t::fast": 0.001, "t::tie_a": 0.25, "t::tie_b": 0.25}
     assert _order(tmp_path, monkeypatch, under_test=under_test, durations=durations) == [
         "t::slow", "t::unknown", "t::fast", "t::tie_a", "t::tie_b"]
+
+
+def test_the_stats_file_is_parsed_once_per_process_and_again_when_rewritten(tmp_path, monkeypatch):
+    """conftest.py is imported again in every mutant's session, mutmut_order is not: the 1.3 MB
+    stats file is parsed once (in the process mutmut forks mutants from), a rewritten file is
+    parsed again, and a missing file is not remembered as missing."""
+    import mutmut_order
+
+    monkeypatch.chdir(tmp_path)
+    loads = []
+    real_load = mutmut_order.json.load
+    monkeypatch.setattr(mutmut_order.json, "load", lambda f: loads.append(1) or real_load(f))
+    assert mutmut_order.durations() is None  # no file yet
+    stats = tmp_path / "mutmut-stats.json"
+    stats.write_text(json.dumps({"duration_by_test": {"t::a": 1.0}}))
+    assert mutmut_order.durations() == {"t::a": 1.0}
+    assert mutmut_order.durations() == {"t::a": 1.0}
+    assert len(loads) == 1
+    stats.write_text(json.dumps({"duration_by_test": {"t::a": 1.0, "t::b": 2.0}}))
+    assert mutmut_order.durations() == {"t::a": 1.0, "t::b": 2.0}
+    assert len(loads) == 2
+    stats.write_text("{not json")
+    assert mutmut_order.durations() is None
+    stats.write_text(json.dumps({"other": 1}))
+    assert mutmut_order.durations() is None
+
+
+def test_the_conftest_hook_reuses_the_parsed_stats(tmp_path, monkeypatch):
+    """Two mutants' sessions in one process: the second sorts from the cached durations."""
+    import mutmut_order
+
+    durations = {"t::slow": 2.5, "t::fast": 0.001, "t::tie_a": 0.25, "t::tie_b": 0.25}
+    first = _order(tmp_path, monkeypatch, under_test="brcd_lib.metrics.x_f__mutmut_3",
+                   durations=durations)
+    monkeypatch.setattr(mutmut_order.json, "load", None)  # a second parse would fail
+    assert mutmut_order.durations() == durations
+    items = [_Item(n) for n in ("t::slow", "t::unknown", "t::fast", "t::tie_a", "t::tie_b")]
+    mutmut_order.order_fastest_first(items)
+    assert [i.nodeid for i in items] == first == ["t::fast", "t::tie_a", "t::tie_b", "t::slow",
+                                                   "t::unknown"]

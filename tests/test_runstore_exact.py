@@ -19,37 +19,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fakes import TinyNet, head_outcome  # noqa: E402
+from runstore_helpers import empty_cwd  # noqa: E402,F401 (autouse fixture)
+from runstore_helpers import run_files as _files  # noqa: E402
+from runstore_helpers import store_warnings as _warnings  # noqa: E402
+from runstore_helpers import write_checkpoint as _checkpoint  # noqa: E402
 
 from brcd_lib.experiments import runstore  # noqa: E402
 from brcd_lib.experiments.runstore import RunStore  # noqa: E402
-from brcd_lib.training import engine  # noqa: E402
 
 torch.set_num_threads(1)
 
 KEY = "a" * 16
 OTHER = "0123456789abcdef"  # a code fingerprint that is not this code's
-
-
-@pytest.fixture(autouse=True)
-def _empty_cwd(tmp_path, monkeypatch):
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    monkeypatch.chdir(cwd)
-    yield
-    assert sorted(os.listdir(cwd)) == []  # nothing was written or looked up here
-
-
-def _files(run_dir) -> list[str]:
-    return sorted(os.listdir(run_dir))
-
-
-def _warnings(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records
-            if r.levelno >= logging.WARNING and r.name == runstore.log.name]
-
-
-def _checkpoint(path, **state):
-    engine.save_checkpoint(str(path), format=engine.CHECKPOINT_FORMAT, **state)
 
 
 def _fill(run_dir: Path, *, code: str | None, last_done: bool | None) -> None:

@@ -21,6 +21,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fakes import TinyNet, head_outcome  # noqa: E402
+from runstore_helpers import empty_cwd  # noqa: E402,F401 (autouse fixture)
+from runstore_helpers import run_files as _files  # noqa: E402
+from runstore_helpers import store_warnings as _warnings  # noqa: E402
+from runstore_helpers import write_checkpoint as _checkpoint  # noqa: E402
 
 from brcd_lib.experiments import runstore  # noqa: E402
 from brcd_lib.experiments.runstore import RunStore, TrainOutcome  # noqa: E402
@@ -35,30 +39,8 @@ TEACHER_CODE = ("models,metrics.py,training/engine.py,training/sources.py,traini
                 "training/encode.py,training/features.py,experiments/experiment.py")
 
 
-@pytest.fixture(autouse=True)
-def _empty_cwd(tmp_path, monkeypatch):
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    monkeypatch.chdir(cwd)
-    yield
-    assert sorted(os.listdir(cwd)) == []  # nothing was written or looked up here
-
-
 def _fp() -> str:
     return runstore.code_fingerprint("teacher")
-
-
-def _files(run_dir) -> list[str]:
-    return sorted(os.listdir(run_dir))
-
-
-def _warnings(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records
-            if r.levelno >= logging.WARNING and r.name == runstore.log.name]
-
-
-def _checkpoint(path, **state):
-    engine.save_checkpoint(str(path), format=engine.CHECKPOINT_FORMAT, **state)
 
 
 def _sha(body: dict) -> str:
