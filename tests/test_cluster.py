@@ -18,6 +18,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -143,6 +144,25 @@ def test_local_pool_resubmits_a_dead_workers_run_and_names_one_that_keeps_dying(
     assert Path(doomed.log).read_text().count("run doomed started") == 2
     assert outcomes[3].error == "ValueError: job 3 failed on purpose"
     assert "Traceback" in Path(outcomes[3].log).read_text()
+
+
+def test_a_temporary_log_folder_is_removed_when_every_job_succeeded(tmp_path, monkeypatch):
+    """Without log_dir the job logs go to a temporary folder: gone after a batch that succeeded
+    (grids would otherwise leave one folder in /tmp per batch), kept after one with a failure,
+    whose outcome names its log."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    ok = run_jobs(cluster_jobs.echo, [dict(i=0), dict(i=1)], executor="local", workers=1,
+                  progress=False)
+    assert [o.ok for o in ok] == [True, True]
+    assert list(tmp_path.iterdir()) == []
+    failed = run_jobs(cluster_jobs.die, [dict(i=0), dict(i=1, fail=True)], executor="local",
+                      workers=1, progress=False)
+    bad = [o for o in failed if not o.ok]
+    assert len(bad) == 1 and bad[0].error == "ValueError: job 1 failed on purpose"
+    kept = [p.name for p in tmp_path.iterdir()]
+    assert len(kept) == 1 and kept[0].startswith("brcd-jobs-")
+    assert Path(bad[0].log).parent == tmp_path / kept[0]
+    assert "Traceback" in Path(bad[0].log).read_text()
 
 
 # ---------------------------------------------------------------------------- the run lock

@@ -43,6 +43,7 @@ import multiprocessing
 import os
 import pickle
 import re
+import shutil
 import signal
 import socket
 import tempfile
@@ -260,7 +261,9 @@ def run_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], *, executor: str | E
     completion order. ``fn`` and ``initializer`` (run once per worker process before its first
     job) must be importable module-level functions. ``names`` label the jobs in progress, logs
     and errors (default ``job 0``, ``job 1``, ...). ``log_dir``: where each job's log goes (a
-    temporary folder when None; on a cluster it must be on the shared file system)."""
+    temporary folder when None, removed again when every job succeeded and kept when one
+    failed, since the failure's message names its log; on a cluster it must be on the shared
+    file system)."""
     spec = resolve_executor(executor)
     jobs = list(jobs)
     names = list(names) if names is not None else [f"job {i}" for i in range(len(jobs))]
@@ -268,7 +271,8 @@ def run_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], *, executor: str | E
         raise ValueError(f"{len(names)} names for {len(jobs)} jobs")
     if not jobs:
         return []
-    if log_dir is None:
+    temporary_logs = log_dir is None
+    if temporary_logs:
         log_dir = tempfile.mkdtemp(prefix="brcd-jobs-")
     logs = [os.path.join(log_dir, job_file_name(n, j) + ".log") for n, j in zip(names, jobs)]
     n_workers = executor_workers(spec, workers)
@@ -291,6 +295,8 @@ def run_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], *, executor: str | E
             bar.update(1)
     finally:
         bar.close()
+    if temporary_logs and len(out) == len(jobs) and all(o.ok for o in out):
+        shutil.rmtree(log_dir, ignore_errors=True)  # nothing failed: no log is worth keeping
     return out
 
 
