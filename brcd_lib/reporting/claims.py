@@ -294,7 +294,10 @@ def claims_table(rows: dict[str, pd.DataFrame], *, chance: float | None = None,
     :data:`~brcd_lib.reporting.catalogue.LIFT_SHARE_AT_CHANCE` of the teacher's lift above chance
     (averaged over the comparison's code lengths) is a ``sanity`` line; without it no line is.
     Evidence lines whose premise holds (or is not measured) form one Holm family; sanity lines
-    another; a line whose premise fails has the verdict "premise not met"."""
+    another; a line whose premise fails has the verdict "premise not met". ``alpha`` is the
+    family-wise level: it sets the Holm levels, the adjusted intervals the verdicts read and the
+    smallest detectable effects; ``raw_low`` / ``raw_high`` stay the raw 95 % interval that every
+    table and figure labels as such, whatever ``alpha``."""
     pairs, _ = _lines(rows)
     tables = premise_tables(rows)
     records = []
