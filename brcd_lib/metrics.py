@@ -840,6 +840,10 @@ def _check_budget(memory_budget_mb: float) -> None:
     if not (memory_budget_mb > 0 and math.isfinite(memory_budget_mb)):
         raise ValueError(f"memory_budget_mb must be a finite number of megabytes > 0, got "
                          f"{memory_budget_mb}")
+    # a finite budget whose byte count overflows a float has no chunk size either
+    if not math.isfinite(memory_budget_mb * 2**20):
+        raise ValueError(f"memory_budget_mb={memory_budget_mb} is too large: its size in bytes "
+                         "overflows a float")
 
 
 def _default_threads() -> int:
