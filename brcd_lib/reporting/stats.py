@@ -186,9 +186,11 @@ def smallest_detectable_effect(sd: float, n: int, *, alpha: float = ALPHA,
     NaN with fewer than 2 units or no finite ``sd``, 0 when ``sd`` is 0)."""
     if n < 2 or not math.isfinite(sd) or not (0.0 < alpha < 1.0):
         return math.nan
+    if not (alpha < power < 1.0):  # a test without effect already rejects with probability alpha
+        raise ValueError(f"power must lie above alpha ({alpha}) and below 1, got {power}")
     if sd == 0.0:
         return 0.0
-    df = n - 1
+    df = float(n - 1)  # scipy's t rejects a Python int past 2**64 - 1 (TypeError); float is exact below 2**53
     crit = float(_stats.t.ppf(1.0 - alpha / 2.0, df))
 
     def shortfall(nc: float) -> float:
@@ -232,7 +234,9 @@ def seeds_needed(sd: float, margin: float, *, alpha: float = ALPHA, power: float
         low, high = high, high * 2
     else:
         raise ArithmeticError(f"no unit count up to {high} fits margin {margin}")
-    for _ in range(64):  # the effect falls with n: bisect for the first n that fits
+    # the effect falls with n: bisect for the first n that fits. The bracket is at most 2**64 wide
+    # (low = 2**64, high = 2**65 when the last doubling fits), so 64 halvings + the last check.
+    for _ in range(65):
         if high - low <= 1:
             return high
         mid = (low + high) // 2
