@@ -59,13 +59,16 @@ def test_pack_rows_reads_each_row_once_in_disjoint_blocks(monkeypatch):
 
 # --------------------------------------------------------------------- nearest_centroid chunks
 
-def test_nearest_centroid_covers_rows_beyond_two_chunks(monkeypatch):
-    # 5 centroids of 2 bits: chunk = max(1, 20 // 10) = 2 rows; 9 rows span 5 chunks, and every
-    # row's nearest centroid is 4 (a zero-initialised or skipped row would read 0)
-    monkeypatch.setattr(clu, "_NEAREST_CHUNK_ELEMENTS", 20)
-    mu = torch.tensor([[-9.0, -9.0], [-8.0, -8.0], [-7.0, -7.0], [-6.0, -6.0], [1.0, 1.0]])
-    codes = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0]]).repeat(3, 1)
-    assert clu.nearest_centroid(codes, mu).tolist() == [4] * 9
+# 4 centroids of 2 bits and 5 rows whose nearest centroid is 3 (a skipped row would keep what
+# torch.empty left there)
+_MU4 = torch.tensor([[-9.0, -9.0], [-8.0, -8.0], [-7.0, -7.0], [1.0, 1.0]])
+_ROWS5 = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [1.0, 1.0], [1.0, -1.0]])
+
+
+def test_nearest_centroid_chunks_of_one_row_cover_every_row(monkeypatch):
+    # chunk = max(1, 8 // (4 * 2)) = 1 row: the 5 rows are 5 chunks
+    monkeypatch.setattr(clu, "_NEAREST_CHUNK_ELEMENTS", 8)
+    assert clu.nearest_centroid(_ROWS5, _MU4).tolist() == [3, 3, 3, 3, 3]
 
 
 # --------------------------------------------------------------------- kept_rows stability
