@@ -809,8 +809,7 @@ def main(argv=None) -> list[dict]:
     t_start = time.perf_counter()
     env = dict(environment(), started=time.strftime("%Y-%m-%d %H:%M:%S"),
                load_start=load_average(),
-               command="python benchmarks/bench_retrieval.py " + " ".join(
-                   argv if argv is not None else sys.argv[1:]))
+               command=_command_line(list(argv if argv is not None else sys.argv[1:])))
     rows, memory, infos = [], [], {}
     for case in cases_of(args):
         print(f"== {case.name}", flush=True)
@@ -840,11 +839,21 @@ def main(argv=None) -> list[dict]:
 
 
 def _shown(path: Path) -> str:
-    """``path`` relative to the repository when it lies inside it."""
+    """``path`` relative to the repository when it lies inside it; a folder outside it is not
+    named (the report is committed and must spell out no machine's folders), only the file."""
     try:
-        return str(path.resolve().relative_to(REPO))
+        return str(Path(path).resolve().relative_to(REPO))
     except ValueError:
-        return str(path)
+        return f"<a folder outside the repository>/{Path(path).name}"
+
+
+def _command_line(argv: list[str]) -> str:
+    """The command for the report's header, its path options shown by :func:`_shown`."""
+    shown, previous = [], None
+    for token in argv:
+        shown.append(_shown(Path(token)) if previous in ("--out-dir", "--before") else token)
+        previous = token
+    return "python benchmarks/bench_retrieval.py " + " ".join(shown)
 
 
 def compare_only(args) -> list[dict]:

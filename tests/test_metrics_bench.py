@@ -33,6 +33,10 @@ def test_tiny_run_is_exact_and_records_every_round(tmp_path):
     bench.main(["--compare-only", "--before", str(tmp_path / "retrieval.csv"),
                 "--out-dir", str(tmp_path)])
     text = (tmp_path / "retrieval.md").read_text()
+    # a committed report names no machine folder: the scratch folder is neither in the command
+    # line of the header nor in the before/after section
+    assert str(tmp_path) not in text
+    assert "--out-dir <a folder outside the repository>/" in text
     assert text.count(bench.BEFORE_HEADING) == 1
     section = text.split(bench.BEFORE_HEADING)[1].split("\n## ")[0]
     assert all(case in section for case in cases)
