@@ -85,6 +85,8 @@ MEMORY_FIELDS = ["case", "method", "config", "inputs_mib", "rss_before_mib",
 IMPORT_STATEMENTS = {
     "import brcd_lib.metrics": "import brcd_lib.metrics",
     "from brcd_lib import map_at_k": "from brcd_lib import map_at_k",
+    "from brcd_lib import hamming_topk (numba + the compiled kernel)":
+        "from brcd_lib import hamming_topk",
     "import torch (for comparison)": "import torch",
 }
 
@@ -291,7 +293,8 @@ def arms_for(case: Case, *, with_torch: bool = True) -> list[Arm]:
            ("default call, float32 0/1 numpy", "zero_one", ()),
            ("packed=True", "packed", ()),
            ("packed=True, threads=1", "packed", (("threads", 1),)),
-           ("packed=True, backend=faiss", "packed", (("backend", "faiss"),))]
+           ("packed=True, backend=faiss", "packed", (("backend", "faiss"),)),
+           ("packed=True, backend=numpy", "packed", (("backend", "numpy"),))]
     for config, form, kwargs in kit:
         if form == "torch_pm1" and not with_torch:
             continue
@@ -299,6 +302,11 @@ def arms_for(case: Case, *, with_torch: bool = True) -> list[Arm]:
                        lambda data, f=form, kw=kwargs: kit_map(data, form=f, **dict(kw)),
                        form, kwargs))
     return out
+
+
+def uses_numba(arm: Arm) -> bool:
+    """Whether a kit arm runs the default CPU backend (numba) rather than a named one."""
+    return arm.method == "map_at_k" and "backend" not in dict(arm.kwargs)
 
 
 def torch_available() -> bool:
@@ -435,6 +443,8 @@ def _memory_child(case: Case, label: str) -> dict:
     arm = next(a for a in arms_for(case) if a.label == label)
     if arm.method == "faiss" or "faiss" in arm.config:
         import faiss  # noqa: F401  (imported before the measurement, like the kit)
+    elif uses_numba(arm):  # the compiled kernel, like faiss (its cost: the import rows)
+        import brcd_lib.hamming_topk  # noqa: F401
     import brcd_lib.metrics  # noqa: F401
 
     data = make_data(case)
@@ -463,7 +473,8 @@ def memory_rows(case: Case, best_faiss_config: str, large: bool) -> list[dict]:
     wanted = [("map_at_k", DEFAULT_CALL), ("faiss", best_faiss_config)]
     if large:  # the large case: every kit path
         wanted += [("map_at_k", "default call, float32 +-1 torch"), ("map_at_k", "packed=True"),
-                   ("map_at_k", "packed=True, backend=faiss")]
+                   ("map_at_k", "packed=True, backend=faiss"),
+                   ("map_at_k", "packed=True, backend=numpy")]
     labels = {a.label for a in arms_for(case, with_torch=torch_available())}
     ctx = multiprocessing.get_context("spawn")
     rows = []
@@ -473,8 +484,11 @@ def memory_rows(case: Case, best_faiss_config: str, large: bool) -> list[dict]:
             continue
         with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
             res = pool.submit(_memory_child, case, label).result()
+        arm = next(a for a in arms_for(case) if a.label == label)
         note = ("faiss's own C++ buffers are not seen by tracemalloc (the RSS delta sees them)"
-                if "faiss" in label else "")
+                if "faiss" in label else
+                "numba and the compiled kernel imported before the call (see the import rows)"
+                if uses_numba(arm) else "")
         rows.append(dict(case=case.name, method=method, config=config, notes=note, **res))
     return rows
 
@@ -484,12 +498,14 @@ import sys, time
 t0 = time.perf_counter()
 {statement}
 wall = time.perf_counter() - t0
-rss = 0.0
+rss = anon = 0.0
 with open("/proc/self/status") as fh:
     for line in fh:
         if line.startswith("VmRSS:"):
             rss = int(line.split()[1]) / 1024
-print(wall, "torch" in sys.modules, rss)
+        elif line.startswith("RssAnon:"):
+            anon = int(line.split()[1]) / 1024
+print(wall, "torch" in sys.modules, rss, anon)
 """
 
 
@@ -502,17 +518,19 @@ def import_rows(repeats: int) -> list[dict]:
         for name, statement in IMPORT_STATEMENTS.items():
             out = subprocess.run([sys.executable, "-c", _IMPORT_PROBE.format(statement=statement)],
                                  check=True, capture_output=True, text=True, env=env, cwd=REPO)
-            wall, torch_imported, rss = out.stdout.split()
+            wall, torch_imported, rss, anon = out.stdout.split()
             if rnd:
                 times[name].append(float(wall))
-            seen[name] = (torch_imported == "True", float(rss))
+            seen[name] = (torch_imported == "True", float(rss), float(anon))
     rows = []
     for name, walls in times.items():
         rows.append(dict(case="import", method=name, config=f"{repeats} fresh processes",
                          wall_s_cold=statistics.median(walls), torch_imported=seen[name][0],
                          rss_before_mib=seen[name][1],
                          notes=f"median of {repeats}; min {min(walls):.3f} s, max "
-                               f"{max(walls):.3f} s; RSS after the import"))
+                               f"{max(walls):.3f} s; RSS after the import, "
+                               f"{seen[name][2]:.0f} MiB of it anonymous (the rest: mapped "
+                               "files, shared libraries)"))
     return rows
 
 
@@ -570,8 +588,9 @@ def markdown(rows: list[dict], memory: list[dict], infos: dict, args, env: dict)
         "## Summary", "",
         "| case | best faiss (baseline) | faiss s | default call +-1 numpy: s, ratio (rounds) "
         "| +-1 torch: ratio (rounds) | 0/1 numpy: ratio (rounds) | packed: s, ratio (rounds) "
-        "| packed, 1 thread: ratio | backend=faiss: ratio | exact | 1-min load over the rounds |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+        "| packed, 1 thread: ratio | backend=faiss: ratio | backend=numpy: ratio | exact "
+        "| 1-min load over the rounds |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     by_case: dict[str, list[dict]] = {}
     for r in rows:
         by_case.setdefault(r["case"], []).append(r)
@@ -589,6 +608,7 @@ def markdown(rows: list[dict], memory: list[dict], infos: dict, args, env: dict)
             f"{arm['packed=True']['median_s']:.3f}, {_ratio(arm['packed=True'])} | "
             f"{arm['packed=True, threads=1']['ratio_vs_best_faiss']:.3f} | "
             f"{arm['packed=True, backend=faiss']['ratio_vs_best_faiss']:.3f} | "
+            f"{arm['packed=True, backend=numpy']['ratio_vs_best_faiss']:.3f} | "
             f"{all(r['equal_to_reference'] for r in rs)} | {min(loads):.2f}-{max(loads):.2f} |")
     lines += ["", "ratio below 1: faster than the best faiss configuration. The reference's own "
               "time (one run, not interleaved): " + ", ".join(

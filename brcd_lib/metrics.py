@@ -19,7 +19,12 @@ integer class ids (n,); a single column (n, 1) is refused, since it reads both w
 imports no torch: NumPy inputs never load it, and tensors are recognised only once the caller has
 imported torch.
 
-Implementation. The default ``numpy`` backend works on chunks of query rows (several at a time
+Implementation. On CPU the default backend is ``numba`` when numba is installed (a core
+dependency of the kit), ``numpy`` otherwise; both give identical values. The ``numba`` backend
+(:func:`_numba_ranking`, kernel in :mod:`brcd_lib.hamming_topk`) ranks each query in one pass
+over the database: vector popcounts over tiles that stay in cache, a running K-th distance below
+which an item must lie to enter, and a stable counting sort of the accepted items at the end.
+The ``numpy`` backend works on chunks of query rows (several at a time
 on ``threads`` threads; NumPy releases the GIL inside its loops). For a chunk it computes the
 Hamming distances with XOR + popcount on machine words (``np.bitwise_count``; a byte lookup table
 on NumPy < 2.0) tile by tile into a reused buffer, so no temporary of size rows x database is
@@ -41,6 +46,8 @@ integer key distance * n_db + index. The ``faiss`` backend (by name only) search
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import math
 import os
 import sys
@@ -109,6 +116,9 @@ _FUSED_MIN_BYTES = 4 << 20
 _MIN_SAMPLE = 512
 _SAMPLE_FRACTION = 128
 _CANDIDATE_MARGIN = 1.0
+# numba backend: query rows per chunk (at most) and database items in the threshold sample
+_NUMBA_CHUNK_ROWS = 64
+_NUMBA_SAMPLE = 4096
 
 
 def _lookup(table: dict, name: str, what: str):
@@ -978,6 +988,76 @@ def _numpy_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, dev
     yield from _run_chunks(work, range(0, n_query, step), threads)
 
 
+def _import_numba_kernel():
+    try:
+        hamming_topk = importlib.import_module(f"{__package__}.hamming_topk")
+    except ImportError:
+        raise ImportError("backend='numba' needs the numba package (pip install numba); "
+                          "backend='numpy' gives the same values without it") from None
+    return hamming_topk
+
+
+def _numba_available() -> bool:
+    """Whether numba can be imported (found without importing it)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def _le_words(b: np.ndarray) -> np.ndarray:
+    """(n, B) bytes -> (n, ceil(B / 8)) uint64 words, zero-padded (a view when B is a multiple
+    of 8). The byte order inside a word does not matter to XOR + popcount."""
+    n_bytes = b.shape[1]
+    total = -(-n_bytes // 8) * 8
+    if total != n_bytes or not b.flags.c_contiguous:
+        padded = np.zeros((b.shape[0], total), np.uint8)
+        padded[:, :n_bytes] = b
+        b = padded
+    return b.view(np.uint64)
+
+
+def _numba_chunk_rows(n_query: int, n_db: int, top: int, memory_budget_mb: float,
+                      threads: int) -> tuple[int, int]:
+    """(query rows per chunk, accepted-item buffer length per query) of the numba backend.
+
+    Each query holds a buffer of ``cap = min(4 K, n_db)`` accepted items (12 bytes each) and its
+    K ranked indices (8 bytes each); the chunks of all threads share half of
+    ``memory_budget_mb`` (the other half is for the database's words and the per-chunk
+    results). A chunk has at most ``_NUMBA_CHUNK_ROWS`` rows (each database tile then serves
+    them all while it is in cache), at least one, and there is at least one chunk per thread."""
+    _check_budget(memory_budget_mb)
+    cap = min(4 * top, n_db)
+    per_row = 12 * cap + 8 * top
+    budget_rows = int(memory_budget_mb * 2**20 / 2 / threads // per_row)
+    rows = min(_NUMBA_CHUNK_ROWS, budget_rows, -(-n_query // threads))
+    return max(1, rows), cap
+
+
+def _numba_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, device, threads=1,
+                   per_chunk=_identity):
+    """The compiled one-pass exact stable top-K (:func:`brcd_lib.hamming_topk.topk_rows`) on
+    ``threads`` threads, a chunk of query rows per call (the kernel releases the GIL).
+
+    A systematic sample of ``min(_NUMBA_SAMPLE, n // 16)`` database items (every stride-th
+    item from half a stride; none below 16 items) gives each query a first threshold; a query with fewer than K items within it is scanned again without it,
+    so the ranking never depends on the sample."""
+    kernel = _import_numba_kernel()
+    n_query, n_db = q_bytes.shape[0], db_bytes.shape[0]
+    q_words = _le_words(q_bytes)
+    db_words_t = np.ascontiguousarray(_le_words(db_bytes).T)
+    size = min(_NUMBA_SAMPLE, n_db // 16)
+    stride = n_db // size if size else 1
+    sample = np.ascontiguousarray(db_words_t[:, stride // 2::stride][:, :size])
+    step, cap = _numba_chunk_rows(n_query, n_db, top, memory_budget_mb, threads)
+
+    def work(start: int) -> tuple[slice, object]:
+        rows = slice(start, min(start + step, n_query))
+        ranked = np.empty((rows.stop - rows.start, top), np.int64)
+        kernel.topk_rows(np.ascontiguousarray(q_words[rows]), db_words_t, sample, top,
+                         code_length, cap, ranked)
+        return rows, per_chunk(rows, ranked)
+
+    yield from _run_chunks(work, range(0, n_query, step), threads)
+
+
 def _unpack_torch(b: np.ndarray, code_length: int, device):
     import torch
 
@@ -1069,13 +1149,15 @@ def _faiss_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, dev
 
 
 BACKENDS: dict[str, Callable[..., Iterator[tuple[slice, object]]]] = {
+    "numba": _numba_ranking,
     "numpy": _numpy_ranking,
     "torch": _torch_ranking,
     "faiss": _faiss_ranking,
 }
 """Ranking backends (all exact, same values). ``auto`` picks ``torch`` when a code tensor lives on
-an accelerator and ``numpy`` otherwise; ``faiss`` (``IndexBinaryFlat``, CPU) is chosen by name
-only (``benchmarks/bench_retrieval.py`` times both)."""
+an accelerator, otherwise ``numba`` when numba is installed and ``numpy`` when it is not;
+``faiss`` (``IndexBinaryFlat``, CPU) is chosen by name only (``benchmarks/bench_retrieval.py``
+times them all)."""
 
 
 def _ranking(query_codes, db_codes, top: int | None, *, packed, code_length, memory_budget_mb,
@@ -1084,7 +1166,7 @@ def _ranking(query_codes, db_codes, top: int | None, *, packed, code_length, mem
     _check_budget(memory_budget_mb)
     device = _accelerator_of(query_codes, db_codes)
     if backend == "auto":
-        backend = "numpy" if device is None else "torch"
+        backend = "torch" if device is not None else "numba" if _numba_available() else "numpy"
     rank = _lookup(BACKENDS, backend, "backend (or 'auto')")
     threads = _resolve_threads(threads)
     q_bytes, db_bytes, length = _prepare_codes(query_codes, db_codes, packed=packed,

@@ -91,7 +91,7 @@ def retrieval_case(draw):
         a = bits.astype(np.float32) if fmt == "01" else np.where(bits, 1.0, -1.0).astype(np.float32)
         return torch.from_numpy(a) if to_torch else a
 
-    backend = draw(st.sampled_from(["numpy", "torch", "auto"]))
+    backend = draw(st.sampled_from(["numba", "numpy", "torch", "auto"]))
     return encode(q_bits), encode(d_bits), ql, dl, k, backend
 
 

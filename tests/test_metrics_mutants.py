@@ -226,7 +226,7 @@ def test_evaluate_paradigms_forwards_zero_hit_packed_and_code_length():
     (dict(threads=0), r"threads must be a positive integer or None, got 0"),
     (dict(memory_budget_mb=0),
      r"memory_budget_mb must be a finite number of megabytes > 0, got 0$"),
-    (dict(backend="cuda"), r"unknown backend \(or 'auto'\) 'cuda'; valid names: faiss, numpy, "
+    (dict(backend="cuda"), r"unknown backend \(or 'auto'\) 'cuda'; valid names: faiss, numba, numpy, "
                            r"torch"),
     (dict(zero_hit="mean"), r"unknown zero_hit convention 'mean'; valid names: count, skip"),
 ])
@@ -390,7 +390,7 @@ def _map(**kw):
     (dict(ties="random"), ValueError, "unknown tie rule 'random'; valid names: index"),
     (dict(ties=["index"]), ValueError, "unknown tie rule ['index']; valid names: index"),
     (dict(backend="cuda"), ValueError,
-     "unknown backend (or 'auto') 'cuda'; valid names: faiss, numpy, torch"),
+     "unknown backend (or 'auto') 'cuda'; valid names: faiss, numba, numpy, torch"),
     # budget, threads, k
     (dict(memory_budget_mb=0), ValueError,
      "memory_budget_mb must be a finite number of megabytes > 0, got 0"),

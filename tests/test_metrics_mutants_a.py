@@ -350,7 +350,7 @@ def backends(monkeypatch):
             calls.append((name, q_bytes.tolist(), db_bytes.tolist(), length, top, kw))
             return iter(())
         return rank
-    for name in ("numpy", "torch", "faiss"):
+    for name in ("numba", "numpy", "torch", "faiss"):
         monkeypatch.setitem(metrics.BACKENDS, name, fake(name))
     return calls
 
@@ -360,13 +360,24 @@ def _call_ranking(**kw):
                             ties="index", **kw)
 
 
-def test_ranking_auto_on_cpu_is_numpy_with_the_threads(backends):
+@pytest.mark.parametrize("has_numba, chosen", [(True, "numba"), (False, "numpy")])
+def test_ranking_auto_on_cpu_is_numba_or_numpy_with_the_threads(monkeypatch, backends, has_numba,
+                                                               chosen):
+    monkeypatch.setattr(metrics, "_numba_available", lambda: has_numba)
     chunks, n_query, n_db, length = _call_ranking(backend="auto", threads=3)
     assert (n_query, n_db, length) == (2, 3, 4)
     # bits 1 -1 1 1 -> 0b1011 << 4 = 176, -1 -1 1 -1 -> 0b0010 << 4 = 32, ...
-    assert backends == [("numpy", [[176], [32]], [[240], [0], [160]], 4, 2,
+    assert backends == [(chosen, [[176], [32]], [[240], [0], [160]], 4, 2,
                          {"memory_budget_mb": 1.0, "device": None, "threads": 3,
                           "per_chunk": metrics._identity})]
+
+
+def test_numba_available_follows_the_import_system(monkeypatch):
+    import importlib.util
+
+    assert metrics._numba_available() is True  # numba is a core dependency of the kit
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert metrics._numba_available() is False
 
 
 def test_ranking_auto_on_an_accelerator_is_torch_on_that_device(monkeypatch, backends):

@@ -1,0 +1,184 @@
+"""The numba ranking backend (brcd_lib/hamming_topk.py and metrics._numba_ranking) against the
+plain per-query reference of tests/test_metrics_fast.py: every ranking element by element, on
+integer codes with heavy exact ties, through each of the kernel's paths (a sampled threshold that
+holds, one too low that forces the second scan, none; buffer compaction; several words per
+code; tiles cut short)."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from brcd_lib import hamming_topk as H
+from brcd_lib import metrics as M
+
+from test_metrics_fast import labels_for, plain_ap, plain_ranking, pm1, tied_codes
+
+
+def _words(bits: np.ndarray) -> np.ndarray:
+    return M._le_words(np.packbits(bits, axis=1))
+
+
+def _kernel(q_bits, d_bits, top, sample_rows=None, cap=None):
+    """topk_rows on bool codes; ``sample_rows``: database rows used as the threshold sample."""
+    length = q_bits.shape[1]
+    db_t = np.ascontiguousarray(_words(d_bits).T)
+    sample = (db_t[:, :0] if sample_rows is None
+              else np.ascontiguousarray(db_t[:, np.asarray(sample_rows, np.int64)]))
+    out = np.full((q_bits.shape[0], top), -1, np.int64)
+    H.topk_rows(_words(q_bits), db_t, sample, top, length,
+                min(4 * top, d_bits.shape[0]) if cap is None else cap, out)
+    return out.tolist()
+
+
+@pytest.mark.parametrize("length", [1, 7, 16, 63, 64, 65, 130])
+@pytest.mark.parametrize("n_db", [1, 5, 255, 256, 257, 1000])
+def test_kernel_matches_plain_ranking_with_heavy_ties(length, n_db):
+    rng = np.random.default_rng(length * 1009 + n_db)
+    d_bits = tied_codes(rng, n_db, length, max(1, n_db // 20))
+    q_bits = np.concatenate([tied_codes(rng, 3, length, 4), rng.random((2, length)) < 0.5])
+    for top in sorted({1, 2, 10, n_db // 3 or 1, n_db}):
+        top = min(top, n_db)
+        assert _kernel(q_bits, d_bits, top) == plain_ranking(q_bits, d_bits, top)
+
+
+def test_a_sample_of_the_nearest_items_forces_the_second_scan_and_stays_exact():
+    # the sample holds only each query's nearest items: its threshold admits fewer than K
+    rng = np.random.default_rng(3)
+    d_bits = rng.random((3000, 32)) < 0.5
+    q_bits = d_bits[[10, 2000]].copy()
+    dist = (d_bits[None] != q_bits[:, None]).sum(-1)
+    nearest = np.argsort(dist[0], kind="stable")[:40]
+    for top in (50, 400):
+        assert _kernel(q_bits, d_bits, top, sample_rows=nearest) == plain_ranking(q_bits, d_bits,
+                                                                                 top)
+
+
+def test_a_sample_of_the_farthest_items_only_widens_the_scan():
+    rng = np.random.default_rng(4)
+    d_bits = rng.random((2000, 24)) < 0.5
+    q_bits = rng.random((3, 24)) < 0.5
+    farthest = np.argsort(-(d_bits != q_bits[0]).sum(1), kind="stable")[:64]
+    assert _kernel(q_bits, d_bits, 30, sample_rows=farthest) == plain_ranking(q_bits, d_bits, 30)
+
+
+def test_first_threshold_admits_the_sampled_quantile_with_its_margin():
+    # 100 sampled items at distance 0..99 (one each) of a 1,000-item database, K = 50: the
+    # sample expects 5 items, and asks for 1.25 * 5 + 3 * sqrt(5) + 1 = 13.96 -> 14 of them
+    length = 128
+    q = np.zeros((1, length), bool)
+    sample = np.zeros((100, length), bool)
+    for i in range(100):
+        sample[i, :i] = True
+    buf = np.empty(H.TILE, np.int64)
+    t = H._first_threshold(_words(q), 0, np.ascontiguousarray(_words(sample).T), 50, 1000,
+                           length, buf)
+    assert t == 13
+    # a sample that cannot hold enough admits every distance
+    # (K = 1,000 of 1,000: 3 sampled items expected, 3.75 + 3 sqrt(3) + 1 asked of 3)
+    assert H._first_threshold(_words(q), 0, np.ascontiguousarray(_words(sample[:3]).T), 1000,
+                              1000, length, buf) == length
+    assert H._first_threshold(_words(q), 0, np.zeros((2, 0), np.uint64), 50, 1000, length,
+                              buf) == length
+
+
+@pytest.mark.parametrize("top", [1, 2, 3, 8])
+def test_compaction_of_a_small_buffer_keeps_the_ranking(top):
+    # K small, items arriving in decreasing distance: every item is accepted, the buffer of
+    # 4 K entries fills and is compacted many times
+    length, n = 40, 600
+    d_bits = np.zeros((n, length), bool)
+    for j in range(n):
+        d_bits[j, : (length - j * length // n)] = True
+    q_bits = np.zeros((2, length), bool)
+    q_bits[1, ::2] = True
+    assert _kernel(q_bits, d_bits, top) == plain_ranking(q_bits, d_bits, top)
+    # the smallest buffer the compaction bound allows: 2 K
+    assert _kernel(q_bits, d_bits, top, cap=2 * top) == plain_ranking(q_bits, d_bits, top)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 70), st.integers(1, 600), st.integers(1, 5),
+       st.integers(1, 8), st.booleans())
+def test_kernel_matches_plain_ranking_hypothesis(seed, length, n_db, n_q, n_distinct, sampled):
+    rng = np.random.default_rng(seed)
+    d_bits = tied_codes(rng, n_db, length, n_distinct)
+    q_bits = tied_codes(rng, n_q, length, n_distinct)
+    top = int(rng.integers(1, n_db + 1))
+    rows = np.arange(n_db)[:: max(1, n_db // 16)] if sampled else None
+    assert _kernel(q_bits, d_bits, top, sample_rows=rows) == plain_ranking(q_bits, d_bits, top)
+
+
+# ------------------------------------------------------------------------------------------------
+# the backend: chunks, threads, the sample, AP through the public call
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("multi", [False, True])
+@pytest.mark.parametrize("threads, budget", [(1, 256.0), (2, 256.0), (2, 0.05)])
+def test_numba_backend_map_matches_plain_reference(multi, threads, budget):
+    rng = np.random.default_rng(17 + int(multi))
+    n_db = 16 * 300  # >= 16 x the sample: a sampled first threshold
+    d_bits = tied_codes(rng, n_db, 48, 30)
+    q_bits = np.concatenate([tied_codes(rng, 9, 48, 30), rng.random((3, 48)) < 0.5])
+    ql, dl = labels_for(rng, 12, 4, multi), labels_for(rng, n_db, 4, multi)
+    for k in (1, 100, 1000, None):
+        got = M.mean_average_precision_per_query(pm1(q_bits), pm1(d_bits), ql, dl, k,
+                                                 backend="numba", threads=threads,
+                                                 memory_budget_mb=budget)
+        np.testing.assert_allclose(got, plain_ap(q_bits, d_bits, ql, dl, k), rtol=0, atol=1e-12)
+
+
+def test_numba_backend_samples_every_stride_th_item_from_half_a_stride(monkeypatch):
+    seen = []
+
+    def topk_rows(q_words, db_words_t, sample, top, length, cap, out):
+        seen.append(sample.copy())
+        out[:] = 0
+    monkeypatch.setattr(H, "topk_rows", topk_rows)
+    monkeypatch.setattr(M, "_NUMBA_SAMPLE", 4)
+    n_db = 70  # 16 x 4 = 64 <= 70: a sample of 4, stride 70 // 4 = 17, from item 8
+    db_bytes = np.arange(n_db, dtype=np.uint8)[:, None]
+    list(M._numba_ranking(db_bytes[:2], db_bytes, 8, 3, memory_budget_mb=1.0, device=None))
+    assert seen[0].view(np.uint8).ravel()[::8].tolist() == [8, 25, 42, 59]
+    seen.clear()
+    # below 16 x the sample size: n // 16 items (63 // 16 = 3, stride 21, from item 10)
+    list(M._numba_ranking(db_bytes[:2], db_bytes[:63], 8, 3, memory_budget_mb=1.0, device=None))
+    assert seen[0].view(np.uint8).ravel()[::8].tolist() == [10, 31, 52]
+    seen.clear()
+    list(M._numba_ranking(db_bytes[:2], db_bytes[:15], 8, 3, memory_budget_mb=1.0, device=None))
+    assert seen[0].shape == (1, 0)  # below 16 items: none
+
+
+def test_numba_chunk_rows_follow_the_budget_and_the_threads():
+    # K = 10 of 1,000: cap 40, 12 * 40 + 8 * 10 = 560 bytes per row
+    assert M._numba_chunk_rows(1000, 1000, 10, 256.0, 1) == (M._NUMBA_CHUNK_ROWS, 40)
+    assert M._numba_chunk_rows(1000, 1000, 10, 560 * 2 * 2 * 5 / 2**20, 2) == (5, 40)
+    assert M._numba_chunk_rows(7, 1000, 10, 256.0, 2) == (4, 40)  # one chunk per thread
+    assert M._numba_chunk_rows(7, 1000, 10, 1e-6, 2) == (1, 40)  # at least one row
+    assert M._numba_chunk_rows(7, 30, 10, 256.0, 1) == (7, 30)  # cap: the whole database
+    with pytest.raises(ValueError, match="memory_budget_mb must be a finite number"):
+        M._numba_chunk_rows(7, 30, 10, float("inf"), 1)
+
+
+def test_le_words_pads_to_whole_words_and_keeps_the_bits():
+    b = np.arange(30, dtype=np.uint8).reshape(3, 10)
+    w = M._le_words(b)
+    assert w.dtype == np.uint64 and w.shape == (3, 2)
+    assert w.view(np.uint8).reshape(3, 16)[:, :10].tolist() == b.tolist()
+    assert not w.view(np.uint8).reshape(3, 16)[:, 10:].any()
+    full = np.arange(16, dtype=np.uint8).reshape(2, 8)
+    assert np.shares_memory(M._le_words(full), full)  # whole words: a view
+    strided = np.arange(32, dtype=np.uint8).reshape(2, 16)[:, ::2]
+    assert M._le_words(strided).view(np.uint8).tolist() == strided.tolist()
+
+
+def test_numba_backend_without_numba_names_the_fix(monkeypatch):
+    monkeypatch.setitem(sys.modules, "brcd_lib.hamming_topk", None)
+    with pytest.raises(ImportError, match=r"^backend='numba' needs the numba package \(pip install "
+                                          r"numba\); backend='numpy' gives the same values"):
+        M.map_at_k(pm1(np.eye(4, dtype=bool)), pm1(np.eye(4, dtype=bool)), np.arange(4),
+                   np.arange(4), 2, backend="numba")
