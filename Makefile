@@ -49,10 +49,12 @@ benchmarks: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
 # Mutation testing of the modules that decide the kit's numbers (about an hour on 2 cores; not in
-# CI): mutmut into mutants/, the report into results/benchmarks/mutation.md, exit 1 below target.
+# CI): mutmut into mutants/, the report into results/benchmarks/mutation.md, exit 1 below target;
+# then the compiled ranking kernel, which mutmut cannot mutate (results/benchmarks/mutation_kernel.md).
 mutation: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[mutation]' $(TORCH_SPEC)
 	$(BIN)/python -m benchmarks.mutation
+	$(BIN)/python -m benchmarks.mutation_kernel
 
 # JupyterLab on the repository root, opening START.md (links to every notebook, report and doc);
 # Markdown opens rendered (.jupyter/lab-settings/overrides.json). The nbstripout git filter named

@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchmarks.paths import shown as _shown  # noqa: E402
 from benchmarks.run import DEFAULT_OUT, markdown_table, write_outputs  # noqa: E402
 
 # seconds a full reproduction of the profile may take on 2 CPU cores, idle, from a clean clone
@@ -37,14 +38,6 @@ FIELDS = ["profile", "budget_s", "wall_s", "budget_fraction", "notebooks_ok", "n
 def expected_notebooks(notebook_dir: Path) -> list[str]:
     """Names of the ordered notebooks a reproduction runs."""
     return sorted(p.name for p in notebook_dir.glob("[0-9]*.ipynb"))
-
-
-def _shown(path: Path) -> str:
-    """``path`` relative to the repository when inside it (no machine-specific prefix)."""
-    try:
-        return str(path.resolve().relative_to(REPO))
-    except ValueError:
-        return str(path)
 
 
 def profile_row(profile: str, *, results_dir: Path, budget_s: float,

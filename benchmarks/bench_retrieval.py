@@ -68,6 +68,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchmarks.paths import command_line, shown  # noqa: E402
+
 EXACT_TOL = 1e-12
 LABEL_SETS = {  # name -> (classes, probability of each label; 0 = one class id per item)
     "single": (10, 0.0),
@@ -829,7 +831,9 @@ def main(argv=None) -> list[dict]:
     t_start = time.perf_counter()
     env = dict(environment(), started=time.strftime("%Y-%m-%d %H:%M:%S"),
                load_start=load_average(),
-               command=_command_line(list(argv if argv is not None else sys.argv[1:])))
+               command=command_line("benchmarks/bench_retrieval.py",
+                                            list(argv if argv is not None else sys.argv[1:]),
+                                            ("--out-dir", "--before")))
     rows, memory, infos = [], [], {}
     for case in cases_of(args):
         print(f"== {case.name}", flush=True)
@@ -848,7 +852,7 @@ def main(argv=None) -> list[dict]:
     cell_rows = [{f: _cell(r.get(f)) for f in FIELDS} for r in rows]
     if args.before is not None:
         text = with_section(text, before_after(cell_rows, read_csv_rows(args.before),
-                                               _shown(args.before)))
+                                               shown(args.before)))
     atomic_write_text(args.out_dir / "retrieval.csv", csv_text(cell_rows, FIELDS))
     if memory:
         mem_rows = [{f: _cell(r.get(f)) for f in MEMORY_FIELDS} for r in memory]
@@ -858,31 +862,13 @@ def main(argv=None) -> list[dict]:
     return rows
 
 
-def _shown(path: Path) -> str:
-    """``path`` relative to the repository when it lies inside it; a folder outside it is not
-    named (the report is committed and must spell out no machine's folders), only the file."""
-    try:
-        return str(Path(path).resolve().relative_to(REPO))
-    except ValueError:
-        return f"<a folder outside the repository>/{Path(path).name}"
-
-
-def _command_line(argv: list[str]) -> str:
-    """The command for the report's header, its path options shown by :func:`_shown`."""
-    shown, previous = [], None
-    for token in argv:
-        shown.append(_shown(Path(token)) if previous in ("--out-dir", "--before") else token)
-        previous = token
-    return "python benchmarks/bench_retrieval.py " + " ".join(shown)
-
-
 def compare_only(args) -> list[dict]:
     """``--compare-only``: the before/after section of an existing retrieval.md."""
     from brcd_lib.io import atomic_write_text
 
     md_path = args.out_dir / "retrieval.md"
     rows = read_csv_rows(args.out_dir / "retrieval.csv")
-    section = before_after(rows, read_csv_rows(args.before), _shown(args.before))
+    section = before_after(rows, read_csv_rows(args.before), shown(args.before))
     atomic_write_text(md_path, with_section(md_path.read_text(encoding="utf-8"), section))
     print(section)
     return rows

@@ -118,7 +118,7 @@ class TrainConfig:
                 or not lr > 0:
             raise ValueError(f"TrainConfig.lr must be a positive finite number (the Adam learning "
                              f"rate, e.g. 1e-3), got {lr!r}")
-        if not isinstance(lr, (int, float)):  # e.g. numpy.float64: stored as float
+        if not isinstance(lr, (int, float)):  # e.g. numpy.float32 (numpy.float64 is a float)
             object.__setattr__(self, "lr", float(lr))
         if self.stop_when not in ("reaches", "exceeds"):
             raise ValueError(f"stop_when must be 'reaches' or 'exceeds', got {self.stop_when!r}")

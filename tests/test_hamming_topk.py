@@ -140,17 +140,18 @@ def test_numba_backend_samples_every_stride_th_item_from_half_a_stride(monkeypat
         out[:] = 0
     monkeypatch.setattr(H, "topk_rows", topk_rows)
     monkeypatch.setattr(M, "_NUMBA_SAMPLE", 4)
-    n_db = 70  # 16 x 4 = 64 <= 70: a sample of 4, stride 70 // 4 = 17, from item 8
-    db_bytes = np.arange(n_db, dtype=np.uint8)[:, None]
-    list(M._numba_ranking(db_bytes[:2], db_bytes, 8, 3, memory_budget_mb=1.0, device=None))
-    assert seen[0].view(np.uint8).ravel()[::8].tolist() == [8, 25, 42, 59]
-    seen.clear()
-    # below 16 x the sample size: n // 16 items (63 // 16 = 3, stride 21, from item 10)
-    list(M._numba_ranking(db_bytes[:2], db_bytes[:63], 8, 3, memory_budget_mb=1.0, device=None))
-    assert seen[0].view(np.uint8).ravel()[::8].tolist() == [10, 31, 52]
-    seen.clear()
-    list(M._numba_ranking(db_bytes[:2], db_bytes[:15], 8, 3, memory_budget_mb=1.0, device=None))
-    assert seen[0].shape == (1, 0)  # below 16 items: none
+    db_bytes = np.arange(100, dtype=np.uint8)[:, None]
+
+    def sampled(n_db):
+        seen.clear()
+        list(M._numba_ranking(db_bytes[:2], db_bytes[:n_db], 8, 1, memory_budget_mb=1.0,
+                              device=None))
+        return seen[0].view(np.uint8).ravel()[::8].tolist()
+    assert sampled(100) == [12, 37, 62, 87]  # 4 items, stride 100 // 4 = 25, from item 12
+    assert sampled(64) == [8, 24, 40, 56]  # 16 x 4 items: stride 16, from item 8
+    assert sampled(63) == [10, 31, 52]  # below 16 x the sample size: 63 // 16 = 3 items
+    assert sampled(16) == [8]
+    assert sampled(15) == []  # below 16 items: none
 
 
 def test_numba_chunk_rows_follow_the_budget_and_the_threads():

@@ -76,7 +76,7 @@ def test_nearest_centroid_chunks_of_one_row_cover_every_row(monkeypatch):
 def _kept_rows_reference(sim: np.ndarray, n_copies: int, ratio: float) -> list[int]:
     """SSKD's selection by hand: rank = columns scoring above the right one; rows ordered by
     (rank, row), the first rows - n_wrong + int(n_wrong * ratio) kept, returned sorted."""
-    rows, b = sim.shape
+    rows = sim.shape[0]
     rank = [int((sim[r] > sim[r, r // n_copies]).sum()) for r in range(rows)]
     n_wrong = sum(v > 0 for v in rank)
     n_keep = rows - n_wrong + int(n_wrong * ratio)

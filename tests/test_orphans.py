@@ -88,6 +88,9 @@ def _env(folder: Path) -> dict:
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(folder), env.get("PYTHONPATH", "")])
     env["ORPHAN_DIR"] = str(folder)
     env["OMP_NUM_THREADS"] = "1"
+    # the killed process cannot remove its temporary folders (the pool's brcd-pool-*): keep
+    # them inside the test's folder, not in the machine's /tmp
+    env["TMPDIR"] = str(folder)
     return env
 
 
