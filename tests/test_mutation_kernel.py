@@ -47,3 +47,10 @@ def test_every_mutant_of_the_kernel_parses_and_differs_from_it():
     for m in made:
         assert m.source != original
         ast.parse(m.source)
+
+
+def test_only_a_clean_pass_is_a_survivor():
+    assert not MK.detected("survived")
+    for verdict in ("killed", "timeout", "crashed (SIGABRT)", "error (exit 2: no module)"):
+        assert MK.detected(verdict)
+    assert MK._signal_name(6) == "SIGABRT" and MK._signal_name(999) == "signal 999"
