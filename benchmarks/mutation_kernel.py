@@ -9,12 +9,15 @@ syntax tree (each comparison operator replaced by its neighbours, ``+`` <-> ``-`
 zero, c - 1, ``min`` <-> ``max``, ``and`` <-> ``or``), writes it into a copy of the repository,
 and runs the kernel's tests there (``tests/test_hamming_topk.py`` and the metric tests that rank
 with it) in a fresh process, so numba compiles the mutant. A mutant is *killed* when the tests
-fail, *timeout* when they run past ``--timeout`` seconds (a loop that never ends), *crashed*
-when the test process dies of a signal (compiled code has no bounds checks), *error* when pytest
-cannot run them (a mutant that does not compile), *survived* when they pass. Writes ``results/benchmarks/mutation_kernel.md`` and ``.csv``; exit status 1 when a
-mutant survives (``--no-gate`` reports only).
+fail (numba's bounds checks are on in those processes, so an index past an array is an
+``IndexError``), *timeout* when they run past ``--timeout`` seconds (a loop that never ends),
+*crashed* when the test process dies of a signal, *error* when pytest cannot run them (a mutant
+that does not compile), *equivalent* when they pass and the mutant is declared in
+:data:`EQUIVALENT` with the reason it changes no output, *survived* otherwise. Writes
+``results/benchmarks/mutation_kernel.md`` and ``.csv``; exit status 1 when a mutant survives
+(``--no-gate`` reports only).
 
-    python -m benchmarks.mutation_kernel                 # every mutant (about 10 min, 2 cores)
+    python -m benchmarks.mutation_kernel                 # every mutant (about 12 min, 2 cores)
     python -m benchmarks.mutation_kernel --list          # the mutants, without running them
 """
 from __future__ import annotations
@@ -48,6 +51,47 @@ _BINOP_SWAPS = {ast.Add: (ast.Sub,), ast.Sub: (ast.Add,), ast.Mult: (ast.Add,),
                 ast.FloorDiv: (ast.Mult,), ast.BitXor: (ast.BitOr,)}
 _NAME_SWAPS = {"min": "max", "max": "min"}
 
+_SPEED_ONLY = ("changes only how many items are examined, never which are ranked: the first "
+               "threshold is a guess that a second scan corrects")
+# Mutants that change no output, by (function, original line, mutated line) -> why. Each is
+# checked against the mutants made (tests/test_mutation_kernel.py), so a stale entry fails.
+EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ("_ranked", "n_dist = th + 2", "n_dist = th + 3"):
+        "one more counter than distances, never read",
+    ("_ranked", "if dist[r, s] <= th:", "if dist[r, s] < th:"):
+        "the items at the threshold need no counter: the start of a distance d counts only the "
+        "items nearer than d, and d <= th",
+    ("_ranked", "for d in range(1, n_dist):", "for d in range(2, n_dist):"):
+        "start[1] already is the count of distance 0 (start[0] = 0 adds nothing)",
+    ("_distances", "for j in range(1, width):", "for j in range(0, width):"):
+        "the minimum taken over buf[0] once more",
+    ("_first_threshold", "counts = np.zeros(code_length + 1, np.int64)",
+     "counts = np.zeros(code_length + 2, np.int64)"):
+        "one more counter than distances, never read",
+    ("_first_threshold", "for t in range(code_length + 1):", "for t in range(code_length + 0):"):
+        "the loop's last step returns code_length, and so does the line after the loop",
+    ("_scan", "if _distances(q_words, r, db_words_t, t0, t1, buf) >= th:",
+     "if _distances(q_words, r, db_words_t, t0, t1, buf) > th:"):
+        "a tile whose nearest item is at the threshold is scanned, and nothing in it accepted",
+    ("_scan", "hits += buf[j] < th", "hits += buf[j] <= th"):
+        "the items at the threshold collected as hits are refused by the check before "
+        "_accept",
+    ("topk_rows", "n = db_words_t.shape[1]", "n = db_words_t.shape[0]"):
+        "n is read only by the first threshold (a smaller n admits more items); " + _SPEED_ONLY,
+    ("topk_rows", "hist = np.zeros((m, code_length + 2), np.int64)",
+     "hist = np.zeros((m, code_length + 3), np.int64)"):
+        "one more counter than thresholds, never read",
+    ("topk_rows", "thr[r] = _first_threshold(q_words, r, db_sample_t, top, n, code_length, buf) "
+     "+ 1", "thr[r] = _first_threshold(q_words, r, db_sample_t, top, n, code_length, buf) - 1"):
+        _SPEED_ONLY,
+    ("topk_rows", "thr[r] = _first_threshold(q_words, r, db_sample_t, top, n, code_length, buf) "
+     "+ 1", "thr[r] = _first_threshold(q_words, r, db_sample_t, top, n, code_length, buf) + 0"):
+        _SPEED_ONLY,
+    ("topk_rows", "missed = np.flatnonzero(cum < top)", "missed = np.flatnonzero(cum <= top)"):
+        "a query with exactly K items within its threshold is scanned again, to the same "
+        "ranking; " + _SPEED_ONLY,
+}
+
 
 @dataclass(frozen=True)
 class Mutant:
@@ -56,6 +100,13 @@ class Mutant:
     line: int
     description: str
     source: str
+    before: str = ""   # the changed line, stripped, as the original reads
+    after: str = ""    # ... and as the mutant reads
+
+    @property
+    def equivalent(self) -> str | None:
+        """Why this mutant changes no output, when it is declared in :data:`EQUIVALENT`."""
+        return EQUIVALENT.get((self.function, self.before, self.after))
 
 
 def _functions(tree: ast.Module) -> list[tuple[str, ast.AST]]:
@@ -106,6 +157,7 @@ def _changes(node: ast.AST) -> list[tuple[str, callable]]:
 def mutants(source: str) -> list[Mutant]:
     """Every mutant of the module's function bodies (decorators and docstrings left alone)."""
     tree = ast.parse(source)
+    original = ast.unparse(tree).splitlines()
     out = []
     for name, fn in _functions(tree):
         body = fn.body[1:] if (fn.body and isinstance(fn.body[0], ast.Expr)
@@ -116,8 +168,11 @@ def mutants(source: str) -> list[Mutant]:
                     undo = apply()
                     text = ast.unparse(tree) + "\n"
                     undo()
+                    changed = [(a.strip(), b.strip()) for a, b in zip(original, text.splitlines())
+                               if a != b]
+                    before, after = changed[0] if len(changed) == 1 else ("", "")
                     out.append(Mutant(len(out) + 1, name, getattr(node, "lineno", fn.lineno),
-                                      description, text))
+                                      description, text, before, after))
     return out
 
 
@@ -153,8 +208,9 @@ def _last_line(res: subprocess.CompletedProcess) -> str:
 
 def detected(verdict: str) -> bool:
     """A mutant is detected when its tests fail, time out, crash, or it does not compile (pytest
-    exits 2 when the kernel cannot be imported); only a clean pass is a survivor."""
-    return verdict != "survived"
+    exits 2 when the kernel cannot be imported). A clean pass is a survivor, or *equivalent*
+    when the mutant is declared in :data:`EQUIVALENT`."""
+    return verdict not in ("survived", "equivalent")
 
 
 def run_one(mutant: Mutant | None, timeout: float) -> tuple[str, float]:
@@ -163,7 +219,10 @@ def run_one(mutant: Mutant | None, timeout: float) -> tuple[str, float]:
     try:
         plain = ast.unparse(ast.parse((ROOT / KERNEL).read_text())) + "\n"
         (work / KERNEL).write_text(plain if mutant is None else mutant.source)
-        env = dict(os.environ, NUMBA_CACHE_DIR=str(work / ".numba"), PYTHONDONTWRITEBYTECODE="1")
+        # bounds checks on: a mutant that indexes past an array fails with IndexError instead
+        # of corrupting memory silently (or crashing, or not, by chance)
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(work / ".numba"), NUMBA_BOUNDSCHECK="1",
+                   PYTHONDONTWRITEBYTECODE="1")
         env.pop("PYTHONPATH", None)
         cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:randomly", "-p",
                "no:cacheprovider", "-m", "not slow", *TESTS]
@@ -197,7 +256,8 @@ def report(rows: list[dict], original: str, args, wall: float, baseline: tuple) 
         f"{wall:.0f} s, {args.jobs} mutants at a time. Tests: {', '.join(TESTS)} (`-m 'not "
         f"slow' -x`), in a fresh process per mutant; timeout {args.timeout:g} s. The original "
         f"file passes them ({baseline[0]}, {baseline[1]:.1f} s).", "",
-        f"**{len(rows)} mutants: {found} detected, {counts.get('survived', 0)} survived.** "
+        f"**{len(rows)} mutants: {found} detected, {counts.get('equivalent', 0)} equivalent, "
+        f"{counts.get('survived', 0)} survived.** "
         "Detected: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items()) if detected(v))
         + ". A crash or an error is a detection: the mutant's tests could not pass (compiled "
         "code has no bounds checks, and a mutant that does not compile stops the test "
@@ -206,12 +266,16 @@ def report(rows: list[dict], original: str, args, wall: float, baseline: tuple) 
     for r in rows:
         lines.append(f"| {r['number']} | `{r['function']}` | {r['line']} | {r['mutation']} | "
                      f"{r['verdict']} | {r['seconds']:.1f} |")
-    survivors = [r for r in rows if not detected(r["verdict"])]
-    if survivors:
-        lines += ["", "## Not detected", ""]
-        for r in survivors:
-            lines += [f"### #{r['number']} `{r['function']}` line {r['line']}: {r['mutation']} "
-                      f"({r['verdict']})", "", "```diff", r["diff"], "```", ""]
+    for title, verdict in (("Survivors", "survived"), ("Equivalent (declared in "
+                                                        "`EQUIVALENT`, with the reason)",
+                                                        "equivalent")):
+        chosen = [r for r in rows if r["verdict"] == verdict]
+        if chosen:
+            lines += ["", f"## {title}", ""]
+        for r in chosen:
+            lines += [f"### #{r['number']} `{r['function']}` line {r['line']}: {r['mutation']}",
+                      ""] + ([r["reason"], ""] if r["reason"] else []) + [
+                      "```diff", r["diff"], "```", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -248,10 +312,12 @@ def main(argv=None) -> int:
         for fut in concurrent.futures.as_completed(futures):
             m = futures[fut]
             verdict, seconds = fut.result()
+            if verdict == "survived" and m.equivalent:
+                verdict = "equivalent"
             print(f"{m.number:4d} {m.function}:{m.line} {m.description}: {verdict}", flush=True)
             rows.append(dict(number=m.number, function=m.function, line=m.line,
                              mutation=m.description, verdict=verdict, seconds=seconds,
-                             diff=_diff(original, m.source)))
+                             diff=_diff(original, m.source), reason=m.equivalent or ""))
     rows.sort(key=lambda r: r["number"])
     wall = time.perf_counter() - t0
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -267,7 +333,7 @@ def main(argv=None) -> int:
     os.replace(tmp_md, md)
     os.replace(tmp_csv, table)
     print(f"wrote {md.name} and {table.name} into {args.out_dir}")
-    survived = sum(not detected(r["verdict"]) for r in rows)
+    survived = sum(r["verdict"] == "survived" for r in rows)
     return 1 if survived and not args.no_gate else 0
 
 

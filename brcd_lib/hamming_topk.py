@@ -122,9 +122,7 @@ def _first_threshold(q_words, r, db_sample_t, top, n, code_length, buf):
     plus three standard deviations of the sampled count). Items farther than ``t`` are not
     accepted; when fewer than K items turn out to be within it, the query is scanned again
     without it (:func:`topk_rows`), so a wrong guess costs time, never exactness."""
-    s = db_sample_t.shape[1]
-    if s == 0:
-        return code_length
+    s = db_sample_t.shape[1]  # s = 0: need = 1 is never met, every distance is admitted
     counts = np.zeros(code_length + 1, np.int64)
     for t0 in range(0, s, TILE):
         t1 = min(t0 + TILE, s)

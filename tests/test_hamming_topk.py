@@ -85,6 +85,47 @@ def test_first_threshold_admits_the_sampled_quantile_with_its_margin():
                               buf) == length
 
 
+def test_first_threshold_meets_an_exact_need_at_its_distance():
+    # K = 40 of 1,000, 100 sampled items at distance 0..99: 4 expected, need exactly
+    # 1.25 * 4 + 3 * 2 + 1 = 12, met by the 12 items at distance 0..11
+    length = 128
+    q = np.zeros((1, length), bool)
+    sample = np.zeros((100, length), bool)
+    for i in range(100):
+        sample[i, :i] = True
+    buf = np.empty(H.TILE, np.int64)
+    assert H._first_threshold(_words(q), 0, np.ascontiguousarray(_words(sample).T), 40, 1000,
+                              length, buf) == 11
+
+
+def test_first_threshold_reaches_the_last_distances():
+    # 10 sampled items at distance L - 1 and one at L, K = 4 of 20: 2 expected, need 7.74,
+    # met at L - 1; the item at L must be counted too (no index past the counters)
+    length = 16
+    q = np.zeros((1, length), bool)
+    sample = np.zeros((11, length), bool)
+    sample[:10, : length - 1] = True
+    sample[10] = True
+    buf = np.empty(H.TILE, np.int64)
+    db_t = np.ascontiguousarray(_words(sample).T)
+    assert H._first_threshold(_words(q), 0, db_t, 4, 20, length, buf) == length - 1
+    assert H._first_threshold(_words(q), 0, db_t[:, 10:], 1, 2, length, buf) == length
+
+
+@pytest.mark.parametrize("top", [301, 600, 999, 1000])
+def test_the_second_scan_admits_the_farthest_items(top):
+    # 300 items at distance 0 and 700 at distance L (= 4), mixed; the sample holds only items at
+    # distance 0, so its threshold admits 300 < K items and the second scan must reach distance L
+    rng = np.random.default_rng(8)
+    length, n = 4, 1000
+    far = rng.permutation(n) >= 300
+    d_bits = np.zeros((n, length), bool)
+    d_bits[far] = True
+    q_bits = np.zeros((2, length), bool)
+    near = np.flatnonzero(~far)[:200]
+    assert _kernel(q_bits, d_bits, top, sample_rows=near) == plain_ranking(q_bits, d_bits, top)
+
+
 @pytest.mark.parametrize("top", [1, 2, 3, 8])
 def test_compaction_of_a_small_buffer_keeps_the_ranking(top):
     # K small, items arriving in decreasing distance: every item is accepted, the buffer of

@@ -54,3 +54,11 @@ def test_only_a_clean_pass_is_a_survivor():
     for verdict in ("killed", "timeout", "crashed (SIGABRT)", "error (exit 2: no module)"):
         assert MK.detected(verdict)
     assert MK._signal_name(6) == "SIGABRT" and MK._signal_name(999) == "signal 999"
+
+
+def test_every_declared_equivalent_names_a_mutant_of_the_kernel():
+    made = MK.mutants((MK.ROOT / MK.KERNEL).read_text())
+    keys = {(m.function, m.before, m.after) for m in made}
+    assert set(MK.EQUIVALENT) <= keys, set(MK.EQUIVALENT) - keys
+    assert all(m.before and m.after for m in made)  # one changed line each
+    assert sum(m.equivalent is not None for m in made) == len(MK.EQUIVALENT)
