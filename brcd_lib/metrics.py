@@ -1044,8 +1044,11 @@ def _numba_ranking(q_bytes, db_bytes, code_length, top, *, memory_budget_mb, dev
     q_words = _le_words(q_bytes)
     db_words_t = np.ascontiguousarray(_le_words(db_bytes).T)
     size = min(_NUMBA_SAMPLE, n_db // 16)
-    stride = n_db // size if size else 1
-    sample = np.ascontiguousarray(db_words_t[:, stride // 2::stride][:, :size])
+    if size:
+        stride = n_db // size
+        sample = np.ascontiguousarray(db_words_t[:, stride // 2::stride][:, :size])
+    else:
+        sample = db_words_t[:, :0]
     step, cap = _numba_chunk_rows(n_query, n_db, top, memory_budget_mb, threads)
 
     def work(start: int) -> tuple[slice, object]:

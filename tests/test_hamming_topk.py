@@ -139,6 +139,13 @@ def test_compaction_of_a_small_buffer_keeps_the_ranking(top):
     assert _kernel(q_bits, d_bits, top) == plain_ranking(q_bits, d_bits, top)
     # the smallest buffer the compaction bound allows: 2 K
     assert _kernel(q_bits, d_bits, top, cap=2 * top) == plain_ranking(q_bits, d_bits, top)
+    # a sample of codes equal to the query (none of them in the database) admits nothing: the
+    # second scan must start from a clean state to keep its buffer within the bound
+    out = np.full((1, top), -1, np.int64)
+    db_t = np.ascontiguousarray(_words(d_bits).T)
+    sample = np.ascontiguousarray(_words(np.zeros((8, length), bool)).T)
+    H.topk_rows(_words(q_bits[:1]), db_t, sample, top, length, 2 * top, out)
+    assert out.tolist() == plain_ranking(q_bits[:1], d_bits, top)
 
 
 @settings(max_examples=60, deadline=None)
