@@ -227,6 +227,15 @@ def _mutmut_run(max_children: int, patterns: list[str]) -> tuple[int, float]:
     return rc, round(time.perf_counter() - t0, 1)
 
 
+def _failed(rc: int) -> int:
+    """``mutmut run`` did not finish (e.g. a fast test fails before any mutant runs, "failed to
+    collect stats"): no verdict is known, so no report is written and the committed one stays."""
+    print(f"error: `mutmut run` exited with status {rc} before it finished (its output above "
+          "names the cause, e.g. a fast test that fails on the unmutated code: run `make "
+          "test-fast`); results/benchmarks/mutation.* are left as they were", file=sys.stderr)
+    return 2
+
+
 def main(args: argparse.Namespace) -> int:
     mutants_dir = Path(args.mutants)
     header = {"report written at commit": commit_of(str(ROOT)), "tool": f"mutmut {_version()}",
@@ -237,6 +246,8 @@ def main(args: argparse.Namespace) -> int:
             raise SystemExit("error: --rerun needs a previous run (mutants/ and mutation.run.json); "
                              "run `make mutation` first")
         rc, wall = _mutmut_run(args.max_children, args.rerun)
+        if rc != 0:
+            return _failed(rc)
         last = json.loads(run_log.read_text())
         last.setdefault("reruns", []).append(
             {"patterns": args.rerun, "wall_s": wall, "mutmut_exit": rc, "commit": header["report written at commit"],
@@ -246,6 +257,8 @@ def main(args: argparse.Namespace) -> int:
         if not args.keep and mutants_dir.exists():
             shutil.rmtree(mutants_dir)
         rc, wall = _mutmut_run(args.max_children, [])
+        if rc != 0:
+            return _failed(rc)
         Path(args.out_dir).mkdir(parents=True, exist_ok=True)
         run_log.write_text(json.dumps({"wall_s": wall, "mutmut_exit": rc,
                                        "max_children": args.max_children,

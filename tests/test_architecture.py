@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "brcd_lib"
 # layer of each top-level part of the package; a module may import its own layer or lower ones
 LAYERS = {
     "registry": 0, "paths": 0, "io": 0, "config": 0, "provenance": 0,
-    "data": 1, "models": 1, "distill": 1, "metrics": 1, "analysis": 1,
+    "data": 1, "models": 1, "distill": 1, "metrics": 1, "hamming_topk": 1, "analysis": 1,
     "training": 2,
     "experiments": 3,
     "reporting": 4,
@@ -124,7 +124,8 @@ def test_every_module_has_a_layer():
 def test_top_level_keeps_only_leaves_and_launchers():
     top = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
     assert top == sorted(k for k in LAYERS if (PACKAGE / f"{k}.py").exists())
-    assert len(top) <= 9, top  # five leaves, metrics, three `python -m` launchers
+    # five leaves, metrics and its compiled kernel, three `python -m` launchers
+    assert len(top) <= 10, top
 
 
 # the public names and the modules that define them (written out here, not read from brcd_lib)

@@ -76,6 +76,29 @@ def test_report_and_gate(run, tmp_path, monkeypatch):
     assert mutation.main(args) == 0
 
 
+@pytest.mark.parametrize("rerun", [False, True])
+def test_a_mutmut_run_that_fails_leaves_the_committed_report_alone(run, tmp_path, monkeypatch,
+                                                                   capsys, rerun):
+    # `mutmut run` exits 1 when a fast test fails before any mutant runs ("failed to collect
+    # stats"): no verdict is known, and the report it would write would read "0 killed"
+    mutants, eq = run
+    monkeypatch.setattr(mutation, "EQUIVALENTS", eq)
+    monkeypatch.setattr(mutation, "_mutmut_run", lambda children, patterns: (1, 12.0))
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("mutation.md", "mutation.csv", "mutation.run.json"):
+        (out / name).write_text('{"wall_s": 1}' if name.endswith("json") else "committed\n")
+    argv = ["--mutants", str(mutants), "--out-dir", str(out), "--keep"]
+    if rerun:
+        argv += ["--rerun", "x_h__mutmut_9"]
+    assert mutation.main(mutation.get_args_parser().parse_args(argv)) == 2
+    assert (out / "mutation.md").read_text() == "committed\n"
+    assert (out / "mutation.csv").read_text() == "committed\n"
+    assert (out / "mutation.run.json").read_text() == '{"wall_s": 1}'
+    assert mutants.exists()
+    assert "`mutmut run` exited with status 1 before it finished" in capsys.readouterr().err
+
+
 def test_equivalent_without_a_reason_is_refused(tmp_path):
     eq = tmp_path / "eq.toml"
     eq.write_text('[equivalent]\n"brcd_lib.metrics.x_f__mutmut_4" = " "\n')
