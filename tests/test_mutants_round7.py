@@ -1,6 +1,7 @@
-"""Mutants of brcd_lib.metrics that the mutmut run at cfb412c left alive: the numba backend's
-chunking, and three numpy-backend mutants that the default call killed while it still ran the
-numpy backend (it now runs numba, so these tests call the numpy backend by name)."""
+"""Mutants that the mutmut run at cfb412c left alive: in brcd_lib.metrics, the numba backend's
+chunking and three numpy-backend mutants that the default call killed while it still ran the
+numpy backend (it now runs numba, so these tests call the numpy backend by name); in
+brcd_lib.distill.memory, the per-row fallback of the class-conditional negatives."""
 from __future__ import annotations
 
 import threading
@@ -73,3 +74,18 @@ def test_numba_backend_default_threads_is_one(monkeypatch):
     chunks = list(M._numba_ranking(db[:7], db, 8, 3, memory_budget_mb=1.0, device=None))
     assert [rows for rows, _ in chunks] == [slice(0, 7)]
     assert calls == [(7, threading.current_thread().name)]
+
+
+def test_a_row_with_no_label_free_item_draws_from_the_others_while_the_rest_keep_theirs():
+    # distill.memory (sample_class_negatives__mutmut_30, `any(dim=None)`): item 0 shares a label
+    # with every other item, so its row falls back to all other items; item 1's row keeps its
+    # own pool (item 2 only). A check over the whole batch instead of per row misses row 0.
+    import torch
+
+    from brcd_lib.distill.memory import MomentumMemory
+
+    labels = torch.tensor([[1, 1], [1, 0], [0, 1], [1, 0]], dtype=torch.float32)
+    mem = MomentumMemory(n_items=4, dim=2, momentum=0.5, seed=0)
+    neg = mem.sample_class_negatives(torch.tensor([0, 1]), 50, labels)
+    assert set(neg[0].tolist()) == {1, 2, 3}
+    assert set(neg[1].tolist()) == {2}
