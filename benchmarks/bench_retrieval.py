@@ -477,16 +477,16 @@ def memory_rows(case: Case, best_faiss_config: str, large: bool) -> list[dict]:
         wanted += [("map_at_k", "default call, float32 +-1 torch"), ("map_at_k", "packed=True"),
                    ("map_at_k", "packed=True, backend=faiss"),
                    ("map_at_k", "packed=True, backend=numpy")]
-    labels = {a.label for a in arms_for(case, with_torch=torch_available())}
+    arms = {a.label: a for a in arms_for(case, with_torch=torch_available())}
     ctx = multiprocessing.get_context("spawn")
     rows = []
     for method, config in wanted:
         label = f"{method}[{config}]"
-        if label not in labels:
+        arm = arms.get(label)
+        if arm is None:
             continue
         with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
             res = pool.submit(_memory_child, case, label).result()
-        arm = next(a for a in arms_for(case) if a.label == label)
         note = ("faiss's own C++ buffers are not seen by tracemalloc (the RSS delta sees them)"
                 if "faiss" in label else
                 "numba and the compiled kernel imported before the call (see the import rows)"

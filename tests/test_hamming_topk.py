@@ -65,51 +65,49 @@ def test_a_sample_of_the_farthest_items_only_widens_the_scan():
     assert _kernel(q_bits, d_bits, 30, sample_rows=farthest) == plain_ranking(q_bits, d_bits, 30)
 
 
+def _staircase(n: int, length: int) -> np.ndarray:
+    """n codes whose distances to the all-zero query are 0, 1, ..., n - 1."""
+    codes = np.zeros((n, length), bool)
+    for i in range(n):
+        codes[i, :i] = True
+    return codes
+
+
+def _threshold(sample_bits: np.ndarray, top: int, n_db: int) -> int:
+    """_first_threshold of the all-zero query against ``sample_bits`` as the sample."""
+    length = sample_bits.shape[1]
+    return H._first_threshold(_words(np.zeros((1, length), bool)), 0,
+                              np.ascontiguousarray(_words(sample_bits).T), top, n_db, length,
+                              np.empty(H.TILE, np.int64))
+
+
 def test_first_threshold_admits_the_sampled_quantile_with_its_margin():
     # 100 sampled items at distance 0..99 (one each) of a 1,000-item database, K = 50: the
     # sample expects 5 items, and asks for 1.25 * 5 + 3 * sqrt(5) + 1 = 13.96 -> 14 of them
     length = 128
-    q = np.zeros((1, length), bool)
-    sample = np.zeros((100, length), bool)
-    for i in range(100):
-        sample[i, :i] = True
-    buf = np.empty(H.TILE, np.int64)
-    t = H._first_threshold(_words(q), 0, np.ascontiguousarray(_words(sample).T), 50, 1000,
-                           length, buf)
-    assert t == 13
+    sample = _staircase(100, length)
+    assert _threshold(sample, 50, 1000) == 13
     # a sample that cannot hold enough admits every distance
     # (K = 1,000 of 1,000: 3 sampled items expected, 3.75 + 3 sqrt(3) + 1 asked of 3)
-    assert H._first_threshold(_words(q), 0, np.ascontiguousarray(_words(sample[:3]).T), 1000,
-                              1000, length, buf) == length
-    assert H._first_threshold(_words(q), 0, np.zeros((2, 0), np.uint64), 50, 1000, length,
-                              buf) == length
+    assert _threshold(sample[:3], 1000, 1000) == length
+    assert _threshold(sample[:0], 50, 1000) == length
 
 
 def test_first_threshold_meets_an_exact_need_at_its_distance():
     # K = 40 of 1,000, 100 sampled items at distance 0..99: 4 expected, need exactly
     # 1.25 * 4 + 3 * 2 + 1 = 12, met by the 12 items at distance 0..11
-    length = 128
-    q = np.zeros((1, length), bool)
-    sample = np.zeros((100, length), bool)
-    for i in range(100):
-        sample[i, :i] = True
-    buf = np.empty(H.TILE, np.int64)
-    assert H._first_threshold(_words(q), 0, np.ascontiguousarray(_words(sample).T), 40, 1000,
-                              length, buf) == 11
+    assert _threshold(_staircase(100, 128), 40, 1000) == 11
 
 
 def test_first_threshold_reaches_the_last_distances():
     # 10 sampled items at distance L - 1 and one at L, K = 4 of 20: 2 expected, need 7.74,
     # met at L - 1; the item at L must be counted too (no index past the counters)
     length = 16
-    q = np.zeros((1, length), bool)
     sample = np.zeros((11, length), bool)
     sample[:10, : length - 1] = True
     sample[10] = True
-    buf = np.empty(H.TILE, np.int64)
-    db_t = np.ascontiguousarray(_words(sample).T)
-    assert H._first_threshold(_words(q), 0, db_t, 4, 20, length, buf) == length - 1
-    assert H._first_threshold(_words(q), 0, db_t[:, 10:], 1, 2, length, buf) == length
+    assert _threshold(sample, 4, 20) == length - 1
+    assert _threshold(sample[10:], 1, 2) == length
 
 
 @pytest.mark.parametrize("top", [301, 600, 999, 1000])
