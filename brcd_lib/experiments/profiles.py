@@ -171,9 +171,10 @@ def release_student_head(student: ModelConfig, *, teacher_features: int) -> Mode
 # Students train until validation stops improving (the released validation every 10 epochs and
 # patience of 5 validations in which neither paradigm improves) under a cap that does not bind:
 # CPU concession / departure: the release caps students at 400 epochs; converged CPU students
-# peak between about 100 and 450 epochs (results/benchmarks/structure.md), so 1,000 leaves the
-# cap out of every decision (the report gives the share of runs whose best epoch came before
-# 80 % of it). Each run seed also draws its own bank of augmented views (bank_seed="run").
+# peak between epochs 30 and 500 (the undistilled students of results/benchmarks/structure.md,
+# step 3), so 1,000 leaves the cap out of every decision (the report gives the share of runs
+# whose best epoch came before 80 % of it). Each run seed also draws its own bank of augmented
+# views (bank_seed="run").
 STUDENT_TRAIN = TrainConfig(epochs=1000, batch_size=64, lr=1e-3, eval_every=10, patience=5,
                             feature_views=12, bank_seed="run")
 

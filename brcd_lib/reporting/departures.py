@@ -169,9 +169,9 @@ DEPARTURES: tuple[Departure, ...] = (
         kit="the CPU profiles train students up to 1,000 epochs with the released validation "
             "every 10 epochs and patience of 5 validations, so the cap does not decide where a run "
             "stops (the `paper` profile keeps 400)",
-        why="issue #24: every run converges; converged CPU students peak between about 100 and "
-            "450 epochs, and a cap that binds compares methods that stopped at different points "
-            "of their training",
+        why="issue #24: every run converges; converged CPU students peak between epochs 30 and "
+            "500 (`results/benchmarks/structure.md`, step 3), and a cap that binds compares "
+            "methods that stopped at different points of their training",
         switch="`TrainConfig(epochs=400)` (the `paper` profile's schedule)",
         effect="measured: each report's convergence section (`results/<profile>/tables/"
                "convergence.csv`) gives the runs whose best epoch came before 80 % of the cap",
