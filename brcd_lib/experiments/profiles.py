@@ -284,7 +284,7 @@ def _mosaic() -> Profile:
                                   "n_query": 2_000, "tiles": 2, "empty_p": 0.35, "top_k": 5_000}),
         # the teacher pools its last map globally (256 features): a mosaic's relevance does not
         # depend on where its items sit, and the globally pooled teacher scored 0.7762 on
-        # validation at 32 bits against 0.6697 with the 2x2 map (benchmarks/explore_structure.py,
+        # validation at 32 bits against 0.6799 with the 2x2 map (results/benchmarks/structure.md,
         # step 1); same committed weights (the pooling has no parameters)
         teacher=transferred(base.teacher, "fashion_teacher_resnet_teacher", pool_grid=1),
         student=release_student_head(
