@@ -71,6 +71,8 @@ SWITCH_CHECKS = {
     "sp_on_codes": lambda: get_distiller("sp", variant="upstream").variant == "upstream",
     "crcd_self_anchor": lambda: get_distiller("crcd", self_anchor=True).self_anchor,
     "packd_views": lambda: get_distiller("packd", views=1).views == 1,
+    "cpu_backbones": lambda: (PAPER.teacher.backbone.name, PAPER.student.backbone.name)
+    == ("vit_b_16", "efficientnet_b0"),
     "student_epoch_cap": lambda: PAPER.student_train.epochs == 400 == TrainConfig(epochs=400).epochs,
     "undistilled_head": lambda: (dataclasses.replace(PAPER, undistilled_head="release")
                                  .student_model("none").head == "linear"),

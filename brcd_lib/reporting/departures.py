@@ -164,6 +164,25 @@ DEPARTURES: tuple[Departure, ...] = (
                "(`results/benchmarks/cache_map.csv`)",
         docs="docs/performance.md"),
     Departure(
+        key="cpu_backbones", area="training",
+        release="ImageNet-pretrained backbones, frozen: a ViT-B/16 teacher (768-d features, "
+                "linear head) and EfficientNet-B0 / MobileNetV2 students (1000-d outputs, MLP "
+                "head 1000 -> 1000 -> L), 224 px images",
+        kit="the CPU profiles stand in SimCLR-pretrained CNNs with committed weights, frozen as "
+            "released: a 1.2M-parameter ResNet teacher (`resnet_teacher`, linear head) and the "
+            "`small_cnn_s` student (MLP head as wide as the teacher's features): width 8 (6k "
+            "parameters) on fashion and mosaic, width 4 (1.6k) on digits",
+        why="no ImageNet weights offline and a 2-core CPU; on digits the width-8 student came "
+            "within 2 seed SDs of the teacher on validation at every code length, and the premise "
+            "rule written before that step (`benchmarks/explore_structure.py`, step 3) moves to "
+            "the next narrower width",
+        switch="the `paper` profile (`--profile paper`: ViT-B/16 and EfficientNet-B0 with "
+               "ImageNet weights)",
+        effect="measured: `results/benchmarks/structure.md`, step 3 (teacher vs undistilled "
+               "student and LSH per width and code length, validation); "
+               "`results/benchmarks/explore_standin.md` (the SimCLR recipe)",
+        docs="docs/models.md"),
+    Departure(
         key="student_epoch_cap", area="training",
         release="students train up to 400 epochs (validation every 10, patience 5)",
         kit="the CPU profiles train students up to 1,000 epochs with the released validation "
