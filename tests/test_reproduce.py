@@ -56,3 +56,34 @@ def test_stamp_wall_times_rewrites_the_header_line_only(tmp_path):
     assert "fashion" not in header and header.count("Wall time") == 1
     assert doc["cells"][1] == code and reproduce._sha(path) == before
     assert reproduce.stamp_wall_times(str(results), notebook_dir=str(nbdir)) == []  # idempotent
+
+
+def test_the_run_log_records_the_runs_cached_before_each_notebook(tmp_path, monkeypatch):
+    """A committed result says whether it came from an empty run cache: 0 runs before the first
+    notebook, then what the earlier notebooks (or anything else) left in ``<cache>/runs/<profile>``."""
+    import os
+
+    import papermill
+
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    for i, name in enumerate(("01_a.ipynb", "02_b.ipynb")):
+        _write(nbs / name, [_cell("code", f"x = {i}")])
+    runs = tmp_path / "cache" / "runs" / "smoke"
+
+    def execute(nb, out, **kw):  # no kernel: the first notebook "trains" two runs
+        with open(nb) as f, open(out, "w") as g:
+            g.write(f.read())
+        if os.path.basename(nb) == "01_a.ipynb":
+            for key in ("teacher-1", "student-2"):
+                (runs / key).mkdir(parents=True)
+            (runs / "logs").mkdir()  # the store's log folder is not a run
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    assert reproduce.cached_runs("smoke", str(tmp_path / "cache")) == 0
+    log = reproduce.run("smoke", results_root=str(tmp_path / "r"), notebook_dir=str(nbs),
+                        cache_dir=str(tmp_path / "cache"))
+    assert log["notebooks"]["01_a.ipynb"]["runs_cached_before"] == 0
+    assert log["notebooks"]["02_b.ipynb"]["runs_cached_before"] == 2
+    assert reproduce.cached_runs("smoke", str(tmp_path / "cache")) == 2
+    assert reproduce.cached_runs("digits", str(tmp_path / "cache")) == 0

@@ -119,6 +119,19 @@ def _marker_path(profile: str, out_dir: str, cache_dir: str | None) -> str:
     return os.path.join(cache_dir or str(cache_root()), "reproduce", f"{profile}-{tag}.json")
 
 
+def cached_runs(profile: str, cache_dir: str | None) -> int:
+    """How many run folders of ``profile`` the run cache holds (``<cache>/runs/<profile>``, the
+    folders of :class:`~brcd_lib.experiments.runstore.RunStore`, finished or not). The runner logs
+    it before each notebook (``runs_cached_before`` in ``run_log.json``), so a result regenerated
+    from an empty cache shows 0 before its first notebook, and one that reused a shared
+    ``$BRCD_CACHE`` shows how many runs it could have read."""
+    root = os.path.join(cache_dir or str(cache_root()), "runs", profile)
+    try:
+        return sum(1 for e in os.scandir(root) if e.is_dir() and e.name != "logs")
+    except FileNotFoundError:
+        return 0
+
+
 def select(notebooks: list[str], only: list[str] | None) -> list[str]:
     """The notebooks named by ``only`` (None = all), in their order. A number selects the notebook
     with that prefix exactly (``1`` and ``01`` select ``01_*``, not ``10_*``); any other text
@@ -495,6 +508,7 @@ def _run(profile: str, *, notebooks: list[str], out_dir: str, force: bool, kerne
                    if not force and done is not None and os.path.exists(target) else "")
             print(f"[run ] {name} ({number}/{len(notebooks)}, profile {profile}{why})", flush=True)
             t0 = time.time()
+            before = cached_runs(profile, cache_dir)
             tmp = target + ".tmp.ipynb"
             if name in _read_marker(marker_path):
                 _update_marker(marker_path, name, None)
@@ -525,7 +539,8 @@ def _run(profile: str, *, notebooks: list[str], out_dir: str, force: bool, kerne
             prov = provenance()
             _update_log(log_path, name, {"status": "ok", "wall_s": round(time.time() - t0, 1),
                                          "source_sha": sha, "commit": prov["commit"],
-                                         "timestamp": prov["timestamp"]},
+                                         "timestamp": prov["timestamp"],
+                                         "runs_cached_before": before},
                         top={"profile": profile, **prov, "library": library,
                              "settings": settings})
             _update_marker(marker_path, name, state)
