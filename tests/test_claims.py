@@ -272,6 +272,25 @@ def test_the_digits_premise_docs_models_quotes_recomputes_from_its_commit():
     assert [bool(table.loc[b, "teacher_above"]) for b in (16, 32, 64)] == [False, False, True]
 
 
+def test_the_width4_digits_premise_docs_models_quotes_recompute_from_the_committed_rows():
+    """docs/models.md quotes teacher vs no KD vs LSH per code length from the committed digits
+    results (the width-4 student); each triple recomputes from results/digits/tables/main_rows.csv
+    (a digits rerun that moves them must update the quote)."""
+    text = " ".join((REPO / "docs" / "models.md").read_text().split())
+    triples = {16: (0.8880, 0.8301, 0.5937), 32: (0.9188, 0.8574, 0.6843),
+               64: (0.9291, 0.8659, 0.7770)}
+    quoted = ", ".join(f"{b} bits {t:.4f} vs {s:.4f} vs {lsh:.4f}"
+                       for b, (t, s, lsh) in triples.items())
+    assert quoted in text
+    rows = pd.read_csv(REPO / "results" / "digits" / "tables" / "main_rows.csv")
+    table = premise_check(rows).set_index("bits")
+    for bits, (teacher, student, lsh) in triples.items():
+        assert round(table.loc[bits, "teacher"], 4) == teacher
+        assert round(table.loc[bits, "student_no_kd"], 4) == student
+        assert round(table.loc[bits, "lsh"], 4) == lsh
+    assert table["teacher_above"].all() and table["student_above_lsh"].all()
+
+
 # ------------------------------------------------------------------ verdicts computed by hand
 def _t_interval(values, confidence=0.95):
     """Reference two-sided t-interval (scipy), independent of brcd_lib.reporting.stats."""
