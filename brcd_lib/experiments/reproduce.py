@@ -125,11 +125,9 @@ def cached_runs(profile: str, cache_dir: str | None) -> int:
     it before each notebook (``runs_cached_before`` in ``run_log.json``), so a result regenerated
     from an empty cache shows 0 before its first notebook, and one that reused a shared
     ``$BRCD_CACHE`` shows how many runs it could have read."""
-    root = os.path.join(cache_dir or str(cache_root()), "runs", profile)
-    try:
-        return sum(1 for e in os.scandir(root) if e.is_dir() and e.name != "logs")
-    except FileNotFoundError:
-        return 0
+    from .runstore import RunStore, store_root
+
+    return len(RunStore(root=store_root(cache_dir or str(cache_root()), profile)).run_folders())
 
 
 def select(notebooks: list[str], only: list[str] | None) -> list[str]:

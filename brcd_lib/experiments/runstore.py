@@ -53,8 +53,8 @@ from ..io import atomic_write_json, json_safe, read_json
 from ..training import distributed, engine
 from .runlock import RunLock
 
-__all__ = ["TrainedRun", "RunStore", "TrainOutcome", "PARADIGMS", "CODE_PATHS", "code_fingerprint",
-           "record_checksum"]
+__all__ = ["TrainedRun", "RunStore", "TrainOutcome", "PARADIGMS", "CODE_PATHS", "LOG_FOLDER",
+           "store_root", "code_fingerprint", "record_checksum"]
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +199,18 @@ def seal_record(record: dict, *, role: str) -> dict:
 # ------------------------------------------------------------------------------------------------
 # the store
 # ------------------------------------------------------------------------------------------------
+LOG_FOLDER = "logs"  # the executors' per-run logs, beside the run folders (not a run)
+
+
+def store_root(cache_dir: str, profile: str) -> str:
+    """``<cache>/runs/<profile>``: the root of ``profile``'s :class:`RunStore`. (``Experiment``
+    spells the same path out: experiment.py is part of the runs' code fingerprint, so an edit
+    there would retrain every cached run.)"""
+    return os.path.join(cache_dir, "runs", profile)
+
+
 class RunStore:
-    """Run folders under ``root`` (``<cache>/runs/<profile>``)."""
+    """Run folders under ``root`` (``<cache>/runs/<profile>``, :func:`store_root`)."""
 
     def __init__(self, *, root: str):
         self.root = root
@@ -211,6 +221,20 @@ class RunStore:
         path = os.path.join(self.root, f"{role}-{key}")
         os.makedirs(path, exist_ok=True)
         return path
+
+    @property
+    def log_dir(self) -> str:
+        """Where the executors write each run's log."""
+        return os.path.join(self.root, LOG_FOLDER)
+
+    def run_folders(self) -> list[str]:
+        """The names of the run folders under ``root``, finished or not (none when it does not
+        exist yet); the log folder is not one."""
+        try:
+            return sorted(e.name for e in os.scandir(self.root)
+                          if e.is_dir() and e.name != LOG_FOLDER)
+        except FileNotFoundError:
+            return []
 
     def _warn_once(self, run_dir: str, message: str) -> None:
         if (run_dir, message) not in self._warned:

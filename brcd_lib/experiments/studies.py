@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 
 import pandas as pd
 import torch
@@ -205,7 +204,7 @@ def prefetch_teachers(exp: Experiment, specs: list[dict], *,
     outcomes = run_jobs(_run_teacher, todo, executor=exp.executor, workers=exp.workers,
                         names=[f"teacher {s['bits']} bits seed {s['seed']}" for s in todo],
                         initializer=_init_worker, initargs=_worker_args(exp),
-                        log_dir=os.path.join(exp.runs.root, "logs"), desc=desc,
+                        log_dir=exp.runs.log_dir, desc=desc,
                         progress=exp.progress)
     _warn_unfinished(outcomes, exp)
     return outcomes
@@ -256,7 +255,7 @@ def prefetch_students(exp: Experiment, jobs: list[dict], *, workers: int | None 
             prepared.add(needs)
     outcomes = run_jobs(_run_student, jobs, executor=spec, workers=workers,
                         names=[job_name(j) for j in jobs], initializer=_init_worker,
-                        initargs=_worker_args(exp), log_dir=os.path.join(exp.runs.root, "logs"),
+                        initargs=_worker_args(exp), log_dir=exp.runs.log_dir,
                         desc=desc, progress=exp.progress)
     _warn_unfinished(outcomes, exp)  # the serial pass trains them
     return outcomes

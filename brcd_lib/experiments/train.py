@@ -36,6 +36,7 @@ from ..training.engine import TrainingDiverged
 from .experiment import Experiment
 from .preflight import check_device
 from .profiles import Profile, get_profile, list_profiles
+from .runstore import RunStore, store_root
 
 log = logging.getLogger("brcd_lib.train")
 
@@ -281,7 +282,7 @@ def _run_on(spec, args: argparse.Namespace) -> dict:
     job = {**vars(args), "executor": "local", "progress": False}
     name = (f"{args.role} {args.bits} bits" if args.role == "teacher" else
             f"{args.method} {args.bits} bits seed {args.seed if args.seed is not None else 0}")
-    log_dir = os.path.join(args.cache_dir or str(cache_root()), "runs", args.profile, "logs")
+    log_dir = RunStore(root=store_root(args.cache_dir or str(cache_root()), args.profile)).log_dir
     outcome = run_jobs(_train_job, [job], executor=spec, workers=1, names=[name],
                        log_dir=log_dir, desc="run", progress=False)[0]
     if not outcome.ok:
