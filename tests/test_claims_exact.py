@@ -791,9 +791,11 @@ def _kl_main():
 
 def test_key_lines_at_32_bits_with_the_family_level_and_the_cost():
     out = claims.key_lines(_kl_table(), {"main": _kl_main()}, margin=0.02, alpha=0.1)
-    # the family: evidence lines with a p-value (rows 0, 1, 3, 5, 7): 5; its level 0.1 / 5
-    m, af = 5, 0.1 / 5
-    nf0, nf1, nf2 = _seeds(0.01, 0.02, af), _seeds(0.01, 0.02, af), _seeds(0.02, 0.02, af)
+    # the evidence family: evidence lines with a p-value (rows 0, 1, 3, 5, 7): 5; its level
+    # 0.1 / 5. The sanity line is costed in its own family: sanity lines with a p-value (rows 2
+    # and 6): 2, level 0.1 / 2
+    m, af, ms, afs = 5, 0.1 / 5, 2, 0.1 / 2
+    nf0, nf1, nf2 = _seeds(0.01, 0.02, af), _seeds(0.01, 0.02, af), _seeds(0.02, 0.02, afs)
     assert nf1 < 50 and nf0 > 3 and nf2 > 4
     # per seed: brcd (2 + 4) / 2 = 3 s, plus kd 1 s (4 s) or none 0.5 s (3.5 s)
     expected = pd.DataFrame([
@@ -801,8 +803,8 @@ def test_key_lines_at_32_bits_with_the_family_level_and_the_cost():
          _sde(0.01, 3, af), 0.02, _seeds(0.01, 0.02, 0.1), nf0, (nf0 - 3) * 4.0, "supported"],
         [KD, "asymmetric", 32, "evidence", 50, 0.005, 0.01, _sde(0.01, 50, 0.1), m,
          _sde(0.01, 50, af), 0.02, _seeds(0.01, 0.02, 0.1), nf1, 0.0, "inconclusive"],
-        [NOKD, "symmetric", 32, "sanity", 4, 0.1, 0.02, _sde(0.02, 4, 0.1), m,
-         _sde(0.02, 4, af), 0.02, _seeds(0.02, 0.02, 0.1), nf2, (nf2 - 4) * 3.5, "supported"],
+        [NOKD, "symmetric", 32, "sanity", 4, 0.1, 0.02, _sde(0.02, 4, 0.1), ms,
+         _sde(0.02, 4, afs), 0.02, _seeds(0.02, 0.02, 0.1), nf2, (nf2 - 4) * 3.5, "supported"],
     ], columns=KEY_COLS)
     pd.testing.assert_frame_equal(out, expected, check_exact=False, rtol=1e-8)
 
@@ -826,9 +828,10 @@ def test_key_lines_default_to_the_longest_length_without_32_bits():
         ["beats_baselines", KD, "asymmetric", "pooled", "evidence", 3, 0.0, 0.01, NAN,
          "inconclusive"],
     ], columns=KL)
-    # lengths 8, 16, 64: 64 bits; no evidence line has a p-value: a family of 1; SD 0: the
-    # effect detectable is 0 and 2 seeds reach any margin; no rows: no cost
-    expected = pd.DataFrame([[KD, "symmetric", 64, "sanity", 3, 0.125, 0.0, 0.0, 1, 0.0, 0.01,
+    # lengths 8, 16, 64: 64 bits; the line is a sanity line, whose family (the sanity lines
+    # with a p-value: the 64- and 8-bit ones) is 2; SD 0: the effect detectable is 0 and 2
+    # seeds reach any margin; no rows: no cost
+    expected = pd.DataFrame([[KD, "symmetric", 64, "sanity", 3, 0.125, 0.0, 0.0, 2, 0.0, 0.01,
                               2, 2, NAN, "supported"]], columns=KEY_COLS)
     pd.testing.assert_frame_equal(claims.key_lines(table), expected)
 

@@ -328,7 +328,7 @@ KEYL = pd.DataFrame({
     "comparison": ["BRCD vs KD", "BRCD vs Student (no KD)"],
     "paradigm": ["symmetric", "asymmetric"], "bits": [32, 32], "kind": ["evidence", "sanity"],
     "n": [3, 4], "estimate": [0.01234, -0.5], "sd": [0.02, 0.1],
-    "sde": [0.0456, NAN], "family": [6, 6], "sde_family": [0.07891, 0.2], "margin": [0.01, 0.01],
+    "sde": [0.0456, NAN], "family": [6, 2], "sde_family": [0.07891, 0.2], "margin": [0.01, 0.01],
     "seeds_for_margin": pd.Series([12, None], dtype=object),
     "seeds_for_margin_family": [7.0, NAN], "extra_cpu_s": [123.6, NAN],
     "verdict": ["inconclusive", "supported"]})
@@ -339,8 +339,8 @@ KEYL_SHOWN = pd.DataFrame({
     "n": [3, 4],
     "estimate": ["+0.0123", "-0.5000"],
     "SD": ["0.0200", "0.1000"],
-    "SDE (a/6)": ["0.0456 (0.0789)", "— (0.2000)"],
-    "seeds (a/6)": ["12 (7)", "— (—)"],
+    "SDE (a/6)": ["0.0456 (0.0789)", "— (0.2000 at a/2)"],
+    "seeds (a/6)": ["12 (7)", "— (— at a/2)"],
     "CPU s": ["124", "—"]})
 
 
@@ -437,8 +437,10 @@ VERDICT_HEAD = ["### One verdict per claim", "",
 KEY_SECTION = ["### Key lines: the effect reached and what the margin would cost", "",
                "BRCD vs KD and vs the undistilled student at 32 bits. *SDE*: the smallest "
                "detectable effect (80 % power) at the raw level alpha = 0.1, and in brackets at "
-               "a/6, the Bonferroni level of this profile's 6 testable evidence lines (the "
-               "strictest level Holm tests a line at). *Seeds*: the seeds (at the same seed SD) "
+               "a/6, the Bonferroni level of this profile's 6 evidence lines with a p-value, "
+               "those whose premise is not met included (the family once every premise holds; "
+               "the strictest level Holm tests a line at). A sanity line is costed at the level "
+               "of its own family, a/2. *Seeds*: the seeds (at the same seed SD) "
                "for that effect to reach 0.02 mAP, at the two levels; *CPU s*: the seeds missing "
                "at a/6 times the rows' own wall time of one run of each of the two methods "
                "(measured on the machine that wrote the rows)."]
@@ -609,8 +611,8 @@ def test_claims_markdown_key_lines_of_one_line(small_catalogue):
         "### Key lines: the effect reached and what the margin would cost", "",
         "BRCD vs KD and vs the undistilled student at 16 bits. *SDE*: the smallest detectable "
         "effect (80 % power) at the raw level alpha = 0.1, and in brackets at a/2, the "
-        "Bonferroni level of this profile's 2 testable evidence lines (the strictest level Holm "
-        "tests a line at). *Seeds*: the seeds (at the same seed SD) for that effect to reach "
+        "Bonferroni level of this profile's 2 sanity lines with a p-value (every key line here "
+        "is a sanity line). *Seeds*: the seeds (at the same seed SD) for that effect to reach "
         "0.02 mAP, at the two levels; *CPU s*: the seeds missing at a/2 times the rows' own wall "
         "time of one run of each of the two methods (measured on the machine that wrote the "
         "rows).", "", "<table 1>", ""]

@@ -183,3 +183,31 @@ def test_student_exactly_at_lsh_is_not_above(student, status):
     line = premise_check(rows).iloc[0]
     assert line["status"] == status
     assert bool(line["student_above_lsh"]) == (status == "met")
+
+
+def test_an_undistilled_student_trained_under_several_teachers_counts_once_per_student_seed():
+    # the teacher-seed study: three teachers (teacher seeds 0, 1, 2), and the undistilled
+    # student of seeds 0 and 1 once under each. Student seed 0 scored 0.25 under every teacher,
+    # seed 1 scored 0.5, 0.5 and 0.75 (its stopping read another teacher): per-seed means 0.25
+    # and 0.5833..., so n = 2, mean 0.41666..., SD |0.58333 - 0.25| / sqrt 2 = 0.2357...
+    # (pooling the six rows as six units would give n = 6 and SD 0.2041).
+    rows = pd.DataFrame(
+        [{"method": "teacher", "paradigm": "symmetric", "bits": 32, "seed": t, "teacher_seed": t,
+          "value": v, "status": "ok"} for t, v in enumerate([1.0, 1.125, 1.25])]
+        + [{"method": "none", "paradigm": "symmetric", "bits": 32, "seed": s, "teacher_seed": t,
+            "value": v, "status": "ok"}
+           for s, values in enumerate([[0.25, 0.25, 0.25], [0.5, 0.5, 0.75]])
+           for t, v in enumerate(values)]
+        + [{"method": "LSH", "paradigm": "symmetric", "bits": 32, "seed": 0, "teacher_seed": NAN,
+            "value": 0.125, "status": "ok"}])
+    line = premise_check(rows).iloc[0]
+    assert line["student_n"] == 2
+    assert line["student_no_kd"] == pytest.approx(0.4166666666666667, rel=1e-12)
+    assert line["student_sd"] == pytest.approx(0.2357022603955158, rel=1e-12)
+    # the teachers: three distinct teacher seeds, mean 1.125, SD 0.125
+    assert line["teacher_n"] == 3
+    assert line["teacher"] == pytest.approx(1.125, rel=1e-12)
+    assert line["teacher_sd"] == pytest.approx(0.125, rel=1e-12)
+    # gap 0.70833 >= 2 * sqrt(0.125^2 + 0.2357^2) = 0.53359: met
+    assert line["needed"] == pytest.approx(0.5335936864527374, rel=1e-12)
+    assert line["status"] == "met"

@@ -395,8 +395,9 @@ def key_lines(table: pd.DataFrame, rows: dict[str, pd.DataFrame] | None = None, 
     longest code length of the table without 32): their n, the
     standard deviation ``sd`` of the per-seed differences, the smallest detectable effect
     reached (80 % power) at the raw level (``sde``) and at the Bonferroni level ``alpha / family``
-    of the profile's evidence family (every testable evidence line, premise or not), the
-    strictest level Holm can test a line at
+    of the line's family (``family``: for an evidence line every evidence line with a p-value,
+    premise met or not, i.e. the family once every premise holds; for a sanity line the sanity
+    lines with a p-value), the strictest level Holm can test a line at
     (``sde_family``), and the seeds that would bring each down to ``margin``
     (``seeds_for_margin``, ``seeds_for_margin_family``); with ``rows``, ``extra_cpu_s``: the
     wall time of the extra seeds at the family level, from the rows' ``wall_s`` of one run of
@@ -406,8 +407,9 @@ def key_lines(table: pd.DataFrame, rows: dict[str, pd.DataFrame] | None = None, 
     if bits is None:  # 32 bits, the paper's middle length, or the longest the rows hold
         lengths = sorted(int(b) for b in table["code_length"] if str(b).isdigit())
         bits = 32 if 32 in lengths else (lengths[-1] if lengths else 32)
-    # the evidence family as it is once every premise holds: every testable evidence line
-    m = int(((table["kind"] == "evidence") & table["p_value"].notna()).sum()) or 1
+    # each kind's family as it is once every premise holds: every line of it with a p-value
+    family = {kind: int(((table["kind"] == kind) & table["p_value"].notna()).sum()) or 1
+              for kind in ("evidence", "sanity")}
     main = rows.get("main") if rows else None
     out = []
     for claim, comparison in KEY_COMPARISONS:
@@ -415,6 +417,7 @@ def key_lines(table: pd.DataFrame, rows: dict[str, pd.DataFrame] | None = None, 
                     & (table["code_length"] == str(bits))]
         for _, r in sel.iterrows():
             n, sd = int(r["n"]), float(r["sd"])
+            m = family[r["kind"]]
             need_raw = seeds_needed(sd, margin, alpha=alpha)
             need_family = seeds_needed(sd, margin, alpha=alpha / m)
             cost = math.nan

@@ -156,8 +156,19 @@ def _premise_display(premise: pd.DataFrame) -> pd.DataFrame:
         "premise": premise["status"]})
 
 
+def _key_families(keyl: pd.DataFrame) -> tuple[int, int | None, bool]:
+    """(the family size the key lines' header names: the evidence family's, or the first
+    line's when no key line is evidence; the sanity family's or None; whether any is evidence)."""
+    evidence, sanity = keyl[keyl["kind"] == "evidence"], keyl[keyl["kind"] == "sanity"]
+    m = int((evidence if len(evidence) else keyl)["family"].iloc[0])
+    return m, (int(sanity["family"].iloc[0]) if len(sanity) else None), bool(len(evidence))
+
+
 def _key_display(keyl: pd.DataFrame) -> pd.DataFrame:
-    m = int(keyl["family"].iloc[0])
+    m = _key_families(keyl)[0]
+
+    def level(f):  # a line of another family (a sanity line) names its own level
+        return "" if int(f) == m else f" at a/{int(f)}"
 
     def seeds(v):
         return "—" if not isinstance(v, (int, float)) or not math.isfinite(v) else f"{int(v)}"
@@ -171,9 +182,11 @@ def _key_display(keyl: pd.DataFrame) -> pd.DataFrame:
                      for p, k in zip(keyl["paradigm"], keyl["kind"])],
         "n": keyl["n"], "estimate": [num(v, "+.4f") for v in keyl["estimate"]],
         "SD": [num(v) for v in keyl["sd"]],
-        f"SDE (a/{m})": [f"{num(a)} ({num(b)})" for a, b in zip(keyl["sde"], keyl["sde_family"])],
-        f"seeds (a/{m})": [f"{seeds(a)} ({seeds(b)})" for a, b in
-                           zip(keyl["seeds_for_margin"], keyl["seeds_for_margin_family"])],
+        f"SDE (a/{m})": [f"{num(a)} ({num(b)}{level(f)})" for a, b, f in
+                         zip(keyl["sde"], keyl["sde_family"], keyl["family"])],
+        f"seeds (a/{m})": [f"{seeds(a)} ({seeds(b)}{level(f)})" for a, b, f in
+                           zip(keyl["seeds_for_margin"], keyl["seeds_for_margin_family"],
+                               keyl["family"])],
         "CPU s": [num(v, ".0f") for v in keyl["extra_cpu_s"]]})
 
 
@@ -251,12 +264,21 @@ def claims_markdown(root: str, *, rows: dict[str, pd.DataFrame] | None = None,
     lines += [""]
     keyl = frames["key_lines"]
     if keyl is not None and not keyl.empty:
-        m = int(keyl["family"].iloc[0])
+        m, m_sanity, has_evidence = _key_families(keyl)
+        if has_evidence:
+            family = (f"the Bonferroni level of this profile's {m} evidence lines with a p-value, "
+                      "those whose premise is not met included (the family once every premise "
+                      "holds; the strictest level Holm tests a line at)."
+                      + (f" A sanity line is costed at the level of its own family, a/{m_sanity}."
+                         if m_sanity is not None else ""))
+        else:
+            family = (f"the Bonferroni level of this profile's {m} sanity lines with a p-value "
+                      "(every key line here is a sanity line).")
         lines += ["### Key lines: the effect reached and what the margin would cost", "",
                   f"BRCD vs KD and vs the undistilled student at {int(keyl['bits'].iloc[0])} bits. "
                   f"*SDE*: the smallest detectable effect (80 % power) at the raw level alpha = "
-                  f"{ALPHA:g}, and in brackets at a/{m}, the Bonferroni level of this profile's {m} "
-                  f"testable evidence lines (the strictest level Holm tests a line at). *Seeds*: the seeds "
+                  f"{ALPHA:g}, and in brackets at a/{m}, {family}"
+                  " *Seeds*: the seeds "
                   f"(at the same seed SD) for that effect to reach {MARGIN:g} mAP, at the two levels; "
                   f"*CPU s*: the "
                   f"seeds missing at a/{m} times the rows' own wall time of one run of each of the "

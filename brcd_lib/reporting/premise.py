@@ -10,7 +10,11 @@ undistilled student against the teacher's codes, which it never saw):
 * **teacher above the undistilled student**: the teacher's mean test mAP minus the undistilled
   student's (``method == "none"``) is at least ``sds`` (2) seed standard deviations of that
   difference, ``sqrt(sd_teacher**2 + sd_student**2)``, each over its seeds (a single teacher run
-  contributes no spread; the student's seed spread is then the whole of it);
+  contributes no spread; the student's seed spread is then the whole of it). The unit is the
+  seed: where a setting holds the undistilled student once per teacher (the teacher-seed study
+  trains it under each teacher, and only its stopping reads the teacher, through the asymmetric
+  validation), its runs of one student seed are averaged first, so that n counts student seeds,
+  not replicates of them; likewise a teacher seed that appears in several rows counts once;
 * **undistilled student above LSH on raw pixels**: its mean test mAP is above the LSH row's.
 
 :func:`premise_check` gives one line per setting with both parts and a status: ``met``,
@@ -31,14 +35,23 @@ SDS = 2.0
 MET, NOT_MET, NOT_MEASURED = "met", "not met", "not measured"
 PREMISE_RULE = ("symmetric paradigm, per code length: the teacher's mean test mAP is above the "
                 "undistilled student's by at least 2 seed standard deviations of the difference "
-                "(sqrt(sd_teacher^2 + sd_student^2) over seeds), and the undistilled student's mean "
-                "is above LSH on raw pixels")
+                "(sqrt(sd_teacher^2 + sd_student^2) over seeds; a seed that appears in several "
+                "rows, e.g. one undistilled student per teacher seed, is averaged to one unit), "
+                "and the undistilled student's mean is above LSH on raw pixels")
 
 
 def _ok(rows: pd.DataFrame) -> pd.DataFrame:
     if "status" in rows:
         rows = rows[rows["status"] == "ok"]
     return rows[rows["value"].notna()]
+
+
+def _per_unit(rows: pd.DataFrame, unit: str) -> pd.Series:
+    """The rows' values, one per ``unit`` (the mean of the rows that share it), or every value
+    when the rows have no such column."""
+    if unit not in rows or not rows[unit].duplicated().any():
+        return rows["value"]
+    return rows.groupby(unit, dropna=False)["value"].mean()
 
 
 def _stats(values: pd.Series) -> tuple[float, float, int]:
@@ -80,8 +93,9 @@ def premise_check(rows: pd.DataFrame, *, lsh: pd.DataFrame | None = None,
         t_rows = teachers
         for col in teacher_by + ["bits"]:
             t_rows = t_rows[t_rows[col] == fields[col]]
-        t_mean, t_sd, t_n = _stats(t_rows["value"])
-        s_mean, s_sd, s_n = _stats(sub["value"])
+        t_mean, t_sd, t_n = _stats(_per_unit(t_rows, "teacher_seed" if "teacher_seed" in t_rows
+                                             else "seed"))
+        s_mean, s_sd, s_n = _stats(_per_unit(sub, "seed"))
         gap = t_mean - s_mean
         needed = sds * math.sqrt((t_sd if t_n > 1 else 0.0) ** 2 + (s_sd if s_n > 1 else 0.0) ** 2)
         lsh_value = float(lsh_by_bits.get(fields["bits"], math.nan))
