@@ -709,7 +709,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, after_run=None) -> int:
+    """The command line. ``after_run(results_dir)``: called after a run (not ``--compare``) whose
+    notebooks all finished; ``python -m brcd_lib.reproduce`` passes the report's provenance
+    refresh (:func:`brcd_lib.reporting.report.refresh_provenance`, a layer above this one)."""
     args = get_args_parser().parse_args(argv)
     if args.list:
         for nb in list_notebooks():
@@ -730,6 +733,8 @@ def main(argv: list[str] | None = None) -> int:
         run(args.profile, only=args.only, force=args.force, results_root=args.results_root,
             kernel=args.kernel, log_output=args.log_output, download=args.download,
             executor=args.executor)
+        if after_run is not None:
+            after_run(results_dir(args.profile, args.results_root))
     except ProfileNotReady as err:
         print(str(err), file=sys.stderr)
         return 2

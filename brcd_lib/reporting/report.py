@@ -316,6 +316,53 @@ def _convergence_markdown(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
+def provenance_lines(run_log: dict) -> list[str]:
+    """The report's provenance section from ``run_log.json``: the last run's commit, device and
+    versions, and per notebook its status, wall time, the commit it ran at and how many runs the
+    cache held when it started (a notebook rerun alone, e.g. the report, shows its own commit)."""
+    lines = _heading("Provenance") + ["",
+             f"- commit of the last notebook run: `{run_log.get('commit', 'unknown')}`",
+             f"- device: {run_log.get('device', 'unknown')}",
+             f"- versions: {run_log.get('versions', 'unknown')}",
+             f"- finished: {run_log.get('timestamp', 'unknown')}", "",
+             "| notebook | status | wall time (s) | commit | runs cached before |",
+             "|---|---|--:|---|--:|"]
+    total = 0.0
+    for nb, entry in sorted(run_log.get("notebooks", {}).items()):
+        wall, cached = entry.get("wall_s"), entry.get("runs_cached_before")
+        lines.append(f"| {nb} | {entry.get('status')} | "
+                     f"{'—' if wall is None else f'{float(wall):.0f}'} | "
+                     f"{entry.get('commit') or '—'} | {'—' if cached is None else cached} |")
+        total += float(wall or 0)
+    return lines + [f"| **total** | | {total:.0f} | | |", "",
+                    "(`python -m brcd_lib.reproduce` rewrites this section from `run_log.json` "
+                    "after its last notebook; notebook 11 run on its own, e.g. in Lab, shows its "
+                    "own line as of the previous run.)", ""]
+
+
+def refresh_provenance(root: str) -> list[str]:
+    """After a runner's last notebook: rewrite the provenance section of ``<root>/README.md``
+    (between its anchor and the next section's) and ``<results root>/README.md`` from the
+    finished ``run_log.json``, which notebook 11 could only read before its own entry was
+    written. Returns the paths rewritten (none when there is no report or run log yet)."""
+    run_log, path, done = _run_log(root), os.path.join(root, "README.md"), []
+    if not run_log or not os.path.exists(path):
+        return done
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    head = f'<a id="{anchor("Provenance")}"></a>'
+    if head in text:
+        before, rest = text.split(head, 1)
+        nxt = rest.find('<a id="')
+        after = rest[nxt:] if nxt >= 0 else ""
+        atomic_write_text(path, before + "\n".join(provenance_lines(run_log)) + "\n" + after)
+        done.append(path)
+    index = os.path.join(os.path.dirname(root), "README.md")
+    if os.path.exists(index):
+        done.append(write_results_index(os.path.dirname(root)))
+    return done
+
+
 def write_profile_report(root: str, *, profile) -> str:
     """Write ``<root>/README.md`` and return its path; raises :class:`NothingToReport` when no
     notebook has written anything under ``root``."""
@@ -353,21 +400,7 @@ def write_profile_report(root: str, *, profile) -> str:
     lines += _heading(title_of("convergence")) + [""]
     lines += _convergence_markdown(write_convergence_table(root, rows=rows))
     if run_log:
-        lines += _heading("Provenance") + ["",
-                  f"- commit: `{run_log.get('commit', 'unknown')}`",
-                  f"- device: {run_log.get('device', 'unknown')}",
-                  f"- versions: {run_log.get('versions', 'unknown')}",
-                  f"- finished: {run_log.get('timestamp', 'unknown')}", "",
-                  "| notebook | status | wall time (s) |", "|---|---|--:|"]
-        total = 0.0
-        for nb, entry in sorted(run_log.get("notebooks", {}).items()):
-            wall = entry.get("wall_s")
-            lines.append(f"| {nb} | {entry.get('status')} | "
-                         f"{'—' if wall is None else f'{float(wall):.0f}'} |")
-            total += float(wall or 0)
-        lines += [f"| **total** | | {total:.0f} |", ""]
-        lines += ["(This report is written by notebook 11 while it runs, so its own line shows the "
-                  "previous run's time.)", ""]
+        lines += provenance_lines(run_log)
     lines += _heading("Manifest") + ["", "| paper artefact | notebook | tables | figures |",
                                       "|---|---|---|---|"]
     for what, nb, tabs, figs in MANIFEST:
