@@ -211,3 +211,22 @@ def test_an_undistilled_student_trained_under_several_teachers_counts_once_per_s
     # gap 0.70833 >= 2 * sqrt(0.125^2 + 0.2357^2) = 0.53359: met
     assert line["needed"] == pytest.approx(0.5335936864527374, rel=1e-12)
     assert line["status"] == "met"
+
+
+def test_teacher_rows_are_never_merged_even_when_they_share_a_teacher_seed():
+    # two teacher runs of one setting that share teacher seed 0 (e.g. two teacher backbones the
+    # setting does not tell apart): two units, mean 1.0, SD 0.25 * sqrt 2 = 0.35355...
+    rows = pd.DataFrame(
+        [{"method": "teacher", "paradigm": "symmetric", "bits": 16, "seed": 0, "teacher_seed": 0,
+          "value": v, "status": "ok"} for v in (0.75, 1.25)]
+        + [{"method": "none", "paradigm": "symmetric", "bits": 16, "seed": s, "teacher_seed": 0,
+            "value": v, "status": "ok"} for s, v in enumerate((0.25, 0.5))]
+        + [{"method": "LSH", "paradigm": "symmetric", "bits": 16, "seed": 0, "teacher_seed": NAN,
+            "value": 0.125, "status": "ok"}])
+    line = premise_check(rows).iloc[0]
+    assert line["teacher_n"] == 2
+    assert line["teacher"] == 1.0
+    assert line["teacher_sd"] == pytest.approx(0.3535533905932738, rel=1e-12)
+    # student: 0.25 and 0.5, SD 0.125 * sqrt 2; needed 2 * sqrt(0.125 + 0.03125) = 0.790569...
+    assert line["needed"] == pytest.approx(0.7905694150420949, rel=1e-12)
+    assert line["status"] == "not met"  # gap 0.625 < 0.7906

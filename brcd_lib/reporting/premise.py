@@ -14,7 +14,8 @@ undistilled student against the teacher's codes, which it never saw):
   seed: where a setting holds the undistilled student once per teacher (the teacher-seed study
   trains it under each teacher, and only its stopping reads the teacher, through the asymmetric
   validation), its runs of one student seed are averaged first, so that n counts student seeds,
-  not replicates of them; likewise a teacher seed that appears in several rows counts once;
+  not replicates of them (each teacher row is one teacher run: rows of different teacher
+  backbones or hashing models may share a teacher seed, so teacher rows are never merged);
 * **undistilled student above LSH on raw pixels**: its mean test mAP is above the LSH row's.
 
 :func:`premise_check` gives one line per setting with both parts and a status: ``met``,
@@ -93,8 +94,7 @@ def premise_check(rows: pd.DataFrame, *, lsh: pd.DataFrame | None = None,
         t_rows = teachers
         for col in teacher_by + ["bits"]:
             t_rows = t_rows[t_rows[col] == fields[col]]
-        t_mean, t_sd, t_n = _stats(_per_unit(t_rows, "teacher_seed" if "teacher_seed" in t_rows
-                                             else "seed"))
+        t_mean, t_sd, t_n = _stats(t_rows["value"])  # one row per teacher run
         s_mean, s_sd, s_n = _stats(_per_unit(sub, "seed"))
         gap = t_mean - s_mean
         needed = sds * math.sqrt((t_sd if t_n > 1 else 0.0) ** 2 + (s_sd if s_n > 1 else 0.0) ** 2)
