@@ -840,3 +840,21 @@ def test_key_lines_without_a_key_line_or_a_table_are_empty():
     pooled = _kl_table().assign(code_length="pooled")
     pd.testing.assert_frame_equal(claims.key_lines(pooled), pd.DataFrame())
     pd.testing.assert_frame_equal(claims.key_lines(pooled.iloc[:0]), pd.DataFrame())
+
+
+def test_key_lines_of_a_kind_without_a_p_value_sit_in_a_family_of_one():
+    """No evidence line has a p-value (one seed each): the evidence family is 1, not 0, so the
+    family level is the raw level and the family columns repeat the raw ones."""
+    table = pd.DataFrame([
+        ["beats_baselines", KD, "symmetric", "32", "evidence", 3, 0.0, 0.01, NAN, "inconclusive"],
+        ["beats_no_kd", NOKD, "symmetric", "32", "sanity", 3, 0.0, 0.01, 0.2, "inconclusive"],
+    ], columns=KL)
+    sde, seeds = _sde(0.01, 3, 0.05), _seeds(0.01, 0.01, 0.05)
+    expected = pd.DataFrame([
+        [KD, "symmetric", 32, "evidence", 3, 0.0, 0.01, sde, 1, sde, 0.01, seeds, seeds, NAN,
+         "inconclusive"],
+        [NOKD, "symmetric", 32, "sanity", 3, 0.0, 0.01, sde, 1, sde, 0.01, seeds, seeds, NAN,
+         "inconclusive"],
+    ], columns=KEY_COLS)
+    pd.testing.assert_frame_equal(claims.key_lines(table, margin=0.01, alpha=0.05), expected,
+                                  check_exact=False, rtol=1e-8)

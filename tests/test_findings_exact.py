@@ -1009,3 +1009,28 @@ def test_measured_effects_no_pairs_cases(monkeypatch, lines, want):
     assert F._measured_effects({"upstream_baselines": up}) == {"contrastive_negatives": (
         "measured here (upstream-baselines study, 32 bits, class minus uniform negatives, paired "
         "by seed, raw 95 % intervals): " + want)}
+
+
+def test_key_families_read_the_evidence_line_even_when_a_sanity_line_comes_first():
+    # KEYL reversed: the sanity line (family 2) first, the evidence line (family 6) second
+    assert F._key_families(KEYL.iloc[[1, 0]].reset_index(drop=True)) == (6, 2, True)
+    assert F._key_families(KEYL.iloc[[1]].reset_index(drop=True)) == (2, 2, False)
+    assert F._key_families(KEYL.iloc[[0]].reset_index(drop=True)) == (6, None, True)
+
+
+def test_claims_markdown_key_lines_of_evidence_only_name_no_sanity_level(small_catalogue):
+    keyl = KEYL.iloc[[0]].reset_index(drop=True)
+    frames = {"claims": pd.DataFrame(columns=["claim", "kind", "verdict"]),
+              "overall": pd.DataFrame(columns=["claim", "overall"]),
+              "premise": pd.DataFrame(), "key_lines": keyl}
+    lines = F.claims_markdown("/nonexistent", rows={}, frames=frames)
+    start = lines.index("### Key lines: the effect reached and what the margin would cost")
+    assert lines[start + 2] == (
+        "BRCD vs KD and vs the undistilled student at 32 bits. *SDE*: the smallest detectable "
+        "effect (80 % power) at the raw level alpha = 0.1, and in brackets at a/6, the "
+        "Bonferroni level of this profile's 6 evidence lines with a p-value, those whose premise "
+        "is not met included (the family once every premise holds; the strictest level Holm "
+        "tests a line at). *Seeds*: the seeds (at the same seed SD) for that effect to reach "
+        "0.02 mAP, at the two levels; *CPU s*: the seeds missing at a/6 times the rows' own wall "
+        "time of one run of each of the two methods (measured on the machine that wrote the "
+        "rows).")

@@ -230,3 +230,12 @@ def test_teacher_rows_are_never_merged_even_when_they_share_a_teacher_seed():
     # student: 0.25 and 0.5, SD 0.125 * sqrt 2; needed 2 * sqrt(0.125 + 0.03125) = 0.790569...
     assert line["needed"] == pytest.approx(0.7905694150420949, rel=1e-12)
     assert line["status"] == "not met"  # gap 0.625 < 0.7906
+
+
+def test_rows_without_a_unit_value_stay_units_of_their_own():
+    """_per_unit averages the rows that share a unit value; a row whose unit is missing (NaN)
+    is kept as a unit of its own, never dropped: seed 0 -> (0.125 + 0.375) / 2 = 0.25, the
+    NaN-seed row 0.75 stays (pandas sorts the NaN group last)."""
+    from brcd_lib.reporting.premise import _per_unit
+    rows = pd.DataFrame({"seed": [0.0, 0.0, NAN], "value": [0.125, 0.375, 0.75]})
+    assert _per_unit(rows, "seed").tolist() == [0.25, 0.75]
